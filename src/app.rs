@@ -1,0 +1,58 @@
+//! The services every handler reaches: config, store, templates, chat and the clock.
+
+use crate::chat::Chat;
+use crate::config::Config;
+use crate::render::Renderer;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Where "now" comes from; injected so that tests can run on tokio's paused clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Wall time that advances with tokio's clock, so `tokio::time::pause` and `advance` move it.
+pub struct TokioClock {
+    base: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(base: DateTime<Utc>) -> Self {
+        TokioClock {
+            base,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = chrono::Duration::from_std(self.start.elapsed()).unwrap_or_default();
+        self.base + elapsed
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub renderer: Arc<Renderer>,
+    pub chat: Arc<dyn Chat>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,248 @@
+//! The one door to a chat platform: the [`Chat`] trait, and what goes through it.
+
+pub mod console;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Discord's limits, kept by every adapter so that the console shows what Discord would.
+pub const MAX_CONTENT: usize = 2000;
+pub const MAX_EMBED_DESCRIPTION: usize = 4096;
+pub const MAX_EMBED_TITLE: usize = 256;
+pub const MAX_EMBED_TOTAL: usize = 6000;
+
+/// Who a message may ping. Built only through the constructors, so that a post pings nobody unless
+/// the feature says exactly whom.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Mentions {
+    roles: Vec<u64>,
+    users: Vec<u64>,
+}
+
+impl Mentions {
+    /// Nothing in the text pings anyone, whatever users typed into it.
+    pub fn none() -> Self {
+        Mentions::default()
+    }
+
+    /// Exactly these roles, and nothing else.
+    pub fn roles(roles: &[u64]) -> Self {
+        Mentions {
+            roles: roles.to_vec(),
+            users: Vec::new(),
+        }
+    }
+
+    /// Exactly these users, and nothing else.
+    pub fn users(users: &[u64]) -> Self {
+        Mentions {
+            roles: Vec::new(),
+            users: users.to_vec(),
+        }
+    }
+
+    pub fn role_ids(&self) -> &[u64] {
+        &self.roles
+    }
+
+    pub fn user_ids(&self) -> &[u64] {
+        &self.users
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Embed {
+    pub title: String,
+    pub description: String,
+    pub colour: Option<u32>,
+    pub url: Option<String>,
+    pub footer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ButtonStyle {
+    Primary,
+    Secondary,
+    Success,
+    Danger,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    /// Routes the click back to its handler: `<handler>:<argument>`.
+    pub custom_id: String,
+    pub label: String,
+    pub style: ButtonStyle,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+/// One message the bot sends.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Post {
+    pub content: String,
+    pub embed: Option<Embed>,
+    pub buttons: Vec<Button>,
+    pub mentions: Mentions,
+    pub files: Vec<Attachment>,
+    /// Makes a retried send idempotent (Discord's `enforce_nonce`).
+    pub nonce: Option<String>,
+}
+
+impl Post {
+    pub fn text(content: impl Into<String>) -> Post {
+        Post {
+            content: content.into(),
+            ..Post::default()
+        }
+    }
+
+    pub fn embed(title: impl Into<String>, description: impl Into<String>, colour: Option<u32>) -> Post {
+        Post {
+            embed: Some(Embed {
+                title: title.into(),
+                description: description.into(),
+                colour,
+                url: None,
+                footer: None,
+            }),
+            ..Post::default()
+        }
+    }
+
+    pub fn with_buttons(mut self, buttons: Vec<Button>) -> Post {
+        self.buttons = buttons;
+        self
+    }
+
+    /// Moves text that would break Discord's limits into a Markdown attachment, keeping a short
+    /// pointer in its place, so that a long render is delivered instead of refused.
+    pub fn fit_limits(mut self) -> Post {
+        let content_len = self.content.chars().count();
+        if content_len > MAX_CONTENT {
+            let full = std::mem::take(&mut self.content);
+            self.content = format!("{}…\n(full text attached)", truncate(&full, 300));
+            self.files.push(Attachment {
+                filename: "message.md".into(),
+                bytes: full.into_bytes(),
+            });
+        }
+        if let Some(embed) = &mut self.embed {
+            let title_len = embed.title.chars().count();
+            if title_len > MAX_EMBED_TITLE {
+                embed.title = format!("{}…", truncate(&embed.title, MAX_EMBED_TITLE - 1));
+            }
+            let total = embed.title.chars().count()
+                + embed.description.chars().count()
+                + embed.footer.as_deref().map_or(0, |f| f.chars().count());
+            if embed.description.chars().count() > MAX_EMBED_DESCRIPTION || total > MAX_EMBED_TOTAL {
+                let full = std::mem::take(&mut embed.description);
+                embed.description = format!("{}…\n(full text attached)", truncate(&full, 1000));
+                self.files.push(Attachment {
+                    filename: "details.md".into(),
+                    bytes: full.into_bytes(),
+                });
+            }
+        }
+        self
+    }
+}
+
+/// The first `n` characters of `s`, cut on a character boundary.
+pub fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The place an incident is worked in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub channel: u64,
+    pub name: String,
+    /// How to point people at it: `<#id>` on Discord, `#name` in a terminal.
+    pub mention: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("the chat platform refused: {0}")]
+    Refused(String),
+    #[error("the chat platform did not answer: {0}")]
+    Unavailable(String),
+}
+
+/// What the services need of a chat platform. Discord and the console implement it; nothing else.
+#[async_trait]
+pub trait Chat: Send + Sync {
+    /// Creates an incident's own channel (or thread) named `name`.
+    async fn create_place(&self, name: &str, topic: &str) -> Result<Place, ChatError>;
+
+    /// Sends a post to a channel and returns the message id.
+    async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError>;
+
+    /// How to point people at a channel in text.
+    fn channel_mention(&self, channel: u64) -> String;
+
+    /// How to name a person in text; it pings only if the post's [`Mentions`] allow it.
+    fn user_mention(&self, user: &crate::domain::UserRef) -> String;
+
+    /// The stakeholder channel, if there is one.
+    fn stakeholder_channel(&self) -> Option<u64>;
+}
+
+/// `inc-7-checkout-returns-500`: lower case, dashes, short enough for a channel name.
+pub fn place_name(id: u64, title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = truncate(slug.trim_end_matches('-'), 60).trim_end_matches('-');
+    if slug.is_empty() {
+        format!("inc-{id}")
+    } else {
+        format!("inc-{id}-{slug}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_names_are_channel_safe() {
+        assert_eq!(place_name(1, "Checkout returns 500"), "inc-1-checkout-returns-500");
+        assert_eq!(place_name(2, "@everyone <@&123> DB down!!"), "inc-2-everyone-123-db-down");
+        assert_eq!(place_name(3, "!!!"), "inc-3");
+        assert!(place_name(4, &"x".repeat(300)).len() <= 70);
+    }
+
+    #[test]
+    fn long_posts_become_attachments() {
+        let p = Post::text("a".repeat(2500)).fit_limits();
+        assert!(p.content.chars().count() <= MAX_CONTENT);
+        assert_eq!(p.files.len(), 1);
+        assert_eq!(p.files[0].bytes.len(), 2500);
+        let p = Post::embed("t", "é".repeat(5000), None).fit_limits();
+        assert!(p.embed.unwrap().description.chars().count() <= MAX_EMBED_DESCRIPTION);
+        assert_eq!(p.files[0].filename, "details.md");
+        let short = Post::text("fine");
+        assert_eq!(short.clone().fit_limits(), short);
+    }
+
+    #[test]
+    fn mentions_default_to_nobody() {
+        assert_eq!(Post::text("@everyone").mentions, Mentions::none());
+        assert!(Mentions::none().role_ids().is_empty());
+        assert_eq!(Mentions::roles(&[5]).role_ids(), &[5]);
+    }
+}

@@ -1,0 +1,648 @@
+//! Configuration: built-in defaults, then a TOML file, then `SITREP_<SECTION>__<KEY>` variables.
+//!
+//! Secrets never live here: they are read from the environment by [`Secrets`].
+
+use crate::domain::{Severity, COMMANDER};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// A duration written with units in config: `"5s"`, `"10m"`, `"2h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub std::time::Duration);
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        humantime::parse_duration(s.trim())
+            .map(Dur)
+            .map_err(|e| format!("`{s}` is not a duration like \"30s\", \"10m\" or \"2h\" ({e})"))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentMode {
+    Channel,
+    Thread,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordConfig {
+    pub application_id: Option<u64>,
+    pub guild_id: Option<u64>,
+    /// Discord's API, or a Discord-compatible proxy that rate-limits for us.
+    pub api_base: String,
+    pub incident_mode: IncidentMode,
+    pub incident_category_id: Option<u64>,
+    pub incident_parent_channel_id: Option<u64>,
+    pub stakeholder_channel_id: Option<u64>,
+    pub register_commands: bool,
+    /// Asks for the privileged message-content intent.
+    pub message_content: bool,
+    /// Extra trusted CA (PEM) for reaching a stand-in for discord.com over TLS.
+    pub ca_file: Option<PathBuf>,
+    /// `HOST:PORT:ADDR:PORT`, as curl's `--connect-to`.
+    pub connect_to: Option<String>,
+    pub connect_timeout: Dur,
+    pub request_timeout: Dur,
+}
+
+pub const DISCORD_API: &str = "https://discord.com";
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            application_id: None,
+            guild_id: None,
+            api_base: DISCORD_API.into(),
+            incident_mode: IncidentMode::Channel,
+            incident_category_id: None,
+            incident_parent_channel_id: None,
+            stakeholder_channel_id: None,
+            register_commands: true,
+            message_content: false,
+            ca_file: None,
+            connect_to: None,
+            connect_timeout: Dur(std::time::Duration::from_secs(5)),
+            request_timeout: Dur(std::time::Duration::from_secs(15)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("./sitrep-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where the health, metrics, webhook and export endpoints listen; empty turns them off.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityConfig {
+    pub name: String,
+    /// `#rrggbb`; the embed colour of everything the incident posts.
+    pub colour: String,
+    #[serde(default)]
+    pub update_every: Option<Dur>,
+    #[serde(default)]
+    pub update_cron: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl SeverityConfig {
+    pub fn colour_value(&self) -> Option<u32> {
+        let hex = self.colour.strip_prefix('#')?;
+        if hex.len() != 6 {
+            return None;
+        }
+        u32::from_str_radix(hex, 16).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    #[serde(default)]
+    pub description: String,
+    /// Discord roles whose members may hold this incident role; empty means anyone.
+    #[serde(default)]
+    pub discord_roles: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub discord: DiscordConfig,
+    pub storage: StorageConfig,
+    pub http: HttpConfig,
+    pub severities: BTreeMap<String, SeverityConfig>,
+    pub roles: BTreeMap<String, RoleConfig>,
+    /// Folder of operator templates that replace the built-in ones, file by file.
+    pub templates: TemplatesConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    pub dir: Option<PathBuf>,
+}
+
+fn severity(name: &str, colour: &str, every: Option<u64>, description: &str) -> SeverityConfig {
+    SeverityConfig {
+        name: name.into(),
+        colour: colour.into(),
+        update_every: every.map(|m| Dur(std::time::Duration::from_secs(m * 60))),
+        update_cron: None,
+        description: Some(description.into()),
+    }
+}
+
+fn role(description: &str) -> RoleConfig {
+    RoleConfig {
+        description: description.into(),
+        discord_roles: Vec::new(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            discord: DiscordConfig::default(),
+            storage: StorageConfig::default(),
+            http: HttpConfig::default(),
+            severities: BTreeMap::from([
+                ("SEV1".into(), severity("Critical", "#d0021b", Some(15), "Customer-facing outage or data loss")),
+                ("SEV2".into(), severity("Major", "#f5a623", Some(30), "Major feature degraded for many customers")),
+                ("SEV3".into(), severity("Minor", "#f8e71c", Some(60), "Minor feature degraded, workaround exists")),
+                ("SEV4".into(), severity("Low", "#4a90e2", None, "No customer impact yet")),
+            ]),
+            roles: BTreeMap::from([
+                (COMMANDER.into(), role("Leads the response and makes the calls")),
+                ("communications".into(), role("Keeps stakeholders informed")),
+                ("scribe".into(), role("Keeps the timeline complete")),
+            ]),
+            templates: TemplatesConfig::default(),
+        }
+    }
+}
+
+/// Secrets, read from the environment only; `Debug` never shows them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub discord_token: Option<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("discord_token", &self.discord_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Secrets {
+    pub fn from_env(env: &BTreeMap<String, String>) -> Secrets {
+        Secrets {
+            discord_token: env
+                .get("SITREP_DISCORD_TOKEN")
+                .filter(|t| !t.trim().is_empty())
+                .cloned(),
+        }
+    }
+}
+
+/// Secret variables that look like config overrides but are not.
+const SECRET_VARS: &[&str] = &[
+    "SITREP_DISCORD_TOKEN",
+    "SITREP_DEPLOY_WEBHOOK_SECRET",
+    "SITREP_GITHUB_TOKEN",
+    "SITREP_HTTP_ADMIN_TOKEN",
+    "SITREP_PROMETHEUS_TOKEN",
+];
+
+impl Config {
+    /// Loads defaults, then the file (if any), then `SITREP_<SECTION>__<KEY>` variables from `env`.
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        Self::from_parts(text.as_ref().map(|(o, t)| (o.as_str(), t.as_str())), env)
+    }
+
+    /// As [`Config::load`], with the file's text given directly; `origin` names it in errors.
+    pub fn from_parts(
+        file: Option<(&str, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+            origin: "built-in defaults".into(),
+            message: e.to_string(),
+        })?;
+        if let Some((origin, text)) = file {
+            let parsed: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
+                origin: origin.into(),
+                message: e.to_string(),
+            })?;
+            // Validate the file alone first so that errors point at its lines.
+            toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
+                origin: origin.into(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, parsed, true);
+        }
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix("SITREP_") else {
+                continue;
+            };
+            if SECRET_VARS.contains(&var.as_str()) || !rest.contains("__") {
+                continue;
+            }
+            let path: Vec<&str> = rest.split("__").collect();
+            set_path(&mut value, &path, parse_env_value(raw)).map_err(|message| {
+                ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                }
+            })?;
+        }
+        value.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            origin: "configuration (after environment overrides)".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Every problem that would stop or hobble the bot, worded for the operator.
+    pub fn problems(&self, secrets: &Secrets, for_discord: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.severities.is_empty() {
+            out.push("[severities] is empty; define at least SEV1".into());
+        }
+        for (key, sev) in &self.severities {
+            if key.parse::<Severity>().map(|s| s.to_string()) != Ok(key.clone()) {
+                out.push(format!("[severities.{key}]: severity keys are SEV1, SEV2, …"));
+            }
+            if sev.colour_value().is_none() {
+                out.push(format!(
+                    "[severities.{key}] colour = \"{}\" is not a #rrggbb colour",
+                    sev.colour
+                ));
+            }
+            if sev.name.trim().is_empty() {
+                out.push(format!("[severities.{key}] name is empty"));
+            }
+            if sev.update_every.is_some() && sev.update_cron.is_some() {
+                out.push(format!(
+                    "[severities.{key}] sets both update_every and update_cron; keep one"
+                ));
+            }
+            if let Some(cron) = &sev.update_cron {
+                if let Err(e) = cron::Schedule::from_str(cron) {
+                    out.push(format!("[severities.{key}] update_cron = \"{cron}\": {e}"));
+                }
+            }
+            if let Some(every) = sev.update_every {
+                if every.0 < std::time::Duration::from_secs(60) {
+                    out.push(format!(
+                        "[severities.{key}] update_every = \"{every}\" is under one minute"
+                    ));
+                }
+            }
+        }
+        if !self.roles.contains_key(COMMANDER) {
+            out.push("[roles] must define `commander`".into());
+        }
+        if for_discord {
+            let d = &self.discord;
+            if secrets.discord_token.is_none() {
+                out.push("SITREP_DISCORD_TOKEN is not set (the bot token, from the environment only)".into());
+            }
+            if d.application_id.is_none() {
+                out.push("[discord] application_id is not set".into());
+            }
+            if d.guild_id.is_none() {
+                out.push("[discord] guild_id is not set".into());
+            }
+            if d.stakeholder_channel_id.is_none() {
+                out.push("[discord] stakeholder_channel_id is not set: nowhere to announce incidents".into());
+            }
+            if d.incident_mode == IncidentMode::Thread && d.incident_parent_channel_id.is_none() {
+                out.push("[discord] incident_mode = \"thread\" needs incident_parent_channel_id".into());
+            }
+            if let Err(e) = url_like(&d.api_base) {
+                out.push(format!("[discord] api_base: {e}"));
+            }
+            if let Some(ct) = &d.connect_to {
+                if ct.split(':').count() != 4 {
+                    out.push(format!(
+                        "[discord] connect_to = \"{ct}\" must look like \"discord.com:443:127.0.0.1:8443\""
+                    ));
+                }
+            }
+            if let Some(ca) = &d.ca_file {
+                if !ca.exists() {
+                    out.push(format!("[discord] ca_file {} does not exist", ca.display()));
+                }
+            }
+        }
+        if let Some(dir) = &self.templates.dir {
+            if !dir.is_dir() {
+                out.push(format!("[templates] dir {} is not a folder", dir.display()));
+            }
+        }
+        out
+    }
+
+    /// The severities in order, SEV1 first.
+    pub fn severity_levels(&self) -> Vec<Severity> {
+        let mut v: Vec<Severity> = self
+            .severities
+            .keys()
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn severity(&self, sev: Severity) -> Option<&SeverityConfig> {
+        self.severities.get(&sev.to_string())
+    }
+
+    /// A one-screen summary for `check-config`.
+    pub fn summary(&self) -> String {
+        let d = &self.discord;
+        let id = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let mut s = String::new();
+        s.push_str(&format!(
+            "discord    application {} · guild {} · api {} · incidents as {} (category {}, parent {}) · stakeholders {} · register commands {} · message content {}\n",
+            id(d.application_id),
+            id(d.guild_id),
+            d.api_base,
+            match d.incident_mode { IncidentMode::Channel => "channels", IncidentMode::Thread => "threads" },
+            id(d.incident_category_id),
+            id(d.incident_parent_channel_id),
+            id(d.stakeholder_channel_id),
+            d.register_commands,
+            d.message_content,
+        ));
+        s.push_str(&format!("storage    {}\n", self.storage.path.display()));
+        s.push_str(&format!(
+            "http       {}\n",
+            if self.http.listen.is_empty() { "off" } else { &self.http.listen }
+        ));
+        for (key, sev) in &self.severities {
+            let cadence = match (&sev.update_every, &sev.update_cron) {
+                (Some(e), _) => format!("every {e}"),
+                (None, Some(c)) => format!("cron {c}"),
+                (None, None) => "no scheduled updates".into(),
+            };
+            s.push_str(&format!("severity   {key} {} {} · {cadence}\n", sev.name, sev.colour));
+        }
+        for (name, role) in &self.roles {
+            let who = if role.discord_roles.is_empty() {
+                "anyone".to_string()
+            } else {
+                format!("roles {:?}", role.discord_roles)
+            };
+            s.push_str(&format!("role       {name} · {who}\n"));
+        }
+        s.push_str(&format!(
+            "templates  {}\n",
+            self.templates
+                .dir
+                .as_ref()
+                .map_or("built-in".to_string(), |d| d.display().to_string())
+        ));
+        s
+    }
+}
+
+fn url_like(s: &str) -> Result<(), String> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("`{s}` must start with http:// or https://"))
+    }
+}
+
+/// Environment values are TOML when they parse as one (`42`, `true`, `[1, 2]`), else strings.
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(root: &mut toml::Value, path: &[&str], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = root;
+    for part in parents {
+        let table = cur.as_table_mut().ok_or("not a table")?;
+        let key = existing_key(table, part);
+        cur = table
+            .entry(key)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    let table = cur
+        .as_table_mut()
+        .ok_or_else(|| format!("{} is not a section", parents.join(".")))?;
+    let key = existing_key(table, last);
+    table.insert(key, value);
+    Ok(())
+}
+
+/// Environment names are upper case; config keys are lower case except table names like SEV1.
+fn existing_key(table: &toml::Table, part: &str) -> String {
+    table
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(part))
+        .cloned()
+        .unwrap_or_else(|| part.to_ascii_lowercase())
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value, top: bool) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                // A file that lists severities or roles replaces the defaults, not adds to them.
+                let replace = top && (k == "severities" || k == "roles");
+                match b.get_mut(&k) {
+                    Some(existing) if !replace => merge(existing, v, false),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_usable_without_a_file() {
+        let c = Config::from_parts(None, &env(&[])).unwrap();
+        assert_eq!(c.discord.api_base, DISCORD_API);
+        assert_eq!(c.storage.path, PathBuf::from("./sitrep-data"));
+        assert_eq!(c.severity_levels().len(), 4);
+        assert!(c.problems(&Secrets::default(), false).is_empty());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let toml = r##"
+            [discord]
+            application_id = 11
+            guild_id = 22
+            incident_mode = "thread"
+            incident_parent_channel_id = 33
+
+            [severities.SEV1]
+            name = "Everything is on fire"
+            colour = "#ff0000"
+            update_every = "10m"
+        "##;
+        let c = Config::from_parts(
+            Some(("test.toml", toml)),
+            &env(&[
+                ("SITREP_DISCORD__API_BASE", "http://127.0.0.1:9999"),
+                ("SITREP_DISCORD__GUILD_ID", "44"),
+                ("SITREP_SEVERITIES__SEV1__UPDATE_EVERY", "5m"),
+                ("SITREP_DISCORD_TOKEN", "not-a-config-key"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.discord.application_id, Some(11));
+        assert_eq!(c.discord.guild_id, Some(44));
+        assert_eq!(c.discord.api_base, "http://127.0.0.1:9999");
+        assert_eq!(c.discord.incident_mode, IncidentMode::Thread);
+        assert_eq!(c.severities.len(), 1, "a file's severities replace the defaults");
+        assert_eq!(
+            c.severities["SEV1"].update_every,
+            Some(Dur(std::time::Duration::from_secs(300)))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_parts(Some(("a.toml", "[discord]\napi_bsae = \"x\"\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_bsae"), "{err}");
+        assert!(err.starts_with("a.toml"), "{err}");
+        let err = Config::from_parts(None, &env(&[("SITREP_STORAGE__PATHH", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pathh"), "{err}");
+        let err = Config::from_parts(Some(("a.toml", "[nope]\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn bad_durations_are_explained() {
+        let err = Config::from_parts(
+            Some(("a.toml", "[severities.SEV1]\nname=\"x\"\ncolour=\"#000000\"\nupdate_every = \"soon\"\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn problems_are_all_reported() {
+        let toml = r##"
+            [discord]
+            incident_mode = "thread"
+            [severities.SEV1]
+            name = ""
+            colour = "red"
+            update_every = "30s"
+            [severities.SEV2]
+            name = "Major"
+            colour = "#00ff00"
+            update_cron = "every tuesday"
+            [roles.scribe]
+        "##;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        let problems = c.problems(&Secrets::default(), true);
+        let all = problems.join("\n");
+        for needle in [
+            "not a #rrggbb",
+            "name is empty",
+            "under one minute",
+            "update_cron",
+            "must define `commander`",
+            "SITREP_DISCORD_TOKEN",
+            "application_id",
+            "incident_parent_channel_id",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = Secrets::from_env(&env(&[("SITREP_DISCORD_TOKEN", "hunter2")]));
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.discord_token.as_deref(), Some("hunter2"));
+    }
+}

@@ -1,0 +1,225 @@
+//! Timeline events: every fact about an incident, appended and never rewritten.
+
+use super::{Severity, State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A person as the chat platform knows them. The name is a snapshot, kept for the post-mortem.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: u64,
+    pub name: String,
+}
+
+impl UserRef {
+    pub fn new(id: u64, name: impl Into<String>) -> Self {
+        UserRef {
+            id,
+            name: name.into(),
+        }
+    }
+}
+
+/// Who or what caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    User(UserRef),
+    Scheduler,
+    Webhook { source: String },
+    System,
+}
+
+impl Actor {
+    pub fn user(&self) -> Option<&UserRef> {
+        match self {
+            Actor::User(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Actor::User(u) => u.name.clone(),
+            Actor::Scheduler => "sitrep (scheduled)".into(),
+            Actor::Webhook { source } => format!("{source} (webhook)"),
+            Actor::System => "sitrep".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub kind: EventKind,
+}
+
+/// What happened. Variants only grow; old ones stay readable because stored values carry a schema
+/// version and serde ignores nothing silently here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    Opened {
+        title: String,
+        severity: Severity,
+        summary: Option<String>,
+        service: Option<String>,
+        /// When the problem began; may be earlier than the declaration.
+        started: DateTime<Utc>,
+        /// The incident's own channel or thread, when the chat platform made one.
+        channel: Option<u64>,
+        channel_name: Option<String>,
+        #[serde(default)]
+        drill: bool,
+    },
+    SeverityChanged {
+        from: Severity,
+        to: Severity,
+        reason: Option<String>,
+    },
+    StateChanged {
+        from: State,
+        to: State,
+    },
+    RoleAssigned {
+        role: String,
+        user: UserRef,
+    },
+    RoleRelinquished {
+        role: String,
+        user: UserRef,
+    },
+    /// A status update: typed by a human (`automated == false`) or posted on the cadence.
+    StatusPosted {
+        automated: bool,
+        state: State,
+        text: String,
+    },
+    NoteAdded {
+        text: String,
+    },
+    ActionItemAdded {
+        text: String,
+        owner: Option<UserRef>,
+        due: Option<DateTime<Utc>>,
+    },
+    Escalated {
+        escalation: u32,
+        target: String,
+        level: u32,
+        roles: Vec<u64>,
+        reason: String,
+    },
+    EscalationAcknowledged {
+        escalation: u32,
+    },
+    EscalationTimedOut {
+        escalation: u32,
+        level: u32,
+    },
+    DeployObserved {
+        service: String,
+        version: String,
+        environment: Option<String>,
+        url: Option<String>,
+        deployed_at: DateTime<Utc>,
+    },
+    MetricSnapshot {
+        query: String,
+        summary: String,
+        chart: Option<String>,
+    },
+    MessageCaptured {
+        message_id: u64,
+        author: UserRef,
+        content: String,
+        /// `created`, `edited`, `deleted` or `highlighted`.
+        change: String,
+    },
+    Resolved {
+        summary: String,
+    },
+    Reopened {
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The name used in logs and the post-mortem timeline.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Opened { .. } => "opened",
+            EventKind::SeverityChanged { .. } => "severity_changed",
+            EventKind::StateChanged { .. } => "state_changed",
+            EventKind::RoleAssigned { .. } => "role_assigned",
+            EventKind::RoleRelinquished { .. } => "role_relinquished",
+            EventKind::StatusPosted { .. } => "status_posted",
+            EventKind::NoteAdded { .. } => "note_added",
+            EventKind::ActionItemAdded { .. } => "action_item_added",
+            EventKind::Escalated { .. } => "escalated",
+            EventKind::EscalationAcknowledged { .. } => "escalation_acknowledged",
+            EventKind::EscalationTimedOut { .. } => "escalation_timed_out",
+            EventKind::DeployObserved { .. } => "deploy_observed",
+            EventKind::MetricSnapshot { .. } => "metric_snapshot",
+            EventKind::MessageCaptured { .. } => "message_captured",
+            EventKind::Resolved { .. } => "resolved",
+            EventKind::Reopened { .. } => "reopened",
+        }
+    }
+
+    /// One line for timelines: what happened, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::Opened {
+                title, severity, ..
+            } => format!("Opened as {severity}: {title}"),
+            EventKind::SeverityChanged { from, to, reason } => match reason {
+                Some(r) => format!("Severity {from} → {to}: {r}"),
+                None => format!("Severity {from} → {to}"),
+            },
+            EventKind::StateChanged { from, to } => format!("State {from} → {to}"),
+            EventKind::RoleAssigned { role, user } => format!("{} is {role}", user.name),
+            EventKind::RoleRelinquished { role, user } => {
+                format!("{} is no longer {role}", user.name)
+            }
+            EventKind::StatusPosted {
+                automated: false,
+                text,
+                ..
+            } => format!("Update: {text}"),
+            EventKind::StatusPosted {
+                automated: true, ..
+            } => "Scheduled status update posted".into(),
+            EventKind::NoteAdded { text } => format!("Note: {text}"),
+            EventKind::ActionItemAdded { text, owner, .. } => match owner {
+                Some(o) => format!("Action item for {}: {text}", o.name),
+                None => format!("Action item: {text}"),
+            },
+            EventKind::Escalated {
+                target,
+                level,
+                reason,
+                ..
+            } => format!("Escalated to {target} (level {level}): {reason}"),
+            EventKind::EscalationAcknowledged { escalation } => {
+                format!("Escalation #{escalation} acknowledged")
+            }
+            EventKind::EscalationTimedOut { escalation, level } => {
+                format!("Escalation #{escalation} not acknowledged at level {level}")
+            }
+            EventKind::DeployObserved {
+                service, version, ..
+            } => format!("Deploy of {service} {version}"),
+            EventKind::MetricSnapshot { query, .. } => format!("Metric snapshot: {query}"),
+            EventKind::MessageCaptured {
+                author,
+                content,
+                change,
+                ..
+            } => format!("Message {change} by {}: {content}", author.name),
+            EventKind::Resolved { summary } => format!("Resolved: {summary}"),
+            EventKind::Reopened { reason } => format!("Reopened: {reason}"),
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! An incident's current state as the fold of its timeline, and the rules that decide new events.
+
+use super::{human_duration, Actor, Event, EventKind, IncidentId, Severity, State, UserRef, COMMANDER};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A rule was broken; the text is shown to the responder as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("`{0}` is not an incident id; they look like INC-7")]
+    BadIncidentId(String),
+    #[error("`{0}` is not a severity; use SEV1, SEV2, …")]
+    BadSeverity(String),
+    #[error("`{0}` is not a state; use investigating, identified, monitoring or resolved")]
+    BadState(String),
+    #[error("{0} is resolved; reopen it with `/incident reopen` first")]
+    Resolved(IncidentId),
+    #[error("{0} is not resolved, so there is nothing to reopen")]
+    NotResolved(IncidentId),
+    #[error("{id} is already {state}; it can move forward (investigating → identified → monitoring) but not back to {to}")]
+    Backwards { id: IncidentId, state: State, to: State },
+    #[error("use `/incident resolve` to resolve {0}, so that a summary is recorded")]
+    ResolveThroughResolve(IncidentId),
+    #[error("{id} is already {severity}")]
+    SameSeverity { id: IncidentId, severity: Severity },
+    #[error("{user} is already the {role} of {id}")]
+    AlreadyHolds { id: IncidentId, user: String, role: String },
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{what} is {len} characters long; the limit is {max}")]
+    TooLong { what: &'static str, len: usize, max: usize },
+    #[error("`started` must be in the past; {0} is in the future")]
+    StartedInFuture(String),
+}
+
+/// Who held which role, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleAssignment {
+    pub role: String,
+    pub user: UserRef,
+    pub assumed: DateTime<Utc>,
+    pub relinquished: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionItem {
+    pub text: String,
+    pub owner: Option<UserRef>,
+    pub due: Option<DateTime<Utc>>,
+    pub added: DateTime<Utc>,
+}
+
+/// The moments the metrics derive from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Times {
+    pub started: Option<DateTime<Utc>>,
+    pub declared: Option<DateTime<Utc>>,
+    /// First human response after the declaration: an update, a role taken, a note, an ack.
+    pub acknowledged: Option<DateTime<Utc>>,
+    pub identified: Option<DateTime<Utc>>,
+    /// First time the incident reached monitoring (or resolved, when monitoring was skipped).
+    pub mitigated: Option<DateTime<Utc>>,
+    pub resolved: Option<DateTime<Utc>>,
+}
+
+/// A human status update, the latest of which status posts quote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HumanUpdate {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub text: String,
+}
+
+/// The folded state of one incident. Cached in the store beside the events that built it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub title: String,
+    pub severity: Severity,
+    pub state: State,
+    pub summary: Option<String>,
+    pub service: Option<String>,
+    pub channel: Option<u64>,
+    pub channel_name: Option<String>,
+    pub drill: bool,
+    pub opened_by: Actor,
+    pub times: Times,
+    /// Since the last state change; "monitoring for 20m" in status posts.
+    pub state_since: DateTime<Utc>,
+    pub roles: Vec<RoleAssignment>,
+    pub action_items: Vec<ActionItem>,
+    pub notes: u32,
+    pub last_update: Option<HumanUpdate>,
+    pub last_status_post: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub reopened: u32,
+    /// How many events the timeline holds; the next event's sequence number.
+    pub events: u32,
+}
+
+pub const MAX_TITLE: usize = 150;
+pub const MAX_TEXT: usize = 4000;
+
+/// Checks a piece of user text: trimmed, not empty, not longer than `max` characters.
+pub fn require_text(what: &'static str, text: &str, max: usize) -> Result<String, RuleError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(RuleError::Empty(what));
+    }
+    let len = t.chars().count();
+    if len > max {
+        return Err(RuleError::TooLong { what, len, max });
+    }
+    Ok(t.to_string())
+}
+
+impl Incident {
+    /// Builds the incident from its first event, which must be `Opened`.
+    pub fn from_opened(id: IncidentId, event: &Event) -> Option<Incident> {
+        let EventKind::Opened {
+            title,
+            severity,
+            summary,
+            service,
+            started,
+            channel,
+            channel_name,
+            drill,
+        } = &event.kind
+        else {
+            return None;
+        };
+        let mut roles = Vec::new();
+        if let Some(u) = event.actor.user() {
+            roles.push(RoleAssignment {
+                role: COMMANDER.into(),
+                user: u.clone(),
+                assumed: event.at,
+                relinquished: None,
+            });
+        }
+        Some(Incident {
+            id,
+            title: title.clone(),
+            severity: *severity,
+            state: State::Investigating,
+            summary: summary.clone(),
+            service: service.clone(),
+            channel: *channel,
+            channel_name: channel_name.clone(),
+            drill: *drill,
+            opened_by: event.actor.clone(),
+            times: Times {
+                started: Some(*started),
+                declared: Some(event.at),
+                ..Times::default()
+            },
+            state_since: event.at,
+            roles,
+            action_items: Vec::new(),
+            notes: 0,
+            last_update: None,
+            last_status_post: None,
+            resolution: None,
+            reopened: 0,
+            events: 1,
+        })
+    }
+
+    /// Folds one more event in. Never fails: rules are checked before an event is written.
+    pub fn apply(&mut self, event: &Event) {
+        self.events += 1;
+        let human = event.actor.user().is_some();
+        match &event.kind {
+            EventKind::Opened { .. } => {}
+            EventKind::SeverityChanged { to, .. } => self.severity = *to,
+            EventKind::StateChanged { to, .. } => self.enter(*to, event.at),
+            EventKind::RoleAssigned { role, user } => {
+                self.relinquish(role, event.at);
+                self.roles.push(RoleAssignment {
+                    role: role.clone(),
+                    user: user.clone(),
+                    assumed: event.at,
+                    relinquished: None,
+                });
+            }
+            EventKind::RoleRelinquished { role, user } => {
+                for r in self.roles.iter_mut() {
+                    if &r.role == role && r.user.id == user.id && r.relinquished.is_none() {
+                        r.relinquished = Some(event.at);
+                    }
+                }
+            }
+            EventKind::StatusPosted {
+                automated, text, ..
+            } => {
+                if *automated {
+                    self.last_status_post = Some(event.at);
+                } else {
+                    self.last_update = Some(HumanUpdate {
+                        at: event.at,
+                        by: event.actor.label(),
+                        text: text.clone(),
+                    });
+                }
+            }
+            EventKind::NoteAdded { .. } => self.notes += 1,
+            EventKind::ActionItemAdded { text, owner, due } => {
+                self.action_items.push(ActionItem {
+                    text: text.clone(),
+                    owner: owner.clone(),
+                    due: *due,
+                    added: event.at,
+                })
+            }
+            EventKind::Resolved { summary } => {
+                self.enter(State::Resolved, event.at);
+                self.resolution = Some(summary.clone());
+            }
+            EventKind::Reopened { .. } => {
+                self.state = State::Investigating;
+                self.state_since = event.at;
+                self.times.resolved = None;
+                self.reopened += 1;
+            }
+            EventKind::Escalated { .. }
+            | EventKind::EscalationTimedOut { .. }
+            | EventKind::DeployObserved { .. }
+            | EventKind::MetricSnapshot { .. }
+            | EventKind::MessageCaptured { .. } => {}
+            EventKind::EscalationAcknowledged { .. } => {}
+        }
+        let responds = matches!(
+            event.kind,
+            EventKind::StateChanged { .. }
+                | EventKind::StatusPosted {
+                    automated: false,
+                    ..
+                }
+                | EventKind::RoleAssigned { .. }
+                | EventKind::NoteAdded { .. }
+                | EventKind::SeverityChanged { .. }
+                | EventKind::EscalationAcknowledged { .. }
+                | EventKind::Resolved { .. }
+        );
+        if human && responds && self.times.acknowledged.is_none() {
+            self.times.acknowledged = Some(event.at);
+        }
+    }
+
+    fn enter(&mut self, to: State, at: DateTime<Utc>) {
+        if to != self.state {
+            self.state_since = at;
+        }
+        self.state = to;
+        if to >= State::Identified && self.times.identified.is_none() {
+            self.times.identified = Some(at);
+        }
+        if to >= State::Monitoring && self.times.mitigated.is_none() {
+            self.times.mitigated = Some(at);
+        }
+        if to == State::Resolved {
+            self.times.resolved = Some(at);
+        }
+    }
+
+    fn relinquish(&mut self, role: &str, at: DateTime<Utc>) {
+        for r in self.roles.iter_mut() {
+            if r.role == role && r.relinquished.is_none() {
+                r.relinquished = Some(at);
+            }
+        }
+    }
+
+    /// Current holder of a role.
+    pub fn holder(&self, role: &str) -> Option<&UserRef> {
+        self.roles
+            .iter()
+            .rev()
+            .find(|r| r.role == role && r.relinquished.is_none())
+            .map(|r| &r.user)
+    }
+
+    pub fn commander(&self) -> Option<&UserRef> {
+        self.holder(COMMANDER)
+    }
+
+    /// Roles held right now, in the order they were taken.
+    pub fn current_roles(&self) -> Vec<&RoleAssignment> {
+        self.roles
+            .iter()
+            .filter(|r| r.relinquished.is_none())
+            .collect()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state != State::Resolved
+    }
+
+    fn started(&self) -> Option<DateTime<Utc>> {
+        self.times.started.or(self.times.declared)
+    }
+
+    /// Time to detect: from the start of impact to the declaration.
+    pub fn ttd(&self) -> Option<Duration> {
+        Some(self.times.declared? - self.started()?)
+    }
+
+    /// Time to acknowledge: from the declaration to the first human response.
+    pub fn tta(&self) -> Option<Duration> {
+        Some(self.times.acknowledged? - self.times.declared?)
+    }
+
+    /// Time to mitigate: from the start of impact to monitoring.
+    pub fn ttm(&self) -> Option<Duration> {
+        Some(self.times.mitigated? - self.started()?)
+    }
+
+    /// Time to resolve: from the start of impact to resolution.
+    pub fn ttr(&self) -> Option<Duration> {
+        Some(self.times.resolved? - self.started()?)
+    }
+
+    /// "resolved after 1h 5m" style duration of the whole incident so far.
+    pub fn age(&self, now: DateTime<Utc>) -> String {
+        let start = self.started().unwrap_or(now);
+        human_duration(self.times.resolved.unwrap_or(now) - start)
+    }
+
+    fn open_or_err(&self) -> Result<(), RuleError> {
+        if self.is_open() {
+            Ok(())
+        } else {
+            Err(RuleError::Resolved(self.id))
+        }
+    }
+
+    // The rules: each takes the request and answers with the events it makes, or why not.
+
+    pub fn decide_update(&self, to: Option<State>, text: &str) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        let text = require_text("the update", text, MAX_TEXT)?;
+        let mut out = Vec::new();
+        if let Some(to) = to {
+            if to == State::Resolved {
+                return Err(RuleError::ResolveThroughResolve(self.id));
+            }
+            if to < self.state {
+                return Err(RuleError::Backwards {
+                    id: self.id,
+                    state: self.state,
+                    to,
+                });
+            }
+            if to != self.state {
+                out.push(EventKind::StateChanged {
+                    from: self.state,
+                    to,
+                });
+            }
+        }
+        out.push(EventKind::StatusPosted {
+            automated: false,
+            state: to.unwrap_or(self.state),
+            text,
+        });
+        Ok(out)
+    }
+
+    pub fn decide_severity(
+        &self,
+        to: Severity,
+        reason: Option<&str>,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        if to == self.severity {
+            return Err(RuleError::SameSeverity {
+                id: self.id,
+                severity: to,
+            });
+        }
+        let reason = match reason {
+            Some(r) if !r.trim().is_empty() => Some(require_text("the reason", r, MAX_TEXT)?),
+            _ => None,
+        };
+        Ok(vec![EventKind::SeverityChanged {
+            from: self.severity,
+            to,
+            reason,
+        }])
+    }
+
+    pub fn decide_role(&self, role: &str, user: &UserRef) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        let mut out = Vec::new();
+        match self.holder(role) {
+            Some(h) if h.id == user.id => {
+                return Err(RuleError::AlreadyHolds {
+                    id: self.id,
+                    user: user.name.clone(),
+                    role: role.into(),
+                })
+            }
+            Some(h) => out.push(EventKind::RoleRelinquished {
+                role: role.into(),
+                user: h.clone(),
+            }),
+            None => {}
+        }
+        out.push(EventKind::RoleAssigned {
+            role: role.into(),
+            user: user.clone(),
+        });
+        Ok(out)
+    }
+
+    pub fn decide_note(&self, text: &str) -> Result<Vec<EventKind>, RuleError> {
+        Ok(vec![EventKind::NoteAdded {
+            text: require_text("the note", text, MAX_TEXT)?,
+        }])
+    }
+
+    pub fn decide_action(
+        &self,
+        text: &str,
+        owner: Option<UserRef>,
+        due: Option<DateTime<Utc>>,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        Ok(vec![EventKind::ActionItemAdded {
+            text: require_text("the action item", text, MAX_TEXT)?,
+            owner,
+            due,
+        }])
+    }
+
+    pub fn decide_resolve(&self, summary: &str) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        Ok(vec![EventKind::Resolved {
+            summary: require_text("the summary", summary, MAX_TEXT)?,
+        }])
+    }
+
+    pub fn decide_reopen(&self, reason: &str) -> Result<Vec<EventKind>, RuleError> {
+        if self.is_open() {
+            return Err(RuleError::NotResolved(self.id));
+        }
+        Ok(vec![EventKind::Reopened {
+            reason: require_text("the reason", reason, MAX_TEXT)?,
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap() + Duration::minutes(min)
+    }
+
+    fn alice() -> UserRef {
+        UserRef::new(1, "alice")
+    }
+
+    fn opened() -> Incident {
+        let ev = Event {
+            at: t(0),
+            actor: Actor::User(alice()),
+            kind: EventKind::Opened {
+                title: "Checkout returns 500".into(),
+                severity: Severity(2),
+                summary: None,
+                service: Some("checkout".into()),
+                started: t(-10),
+                channel: None,
+                channel_name: None,
+                drill: false,
+            },
+        };
+        Incident::from_opened(IncidentId(1), &ev).unwrap()
+    }
+
+    fn apply(inc: &mut Incident, at: i64, who: UserRef, kinds: Vec<EventKind>) {
+        for kind in kinds {
+            inc.apply(&Event {
+                at: t(at),
+                actor: Actor::User(who.clone()),
+                kind,
+            });
+        }
+    }
+
+    #[test]
+    fn opener_is_the_commander() {
+        let inc = opened();
+        assert_eq!(inc.commander(), Some(&alice()));
+        assert_eq!(inc.state, State::Investigating);
+        assert_eq!(inc.ttd(), Some(Duration::minutes(10)));
+        assert_eq!(inc.tta(), None);
+    }
+
+    #[test]
+    fn lifecycle_moves_forward_and_times_follow() {
+        let mut inc = opened();
+        let ev = inc.decide_update(Some(State::Identified), "bad deploy").unwrap();
+        apply(&mut inc, 3, alice(), ev);
+        assert_eq!(inc.times.acknowledged, Some(t(3)));
+        assert_eq!(inc.times.identified, Some(t(3)));
+        let ev = inc.decide_update(Some(State::Monitoring), "rolled back").unwrap();
+        apply(&mut inc, 20, alice(), ev);
+        assert!(matches!(
+            inc.decide_update(Some(State::Identified), "oops"),
+            Err(RuleError::Backwards { .. })
+        ));
+        assert!(matches!(
+            inc.decide_update(Some(State::Resolved), "done"),
+            Err(RuleError::ResolveThroughResolve(_))
+        ));
+        let ev = inc.decide_resolve("rolled back v2").unwrap();
+        apply(&mut inc, 50, alice(), ev);
+        assert_eq!(inc.state, State::Resolved);
+        assert_eq!(inc.tta(), Some(Duration::minutes(3)));
+        assert_eq!(inc.ttm(), Some(Duration::minutes(30)));
+        assert_eq!(inc.ttr(), Some(Duration::minutes(60)));
+        assert_eq!(inc.decide_update(None, "x"), Err(RuleError::Resolved(IncidentId(1))));
+        assert!(inc.decide_note("post-hoc note").is_ok());
+        let ev = inc.decide_reopen("came back").unwrap();
+        apply(&mut inc, 70, alice(), ev);
+        assert_eq!(inc.state, State::Investigating);
+        assert_eq!(inc.times.resolved, None);
+        assert_eq!(inc.times.mitigated, Some(t(20)), "first mitigation is kept");
+    }
+
+    #[test]
+    fn skipping_monitoring_counts_resolution_as_mitigation() {
+        let mut inc = opened();
+        let ev = inc.decide_resolve("false alarm").unwrap();
+        apply(&mut inc, 5, alice(), ev);
+        assert_eq!(inc.times.mitigated, Some(t(5)));
+    }
+
+    #[test]
+    fn exactly_one_commander_after_handover() {
+        let mut inc = opened();
+        let bob = UserRef::new(2, "bob");
+        let ev = inc.decide_role(COMMANDER, &bob).unwrap();
+        assert_eq!(ev.len(), 2, "the old commander relinquishes first");
+        apply(&mut inc, 5, alice(), ev);
+        assert_eq!(inc.commander(), Some(&bob));
+        let current: Vec<_> = inc
+            .current_roles()
+            .into_iter()
+            .filter(|r| r.role == COMMANDER)
+            .collect();
+        assert_eq!(current.len(), 1);
+        assert_eq!(inc.roles[0].relinquished, Some(t(5)));
+        assert!(matches!(
+            inc.decide_role(COMMANDER, &bob),
+            Err(RuleError::AlreadyHolds { .. })
+        ));
+    }
+
+    #[test]
+    fn text_rules() {
+        let inc = opened();
+        assert_eq!(inc.decide_note("   "), Err(RuleError::Empty("the note")));
+        let long = "x".repeat(MAX_TEXT + 1);
+        assert!(matches!(
+            inc.decide_note(&long),
+            Err(RuleError::TooLong { .. })
+        ));
+        assert!(matches!(
+            inc.decide_severity(Severity(2), None),
+            Err(RuleError::SameSeverity { .. })
+        ));
+    }
+
+    #[test]
+    fn automated_posts_do_not_count_as_human_updates() {
+        let mut inc = opened();
+        inc.apply(&Event {
+            at: t(15),
+            actor: Actor::Scheduler,
+            kind: EventKind::StatusPosted {
+                automated: true,
+                state: State::Investigating,
+                text: "auto".into(),
+            },
+        });
+        assert_eq!(inc.last_update, None);
+        assert_eq!(inc.last_status_post, Some(t(15)));
+        assert_eq!(inc.times.acknowledged, None);
+    }
+}

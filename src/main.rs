@@ -1,0 +1,160 @@
+//! The `sitrep` command line: console, run, check-config, register-commands, export.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use sitrep::app::{App, SystemClock};
+use sitrep::chat::console::{Console, ConsoleChat, Sink};
+use sitrep::config::{Config, Secrets};
+use sitrep::domain::UserRef;
+use sitrep::render::{Renderer, TimeStyle};
+use sitrep::store::Store;
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+#[derive(Parser)]
+#[command(name = "sitrep", version, about = "Incident coordination for Discord")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Work an incident in the terminal, with no Discord and no setup.
+    Console {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database folder (default: [storage] path, ./sitrep-data).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The name you appear under.
+        #[arg(long, env = "USER", default_value = "you")]
+        user: String,
+    },
+    /// Check a configuration file and print a summary, or every problem found.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only check what the console needs (no Discord settings).
+        #[arg(long)]
+        console: bool,
+    },
+}
+
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(Config::load(path.map(|p| p.as_path()), &environment())?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SITREP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sitrep=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command {
+        Cmd::Console { config, db, user } => runtime.block_on(console(config, db, user)),
+        Cmd::CheckConfig { config, console } => check_config(config, console),
+    }
+}
+
+fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()> {
+    let config = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("problem: {e}");
+            bail!("the configuration has 1 problem");
+        }
+    };
+    let mut problems = config.problems(&Secrets::from_env(&environment()), !console_only);
+    if let Err(e) = Renderer::from_config(&config, TimeStyle::Plain) {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        print!("{}", config.summary());
+        println!("ok: no problems found");
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("problem: {p}");
+    }
+    bail!(
+        "the configuration has {} problem{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    )
+}
+
+async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> anyhow::Result<()> {
+    let config = load_config(config.as_ref())?;
+    let problems = config.problems(&Secrets::default(), false);
+    if !problems.is_empty() {
+        bail!("configuration problems:\n  {}", problems.join("\n  "));
+    }
+    let path = db.unwrap_or_else(|| config.storage.path.clone());
+    let store = Store::open(&path).with_context(|| format!("opening the database at {}", path.display()))?;
+    let renderer = Renderer::from_config(&config, TimeStyle::Plain)?;
+    let known = store
+        .incidents()?
+        .into_iter()
+        .filter_map(|i| Some((i.channel?, i.channel_name?)));
+    let out: Sink = Arc::new(Mutex::new(std::io::stdout()));
+    let chat = Arc::new(ConsoleChat::new(out, known));
+    let app = App {
+        config: Arc::new(config),
+        store,
+        renderer: Arc::new(renderer),
+        chat: chat.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let console = Console {
+        app,
+        chat,
+        user: UserRef::new(sitrep::commands::options::console_user_id(&user), user),
+    };
+
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!("sitrep console: type `help` for examples, `exit` to leave.");
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    // Stdin blocks; read it on its own thread so the runtime stays free for timed work. The
+    // prompt waits for the previous line's output so that the two never interleave.
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut lines = stdin.lock().lines();
+        loop {
+            if interactive {
+                print!("sitrep> ");
+                let _ = std::io::stdout().flush();
+            }
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if tx.blocking_send(line).is_err() || done_rx.recv().is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+    });
+    while let Some(line) = rx.recv().await {
+        let go_on = console.line(&line).await;
+        let _ = done_tx.send(());
+        if !go_on {
+            break;
+        }
+    }
+    console.app.store.flush().await?;
+    Ok(())
+}

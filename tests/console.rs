@@ -1,0 +1,96 @@
+//! The console end to end: the real binary, piped input, a database reopened by a new process.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn console(db: &std::path::Path, script: &str) -> (String, String, i32) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sitrep"))
+        .args(["console", "--db"])
+        .arg(db)
+        .env("USER", "alice")
+        .env_remove("SITREP_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sitrep binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+const SCRIPT: &str = r#"
+/incident open title:"Checkout returns 500" severity:SEV2 service:checkout started:"15m ago"
+/incident update state:identified message:"Bad deploy of checkout v2.3"
+/incident severity level:SEV1 reason:"All regions"
+/incident role role:communications user:@bob
+/incident note text:"Rollback started"
+/incident action text:"Add a canary stage" owner:@carol due:7d
+/incident resolve summary:"Rolled back v2.3"
+/incident status
+"#;
+
+#[test]
+fn a_whole_incident_in_the_terminal_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err, code) = console(dir.path(), SCRIPT);
+    assert_eq!(code, 0, "stderr: {err}");
+    let expect_in_order = [
+        "[reply] Opened INC-1 (SEV2) in #inc-1-checkout-returns-500",
+        "[#inc-1-checkout-returns-500] INC-1 · Checkout returns 500",
+        "[#stakeholders] INC-1 · Checkout returns 500",
+        "[reply] alice posted an update to INC-1 (investigating → identified)",
+        "[#stakeholders] Update · INC-1",
+        "[reply] INC-1 is now SEV1.",
+        "[#inc-1-checkout-returns-500] Severity · INC-1",
+        "[reply] bob is now the communications of INC-1.",
+        "[#inc-1-checkout-returns-500] @bob is now the **communications** of INC-1.",
+        "[reply] Noted in INC-1's timeline: Rollback started",
+        "[reply] Action item added to INC-1: Add a canary stage · owner carol",
+        "[reply] INC-1 is resolved after 15m.",
+        "[#stakeholders] Resolved · INC-1",
+        "[reply] Status · INC-1 · Checkout returns 500",
+    ];
+    let mut at = 0;
+    for needle in expect_in_order {
+        match out[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => panic!("{needle:?} missing (or out of order) in:\n{out}"),
+        }
+    }
+    assert!(!out.contains("[error]"), "{out}");
+
+    // A new process on the same database sees the same incident, resolved, with its TTR.
+    let (again, err, code) = console(dir.path(), "/incident status\n");
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(again.contains("[reply] Status · INC-1 · Checkout returns 500"), "{again}");
+    assert!(again.contains("**Status:** Resolved"), "{again}");
+    assert!(again.contains("TTR 15m"), "{again}");
+    assert!(again.contains("communications: bob"), "{again}");
+
+    // And numbering goes on from there.
+    let (third, _, _) = console(dir.path(), "/incident open title:\"Search slow\" severity:SEV3\n");
+    assert!(third.contains("Opened INC-2 (SEV3) in #inc-2-search-slow"), "{third}");
+}
+
+#[test]
+fn bad_lines_print_errors_and_the_console_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _, code) = console(
+        dir.path(),
+        "/incident open title:\"unclosed\n/incident status\n/incident open title:ok severity:SEV3\n",
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("[error] unbalanced quote"), "{out}");
+    assert!(out.contains("[error] which incident?"), "{out}");
+    assert!(out.contains("[reply] Opened INC-1 (SEV3)"), "{out}");
+}
