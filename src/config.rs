@@ -178,6 +178,8 @@ pub struct Config {
     pub roles: BTreeMap<String, RoleConfig>,
     /// Folder of operator templates that replace the built-in ones, file by file.
     pub templates: TemplatesConfig,
+    /// Who may run which command: `"incident resolve" = [<discord role id>, ...]`.
+    pub permissions: BTreeMap<String, Vec<u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -221,6 +223,7 @@ impl Default for Config {
                 ("scribe".into(), role("Keeps the timeline complete")),
             ]),
             templates: TemplatesConfig::default(),
+            permissions: BTreeMap::new(),
         }
     }
 }
@@ -388,6 +391,15 @@ impl Config {
                 if !ca.exists() {
                     out.push(format!("[discord] ca_file {} does not exist", ca.display()));
                 }
+            }
+        }
+        let paths = crate::commands::options::command_paths();
+        for key in self.permissions.keys() {
+            if !paths.contains(key) {
+                out.push(format!(
+                    "[permissions] \"{key}\" is not a command; known: {}",
+                    paths.join(", ")
+                ));
             }
         }
         if let Some(dir) = &self.templates.dir {
@@ -621,6 +633,9 @@ mod tests {
             colour = "#00ff00"
             update_cron = "every tuesday"
             [roles.scribe]
+            [permissions]
+            "incident resolve" = [1]
+            "incident explode" = [2]
         "##;
         let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
         let problems = c.problems(&Secrets::default(), true);
@@ -634,6 +649,7 @@ mod tests {
             "SITREP_DISCORD_TOKEN",
             "application_id",
             "incident_parent_channel_id",
+            "\"incident explode\" is not a command",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sitrep::app::{App, SystemClock};
 use sitrep::chat::console::{Console, ConsoleChat, Sink};
+use sitrep::chat::discord;
 use sitrep::config::{Config, Secrets};
 use sitrep::domain::UserRef;
 use sitrep::render::{Renderer, TimeStyle};
@@ -32,6 +33,19 @@ enum Cmd {
         /// The name you appear under.
         #[arg(long, env = "USER", default_value = "you")]
         user: String,
+    },
+    /// Run the bot on Discord (needs SITREP_DISCORD_TOKEN and a config file).
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Register the commands in commands/ with Discord (a bulk overwrite) and exit.
+    RegisterCommands {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The server to register them on (default: [discord] guild_id; none: globally).
+        #[arg(long)]
+        guild: Option<u64>,
     },
     /// Check a configuration file and print a summary, or every problem found.
     CheckConfig {
@@ -64,6 +78,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Console { config, db, user } => runtime.block_on(console(config, db, user)),
         Cmd::CheckConfig { config, console } => check_config(config, console),
+        Cmd::Run { config } => runtime.block_on(run(config)),
+        Cmd::RegisterCommands { config, guild } => runtime.block_on(register(config, guild)),
     }
 }
 
@@ -92,6 +108,60 @@ fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()>
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     )
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load_config(path.as_ref())?;
+    let secrets = Secrets::from_env(&environment());
+    let problems = config.problems(&secrets, true);
+    if !problems.is_empty() {
+        bail!("cannot start:\n  {}", problems.join("\n  "));
+    }
+    let renderer = Renderer::from_config(&config, TimeStyle::Discord)?;
+    let store = Store::open(&config.storage.path)
+        .with_context(|| format!("opening the database at {}", config.storage.path.display()))?;
+    let http = discord::build_http(&config, &secrets)?;
+    let config = Arc::new(config);
+    let app_config = config.clone();
+    let make_app = move |chat| App {
+        config: app_config,
+        store,
+        renderer: Arc::new(renderer),
+        chat,
+        clock: Arc::new(SystemClock),
+    };
+    discord::run(config, http, make_app, shutdown_signal()).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn register(path: Option<PathBuf>, guild: Option<u64>) -> anyhow::Result<()> {
+    let config = load_config(path.as_ref())?;
+    let secrets = Secrets::from_env(&environment());
+    let http = discord::build_http(&config, &secrets)?;
+    let guild = guild.or(config.discord.guild_id);
+    let n = discord::register_commands(&http, guild).await?;
+    match guild {
+        Some(g) => println!("registered {n} command(s) on guild {g}"),
+        None => println!("registered {n} command(s) globally (they can take a while to appear)"),
+    }
+    Ok(())
 }
 
 async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> anyhow::Result<()> {

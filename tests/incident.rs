@@ -129,3 +129,27 @@ async fn user_text_reaches_posts_verbatim_and_handover_keeps_one_commander() {
     let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
     assert_eq!(names, ["opened", "role_relinquished", "role_assigned"]);
 }
+
+#[tokio::test]
+async fn only_the_commander_may_resolve_once_command_is_handed_over() {
+    let h = Harness::new();
+    h.run(r#"/incident open title:"One" severity:SEV2"#).await;
+    h.run("/incident role role:commander user:@bob").await;
+    let before = h.store().dump().unwrap();
+    for line in [
+        "/incident resolve summary:done",
+        "/incident severity level:SEV1",
+        "/incident role role:commander user:@alice",
+    ] {
+        let out = h.run(line).await;
+        assert!(
+            out.starts_with("[error] you are not allowed to run /incident"),
+            "{line}: {out}"
+        );
+        assert!(out.contains("INC-1's commander"), "{out}");
+    }
+    assert_eq!(h.store().dump().unwrap(), before);
+    // Updates and notes stay open to every responder.
+    let out = h.run("/incident note text:still-here").await;
+    assert!(out.starts_with("[reply]"), "{out}");
+}

@@ -1,6 +1,7 @@
 //! The one door to a chat platform: the [`Chat`] trait, and what goes through it.
 
 pub mod console;
+pub mod discord;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

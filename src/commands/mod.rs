@@ -66,10 +66,62 @@ pub fn defers(input: &CommandInput) -> bool {
     matches!(input.path().as_str(), "incident open")
 }
 
+/// Commands that, unless `[permissions]` says otherwise, only the incident's commander may run.
+pub const COMMANDER_ONLY: &[&str] = &[
+    "incident resolve",
+    "incident reopen",
+    "incident severity",
+    "incident role",
+];
+
+/// Checks `[permissions]` before anything runs. A command listed there needs one of its roles;
+/// the incident's commander may always act on their incident; [`COMMANDER_ONLY`] commands that
+/// are not listed need the commander; everything else is open to anyone.
+fn authorize(app: &App, inv: &Invocation, args: &serde_json::Value) -> Result<(), CommandError> {
+    let path = inv.input.path();
+    let listed = app.config.permissions.get(&path);
+    let has_role = listed.is_some_and(|roles| roles.iter().any(|r| inv.member_roles.contains(r)));
+    if has_role || (listed.is_none() && !COMMANDER_ONLY.contains(&path.as_str())) {
+        return Ok(());
+    }
+    let named = args["incident"].as_str();
+    let incident = match incident::target(app, inv, named) {
+        Ok(i) => Some(i),
+        // An unknown incident is reported as such, not as a denial.
+        Err(CommandError::User(UserError::NoIncidentHere)) => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(inc) = &incident {
+        if inc.commander().is_some_and(|c| c.id == inv.user.id) {
+            return Ok(());
+        }
+    }
+    let who = match (listed, &incident) {
+        (Some(roles), Some(inc)) => format!(
+            "{}'s commander or members of {}",
+            inc.id,
+            roles.iter().map(|r| format!("<@&{r}>")).collect::<Vec<_>>().join(", ")
+        ),
+        (Some(roles), None) => format!(
+            "members of {}",
+            roles.iter().map(|r| format!("<@&{r}>")).collect::<Vec<_>>().join(", ")
+        ),
+        (None, Some(inc)) => format!("{}'s commander", inc.id),
+        (None, None) => "an incident's commander".into(),
+    };
+    Err(UserError::Denied(format!("run /{path}; only {who} may")).into())
+}
+
 /// Runs one command. Events are flushed to disk before this returns a success.
 pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
+    let json = options::to_json(&inv.input)?;
+    authorize(app, inv, &json)?;
+    let bad = |e: serde_json::Error| UserError::BadOptions {
+        command: inv.input.path(),
+        message: e.to_string(),
+    };
     match inv.input.name.as_str() {
-        "incident" => incident::run(app, inv, options::parse(&inv.input)?).await,
+        "incident" => incident::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         other => Err(UserError::UnknownCommand(format!("/{other}")).into()),
     }
 }

@@ -32,6 +32,31 @@ pub fn manifests() -> Vec<Value> {
         .collect()
 }
 
+/// Every runnable command path: `incident open`, `incident resolve`, ….
+pub fn command_paths() -> Vec<String> {
+    fn walk(prefix: &str, spec: &Value, out: &mut Vec<String>) {
+        let subs: Vec<&Value> = spec["options"]
+            .as_array()
+            .map(|o| {
+                o.iter()
+                    .filter(|s| matches!(s["type"].as_u64(), Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if subs.is_empty() {
+            out.push(prefix.to_string());
+        }
+        for s in subs {
+            walk(&format!("{prefix} {}", s["name"].as_str().unwrap_or_default()), s, out);
+        }
+    }
+    let mut out = Vec::new();
+    for m in manifests() {
+        walk(m["name"].as_str().unwrap_or_default(), &m, &mut out);
+    }
+    out
+}
+
 pub fn manifest(name: &str) -> Option<Value> {
     manifests().into_iter().find(|m| m["name"] == name)
 }

@@ -1,0 +1,492 @@
+//! Gateway events in: slash commands, buttons and modals routed to the same command handlers.
+
+use super::{outgoing, DiscordError};
+use crate::app::App;
+use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, Outcome};
+use crate::domain::{Actor, IncidentId, UserRef};
+use crate::error::{CommandError, UserError};
+use serenity::all::{
+    ActionRowComponent, CommandData, CommandDataOption, CommandDataOptionValue, CommandDataResolved,
+    ComponentInteraction, ConnectionStage, Context, CreateActionRow, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal, EventHandler, Http,
+    InputTextStyle, Interaction, InteractionId, Member, ModalInteraction, Ready, ShardStageUpdateEvent,
+    User, UserId,
+};
+use serenity::builder::Builder;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// Connection attempts in a row that never reach a session before the bot gives up.
+const MAX_FAILED_CONNECTS: u32 = 6;
+
+pub struct Handler {
+    pub bot: Arc<OnceLock<Arc<Bot>>>,
+}
+
+/// The bot's state across interactions: the app, what is in flight, what was already handled.
+pub struct Bot {
+    app: App,
+    closing: AtomicBool,
+    /// Each interaction holds a read guard; shutdown takes the write guard to wait for them all.
+    in_flight: tokio::sync::RwLock<()>,
+    /// Interaction ids already handled, so that a replayed dispatch is not handled twice.
+    seen: Mutex<(HashSet<u64>, VecDeque<u64>)>,
+    failed_connects: AtomicU32,
+    storm: tokio::sync::Notify,
+    failure: Mutex<Option<DiscordError>>,
+}
+
+pub fn fatal(e: serenity::Error) -> DiscordError {
+    use serenity::gateway::GatewayError as G;
+    match e {
+        serenity::Error::Gateway(G::InvalidAuthentication | G::NoAuthentication) => DiscordError::BadToken,
+        serenity::Error::Gateway(G::InvalidGatewayIntents | G::DisallowedGatewayIntents) => DiscordError::Intents,
+        serenity::Error::Gateway(G::InvalidShardData | G::OverloadedShard) => DiscordError::Sharding,
+        other => DiscordError::Gateway(other.to_string()),
+    }
+}
+
+fn display_name(user: &User, member: Option<&Member>) -> String {
+    member
+        .map(|m| m.display_name().to_string())
+        .unwrap_or_else(|| user.display_name().to_string())
+}
+
+fn user_ref(user: &User, member: Option<&Member>) -> UserRef {
+    UserRef::new(user.id.get(), display_name(user, member))
+}
+
+fn resolved_user(id: UserId, resolved: &CommandDataResolved) -> UserRef {
+    let name = resolved
+        .members
+        .get(&id)
+        .and_then(|m| m.nick.clone())
+        .or_else(|| resolved.users.get(&id).map(|u| u.display_name().to_string()))
+        .unwrap_or_else(|| format!("user-{id}"));
+    UserRef::new(id.get(), name)
+}
+
+fn convert(opts: &[CommandDataOption], resolved: &CommandDataResolved) -> Vec<InputOption> {
+    opts.iter()
+        .map(|o| InputOption {
+            name: o.name.clone(),
+            value: match &o.value {
+                CommandDataOptionValue::SubCommand(inner)
+                | CommandDataOptionValue::SubCommandGroup(inner) => InputValue::Sub(convert(inner, resolved)),
+                CommandDataOptionValue::String(s) => InputValue::String(s.clone()),
+                CommandDataOptionValue::Integer(n) => InputValue::Integer(*n),
+                CommandDataOptionValue::Number(n) => InputValue::Number(*n),
+                CommandDataOptionValue::Boolean(b) => InputValue::Bool(*b),
+                CommandDataOptionValue::User(id) => InputValue::User(resolved_user(*id, resolved)),
+                CommandDataOptionValue::Channel(c) => InputValue::Channel(c.get()),
+                CommandDataOptionValue::Role(r) => InputValue::Role(r.get()),
+                CommandDataOptionValue::Autocomplete { value, .. } => InputValue::String(value.clone()),
+                other => InputValue::Raw(format!("{other:?}")),
+            },
+        })
+        .collect()
+}
+
+/// The option tree of a slash command, in the platform-free shape handlers take.
+pub fn command_input(data: &CommandData) -> CommandInput {
+    CommandInput {
+        name: data.name.clone(),
+        options: convert(&data.options, &data.resolved),
+    }
+}
+
+/// Answers one interaction: the first response, then edits or follow-ups.
+struct Responder<'a> {
+    http: &'a Http,
+    id: InteractionId,
+    token: &'a str,
+}
+
+impl Responder<'_> {
+    async fn respond(&self, r: CreateInteractionResponse) -> bool {
+        match r.execute(self.http, (self.id, self.token)).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(interaction = %self.id, error = %e, "interaction response failed");
+                false
+            }
+        }
+    }
+
+    async fn reply(&self, post: crate::chat::Post, ephemeral: bool) -> bool {
+        self.respond(CreateInteractionResponse::Message(outgoing::reply(post, ephemeral)))
+            .await
+    }
+
+    async fn error(&self, text: String) -> bool {
+        self.reply(crate::chat::Post::text(text), true).await
+    }
+}
+
+impl Bot {
+    pub fn new(app: App) -> Self {
+        Bot {
+            app,
+            closing: AtomicBool::new(false),
+            in_flight: tokio::sync::RwLock::new(()),
+            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+            failed_connects: AtomicU32::new(0),
+            storm: tokio::sync::Notify::new(),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Stops taking interactions, waits for those in flight, and flushes the store.
+    pub async fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _all = self.in_flight.write().await;
+        if let Err(e) = self.app.store.flush().await {
+            tracing::error!(error = %e, "flushing the store at shutdown failed");
+        }
+    }
+
+    pub fn fail(&self, err: DiscordError) {
+        *self.failure.lock().expect("failure slot") = Some(err);
+    }
+
+    pub fn failure(&self) -> Option<DiscordError> {
+        self.failure.lock().expect("failure slot").take()
+    }
+
+    /// Resolves when the gateway keeps failing before a session starts.
+    pub async fn reconnect_storm(&self) -> Option<DiscordError> {
+        self.storm.notified().await;
+        Some(DiscordError::ReconnectLoop(self.failed_connects.load(Ordering::SeqCst)))
+    }
+
+    fn first_time(&self, id: InteractionId) -> bool {
+        let mut seen = self.seen.lock().expect("seen set");
+        let (set, order) = &mut *seen;
+        if !set.insert(id.get()) {
+            return false;
+        }
+        order.push_back(id.get());
+        if order.len() > 4096 {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
+    }
+
+    async fn deliver(&self, outcome: Outcome) {
+        for d in outcome.posts {
+            if let Err(e) = self.app.chat.post(d.channel, d.post).await {
+                tracing::error!(channel = d.channel, error = %e, "delivering a post failed");
+            }
+        }
+    }
+
+    async fn on_command(&self, http: &Http, cmd: serenity::all::CommandInteraction) {
+        let r = Responder {
+            http,
+            id: cmd.id,
+            token: &cmd.token,
+        };
+        let input = command_input(&cmd.data);
+        let path = input.path();
+        let inv = Invocation {
+            user: user_ref(&cmd.user, cmd.member.as_deref()),
+            member_roles: cmd
+                .member
+                .as_ref()
+                .map(|m| m.roles.iter().map(|r| r.get()).collect())
+                .unwrap_or_default(),
+            channel: Some(cmd.channel_id.get()),
+            input,
+        };
+        let started = Instant::now();
+        if commands::defers(&inv.input) {
+            let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new());
+            if !r.respond(defer).await {
+                return;
+            }
+            tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "deferred");
+            match commands::run(&self.app, &inv).await {
+                Ok(outcome) => {
+                    let edit = outgoing::edit(outcome.reply.post.clone());
+                    if let Err(e) = edit.execute(http, r.token).await {
+                        tracing::warn!(command = %path, error = %e, "editing the deferred response failed");
+                    }
+                    self.deliver(outcome).await;
+                }
+                Err(e) => {
+                    // The deferral was public; the error is for the typist only.
+                    let _ = http.delete_original_interaction_response(r.token).await;
+                    let text = e.to_chat(&path);
+                    if let Err(e) = outgoing::followup(&text, true).execute(http, (None, r.token)).await {
+                        tracing::warn!(command = %path, error = %e, "error follow-up failed");
+                    }
+                }
+            }
+            return;
+        }
+        let result = commands::run(&self.app, &inv).await;
+        match result {
+            Ok(outcome) => {
+                let ok = r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral).await;
+                tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, ok, "answered");
+                self.deliver(outcome).await;
+            }
+            Err(e) => {
+                r.error(e.to_chat(&path)).await;
+                tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "refused");
+            }
+        }
+    }
+
+    async fn on_component(&self, http: &Http, c: ComponentInteraction) {
+        let r = Responder {
+            http,
+            id: c.id,
+            token: &c.token,
+        };
+        let user = user_ref(&c.user, c.member.as_ref());
+        let mut parts = c.data.custom_id.splitn(3, ':');
+        let (group, action, arg) = (parts.next(), parts.next(), parts.next());
+        let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
+        match (group, action, id) {
+            (Some("incident"), Some("update"), Some(id)) => {
+                let modal = update_modal(id);
+                r.respond(CreateInteractionResponse::Modal(modal)).await;
+            }
+            (Some("incident"), Some("join"), Some(id)) => {
+                let text = format!("{} joined the response", user.name);
+                let res = self
+                    .app
+                    .store
+                    .append(id, &Actor::User(user.clone()), self.app.now(), |i| i.decide_note(&text));
+                match res {
+                    Ok((inc, _)) => {
+                        let flushed = self.app.store.flush().await;
+                        if flushed.is_err() {
+                            r.error("Sorry, that did not save; try again.".into()).await;
+                            return;
+                        }
+                        if self.app.config.discord.incident_mode == crate::config::IncidentMode::Thread {
+                            if let Some(ch) = inc.channel {
+                                let _ = serenity::all::ChannelId::new(ch)
+                                    .add_thread_member(http, UserId::new(user.id))
+                                    .await;
+                            }
+                        }
+                        r.reply(crate::chat::Post::text(format!("You joined {id}.")), true)
+                            .await;
+                    }
+                    Err(e) => {
+                        r.error(CommandError::from(e).to_chat("incident join")).await;
+                    }
+                }
+            }
+            _ => {
+                r.error("This button is no longer in use.".into()).await;
+            }
+        }
+    }
+
+    async fn on_modal(&self, http: &Http, m: ModalInteraction) {
+        let r = Responder {
+            http,
+            id: m.id,
+            token: &m.token,
+        };
+        let fields: Vec<(String, String)> = m
+            .data
+            .components
+            .iter()
+            .flat_map(|row| row.components.iter())
+            .filter_map(|c| match c {
+                ActionRowComponent::InputText(t) => {
+                    Some((t.custom_id.clone(), t.value.clone().unwrap_or_default()))
+                }
+                _ => None,
+            })
+            .collect();
+        let Some(id) = m
+            .data
+            .custom_id
+            .strip_prefix("incident:update:")
+            .and_then(|n| n.parse::<IncidentId>().ok())
+        else {
+            r.error("This form is no longer in use.".into()).await;
+            return;
+        };
+        let input = match modal_update(id, &fields) {
+            Ok(i) => i,
+            Err(e) => {
+                r.error(e.to_string()).await;
+                return;
+            }
+        };
+        let inv = Invocation {
+            user: user_ref(&m.user, m.member.as_ref()),
+            member_roles: m
+                .member
+                .as_ref()
+                .map(|mm| mm.roles.iter().map(|r| r.get()).collect())
+                .unwrap_or_default(),
+            channel: Some(m.channel_id.get()),
+            input,
+        };
+        match commands::run(&self.app, &inv).await {
+            Ok(outcome) => {
+                r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral).await;
+                self.deliver(outcome).await;
+            }
+            Err(e) => {
+                r.error(e.to_chat("incident update")).await;
+            }
+        }
+    }
+}
+
+/// The "Post update" form: the four parts of a status update.
+fn update_modal(id: IncidentId) -> CreateModal {
+    let field = |cid: &str, label: &str, style, required, max| {
+        CreateActionRow::InputText(
+            CreateInputText::new(style, label, cid)
+                .required(required)
+                .max_length(max),
+        )
+    };
+    CreateModal::new(format!("incident:update:{}", id.0), format!("Update {id}")).components(vec![
+        field("state", "State: investigating, identified or monitoring", InputTextStyle::Short, false, 20),
+        field("impact", "Impact: who is affected, how", InputTextStyle::Paragraph, false, 500),
+        field("understanding", "Current understanding", InputTextStyle::Paragraph, true, 800),
+        field("next", "Next actions", InputTextStyle::Paragraph, false, 500),
+    ])
+}
+
+/// A submitted update form as the `/incident update` it stands for.
+pub fn modal_update(id: IncidentId, fields: &[(String, String)]) -> Result<CommandInput, UserError> {
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let mut parts = Vec::new();
+    if let Some(v) = get("impact") {
+        parts.push(format!("Impact: {v}"));
+    }
+    if let Some(v) = get("understanding") {
+        parts.push(v);
+    }
+    if let Some(v) = get("next") {
+        parts.push(format!("Next: {v}"));
+    }
+    if parts.is_empty() {
+        return Err(UserError::Line("the update is empty; say what you know now".into()));
+    }
+    let mut opts = vec![
+        InputOption {
+            name: "message".into(),
+            value: InputValue::String(parts.join("\n")),
+        },
+        InputOption {
+            name: "incident".into(),
+            value: InputValue::String(id.to_string()),
+        },
+    ];
+    if let Some(s) = get("state") {
+        opts.push(InputOption {
+            name: "state".into(),
+            value: InputValue::String(s.to_lowercase()),
+        });
+    }
+    Ok(CommandInput {
+        name: "incident".into(),
+        options: vec![InputOption {
+            name: "update".into(),
+            value: InputValue::Sub(opts),
+        }],
+    })
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, ev: ShardStageUpdateEvent) {
+        let Some(bot) = self.bot.get() else { return };
+        match ev.new {
+            ConnectionStage::Connected => bot.failed_connects.store(0, Ordering::SeqCst),
+            ConnectionStage::Connecting => {
+                let n = bot.failed_connects.fetch_add(1, Ordering::SeqCst) + 1;
+                if n >= MAX_FAILED_CONNECTS {
+                    bot.storm.notify_one();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let Some(bot) = self.bot.get() else { return };
+        let id = interaction.id();
+        if !bot.first_time(id) {
+            tracing::info!(interaction = %id, "already handled; ignoring the replay");
+            return;
+        }
+        let Ok(_guard) = bot.in_flight.try_read() else {
+            // Shutdown holds the write lock: say so rather than leave the typist waiting.
+            return refuse_closing(&ctx.http, &interaction).await;
+        };
+        if bot.closing.load(Ordering::SeqCst) {
+            return refuse_closing(&ctx.http, &interaction).await;
+        }
+        match interaction {
+            Interaction::Command(cmd) => bot.on_command(&ctx.http, cmd).await,
+            Interaction::Component(c) => bot.on_component(&ctx.http, c).await,
+            Interaction::Modal(m) => bot.on_modal(&ctx.http, m).await,
+            other => tracing::debug!(kind = ?other.kind(), "interaction kind not handled"),
+        }
+    }
+}
+
+async fn refuse_closing(http: &Http, interaction: &Interaction) {
+    let token = match interaction {
+        Interaction::Command(c) | Interaction::Autocomplete(c) => &c.token,
+        Interaction::Component(c) => &c.token,
+        Interaction::Modal(m) => &m.token,
+        _ => return,
+    };
+    let r = Responder {
+        http,
+        id: interaction.id(),
+        token,
+    };
+    r.error("sitrep is restarting; try again in a few seconds.".into()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_update_form_becomes_an_incident_update() {
+        let fields = vec![
+            ("state".to_string(), "Monitoring".to_string()),
+            ("impact".to_string(), "EU checkout".to_string()),
+            ("understanding".to_string(), "Rolled back".to_string()),
+            ("next".to_string(), String::new()),
+        ];
+        let input = modal_update(IncidentId(4), &fields).unwrap();
+        let json = crate::commands::options::to_json(&input).unwrap();
+        assert_eq!(json["subcommand"], "update");
+        assert_eq!(json["state"], "monitoring");
+        assert_eq!(json["incident"], "INC-4");
+        assert_eq!(json["message"], "Impact: EU checkout\nRolled back");
+        assert!(modal_update(IncidentId(4), &[]).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Our posts and replies as serenity builders, always with explicit `allowed_mentions`.
+
+use crate::chat::{Button, ButtonStyle, Embed, Mentions, Post};
+use serenity::all::{
+    ButtonStyle as DButton, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
+    CreateEmbed, CreateEmbedFooter, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, Nonce,
+};
+
+/// Discord parses `@everyone` and roles in ordinary messages unless told otherwise; this tells
+/// it to ping exactly the roles and users the feature chose, and nothing typed into the text.
+pub fn allowed(m: &Mentions) -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+        .everyone(false)
+        .all_roles(false)
+        .all_users(false)
+        .roles(m.role_ids().to_vec())
+        .users(m.user_ids().to_vec())
+        .replied_user(false)
+}
+
+fn embed(e: &Embed) -> CreateEmbed {
+    let mut b = CreateEmbed::new().title(&e.title).description(&e.description);
+    if let Some(c) = e.colour {
+        b = b.colour(c);
+    }
+    if let Some(u) = &e.url {
+        b = b.url(u);
+    }
+    if let Some(f) = &e.footer {
+        b = b.footer(CreateEmbedFooter::new(f));
+    }
+    b
+}
+
+fn rows(buttons: &[Button]) -> Vec<CreateActionRow> {
+    buttons
+        .chunks(5)
+        .take(5)
+        .map(|chunk| {
+            CreateActionRow::Buttons(
+                chunk
+                    .iter()
+                    .map(|b| {
+                        CreateButton::new(&b.custom_id)
+                            .label(&b.label)
+                            .style(match b.style {
+                                ButtonStyle::Primary => DButton::Primary,
+                                ButtonStyle::Secondary => DButton::Secondary,
+                                ButtonStyle::Success => DButton::Success,
+                                ButtonStyle::Danger => DButton::Danger,
+                            })
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn files(post: &Post) -> Vec<CreateAttachment> {
+    post.files
+        .iter()
+        .map(|f| CreateAttachment::bytes(f.bytes.clone(), f.filename.clone()))
+        .collect()
+}
+
+pub fn message(post: Post) -> CreateMessage {
+    let mut m = CreateMessage::new().allowed_mentions(allowed(&post.mentions));
+    if !post.content.is_empty() {
+        m = m.content(&post.content);
+    }
+    if let Some(e) = &post.embed {
+        m = m.embed(embed(e));
+    }
+    if !post.buttons.is_empty() {
+        m = m.components(rows(&post.buttons));
+    }
+    m = m.files(files(&post));
+    if let Some(n) = &post.nonce {
+        m = m.nonce(Nonce::String(n.clone())).enforce_nonce(true);
+    }
+    m
+}
+
+pub fn reply(post: Post, ephemeral: bool) -> CreateInteractionResponseMessage {
+    let post = post.fit_limits();
+    let mut m = CreateInteractionResponseMessage::new()
+        .allowed_mentions(allowed(&post.mentions))
+        .ephemeral(ephemeral);
+    if !post.content.is_empty() {
+        m = m.content(&post.content);
+    }
+    if let Some(e) = &post.embed {
+        m = m.embed(embed(e));
+    }
+    if !post.buttons.is_empty() {
+        m = m.components(rows(&post.buttons));
+    }
+    m.files(files(&post))
+}
+
+pub fn edit(post: Post) -> EditInteractionResponse {
+    let post = post.fit_limits();
+    let mut m = EditInteractionResponse::new().allowed_mentions(allowed(&post.mentions));
+    if !post.content.is_empty() {
+        m = m.content(&post.content);
+    }
+    if let Some(e) = &post.embed {
+        m = m.embed(embed(e));
+    }
+    if !post.buttons.is_empty() {
+        m = m.components(rows(&post.buttons));
+    }
+    for f in files(&post) {
+        m = m.new_attachment(f);
+    }
+    m
+}
+
+pub fn followup(text: &str, ephemeral: bool) -> CreateInteractionResponseFollowup {
+    CreateInteractionResponseFollowup::new()
+        .content(crate::chat::truncate(text, crate::chat::MAX_CONTENT))
+        .allowed_mentions(allowed(&Mentions::none()))
+        .ephemeral(ephemeral)
+}
+
+pub fn status_of(e: &serenity::Error) -> Option<u16> {
+    match e {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+            Some(r.status_code.as_u16())
+        }
+        _ => None,
+    }
+}
+
+pub fn is_timeout(e: &serenity::Error) -> bool {
+    matches!(e, serenity::Error::Http(serenity::http::HttpError::Request(r)) if r.is_timeout() || r.is_connect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_mentions_are_explicit_and_exact() {
+        let v = serde_json::to_value(allowed(&Mentions::none())).unwrap();
+        assert_eq!(v, serde_json::json!({"parse": [], "users": [], "roles": [], "replied_user": false}));
+        let v = serde_json::to_value(allowed(&Mentions::roles(&[42]))).unwrap();
+        assert_eq!(v["roles"], serde_json::json!(["42"]));
+        assert_eq!(v["parse"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn every_message_carries_allowed_mentions() {
+        let v = serde_json::to_value(message(Post::text("@everyone <@&1>"))).unwrap();
+        assert_eq!(v["allowed_mentions"]["parse"], serde_json::json!([]));
+        let mut p = Post::text("scheduled");
+        p.nonce = Some("s1-2-3".into());
+        let v = serde_json::to_value(message(p)).unwrap();
+        assert_eq!(v["nonce"], "s1-2-3");
+        assert_eq!(v["enforce_nonce"], true);
+    }
+}
