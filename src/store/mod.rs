@@ -6,9 +6,7 @@ use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree,
-};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::path::Path;
 
@@ -58,7 +56,10 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     let (&version, body) = bytes.split_first().ok_or(StoreError::Corrupt {
         tree,
         reason: "empty value".into(),
@@ -87,6 +88,9 @@ fn channel_key(channel: u64) -> Vec<u8> {
     k.extend_from_slice(&channel.to_be_bytes());
     k
 }
+
+/// One stored pair: tree name, key, value.
+pub type DumpRow = (String, Vec<u8>, Vec<u8>);
 
 type TxResult<T> = Result<T, ConflictableTransactionError<AppendError>>;
 
@@ -149,13 +153,13 @@ impl Store {
                 .unwrap_or(0);
             Some((n + 1).to_be_bytes().to_vec())
         })?;
-        let bytes: [u8; 8] = next
-            .as_deref()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(StoreError::Corrupt {
-                tree: "meta",
-                reason: "incident counter".into(),
-            })?;
+        let bytes: [u8; 8] =
+            next.as_deref()
+                .and_then(|b| b.try_into().ok())
+                .ok_or(StoreError::Corrupt {
+                    tree: "meta",
+                    reason: "incident counter".into(),
+                })?;
         Ok(IncidentId(u64::from_be_bytes(bytes)))
     }
 
@@ -277,7 +281,7 @@ impl Store {
     }
 
     /// Every key and value of every tree; lets tests prove that a rejected command wrote nothing.
-    pub fn dump(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn dump(&self) -> Result<Vec<DumpRow>, StoreError> {
         let mut out = Vec::new();
         for (name, tree) in [
             ("incidents", &self.incidents),
