@@ -2,6 +2,7 @@
 
 use crate::chat::Chat;
 use crate::config::Config;
+use crate::integrations::prometheus::PrometheusClient;
 use crate::render::Renderer;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -49,9 +50,34 @@ pub struct App {
     pub renderer: Arc<Renderer>,
     pub chat: Arc<dyn Chat>,
     pub clock: Arc<dyn Clock>,
+    /// Present when `[prometheus] url` is set.
+    pub prometheus: Option<Arc<PrometheusClient>>,
 }
 
 impl App {
+    /// An app with no optional integrations; add them with the `with_*` methods.
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        renderer: Arc<Renderer>,
+        chat: Arc<dyn Chat>,
+        clock: Arc<dyn Clock>,
+    ) -> App {
+        App {
+            config,
+            store,
+            renderer,
+            chat,
+            clock,
+            prometheus: None,
+        }
+    }
+
+    pub fn with_prometheus(mut self, client: Option<PrometheusClient>) -> App {
+        self.prometheus = client.map(Arc::new);
+        self
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

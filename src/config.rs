@@ -2,7 +2,7 @@
 //!
 //! Secrets never live here: they are read from the environment by [`Secrets`].
 
-use crate::domain::{Severity, COMMANDER};
+use crate::domain::{Cadence, RuleError, Severity, COMMANDER};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -144,6 +144,9 @@ pub struct SeverityConfig {
     pub update_every: Option<Dur>,
     #[serde(default)]
     pub update_cron: Option<String>,
+    /// Whether `/incident cadence off` may silence updates; unset means yes, except for SEV1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_cadence_off: Option<bool>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -155,6 +158,15 @@ impl SeverityConfig {
             return None;
         }
         u32::from_str_radix(hex, 16).ok()
+    }
+
+    /// The cadence `update_every` or `update_cron` describe; `None` when neither is set.
+    pub fn cadence(&self) -> Result<Option<Cadence>, RuleError> {
+        match (&self.update_every, &self.update_cron) {
+            (Some(every), _) => Cadence::every(every.0).map(Some),
+            (None, Some(cron)) => Cadence::cron(cron).map(Some),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -180,6 +192,174 @@ pub struct Config {
     pub templates: TemplatesConfig,
     /// Who may run which command: `"incident resolve" = [<discord role id>, ...]`.
     pub permissions: BTreeMap<String, Vec<u64>>,
+    pub prometheus: PrometheusConfig,
+    /// Named PromQL queries for `/metrics name:` and the "what changed" post.
+    pub queries: BTreeMap<String, QueryConfig>,
+    pub whats_changed: WhatsChangedConfig,
+    /// Deploys that CI pipelines push to the HTTP edge.
+    pub deploys: DeploysConfig,
+    /// Deploys read from GitHub's deployments API.
+    pub github: GitHubConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Prometheus' base URL; metrics are off while it is unset. Auth from SITREP_PROMETHEUS_TOKEN.
+    pub url: Option<String>,
+    pub timeout: Dur,
+    /// What "normal" means: the same query this long ago.
+    pub baselines: Vec<Dur>,
+    /// A ratio to a baseline at or past this is flagged.
+    pub threshold: f64,
+    /// Series shown per answer; the rest are counted.
+    pub top_n: usize,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            url: None,
+            timeout: Dur(std::time::Duration::from_secs(5)),
+            baselines: vec![
+                Dur(std::time::Duration::from_secs(86_400)),
+                Dur(std::time::Duration::from_secs(7 * 86_400)),
+            ],
+            threshold: 3.0,
+            top_n: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// PromQL; `{{service}}` and other `{{name}}` placeholders are filled from the command.
+    pub promql: String,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhatsChangedConfig {
+    /// How far before an incident's start deploys are listed.
+    pub lookback: Dur,
+    /// Named queries shown "at a glance" when an incident opens.
+    pub queries: Vec<String>,
+}
+
+impl Default for WhatsChangedConfig {
+    fn default() -> Self {
+        WhatsChangedConfig {
+            lookback: Dur(std::time::Duration::from_secs(2 * 3600)),
+            queries: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploysConfig {
+    /// Serves `POST /hooks/deploy`, signed with SITREP_DEPLOY_WEBHOOK_SECRET.
+    pub webhook: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitHubConfig {
+    /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise Server.
+    pub api_base: String,
+    /// `owner/name` of each repository whose deployments are read; none turns polling off.
+    pub repositories: Vec<String>,
+    pub poll_every: Dur,
+    /// Only deployments to these environments; empty means all.
+    pub environments: Vec<String>,
+}
+
+pub const GITHUB_API: &str = "https://api.github.com";
+
+impl Default for GitHubConfig {
+    fn default() -> Self {
+        GitHubConfig {
+            api_base: GITHUB_API.into(),
+            repositories: Vec::new(),
+            poll_every: Dur(std::time::Duration::from_secs(60)),
+            environments: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Problems of `[deploys]` and `[github]`; missing secrets matter only when the bot runs.
+    fn deploy_problems(&self, secrets: &Secrets, running: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let g = &self.github;
+        if let Err(e) = url_like(&g.api_base) {
+            out.push(format!("[github] api_base: {e}"));
+        }
+        for repo in &g.repositories {
+            let parts: Vec<&str> = repo.split('/').collect();
+            let ok = parts.len() == 2
+                && parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                });
+            if !ok {
+                out.push(format!(
+                    "[github] repositories: \"{repo}\" is not owner/name, like \"acme/checkout\""
+                ));
+            }
+        }
+        if g.poll_every.0 < std::time::Duration::from_secs(10) {
+            out.push(format!(
+                "[github] poll_every = \"{}\" is under 10 seconds; GitHub allows 5000 requests an hour",
+                g.poll_every
+            ));
+        }
+        if running && !g.repositories.is_empty() && secrets.github_token.is_none() {
+            out.push(
+                "SITREP_GITHUB_TOKEN is not set, but [github] repositories are (a token with read access to deployments, from the environment only)"
+                    .into(),
+            );
+        }
+        if running && self.deploys.webhook && secrets.deploy_webhook_secret.is_none() {
+            out.push(
+                "SITREP_DEPLOY_WEBHOOK_SECRET is not set, but [deploys] webhook = true (the shared secret that signs deploy notices, from the environment only)"
+                    .into(),
+            );
+        }
+        if running && self.deploys.webhook && self.http.listen.is_empty() {
+            out.push("[deploys] webhook = true needs [http] listen; it is empty".into());
+        }
+        out
+    }
+
+    fn deploy_summary(&self) -> String {
+        let g = &self.github;
+        let github = if g.repositories.is_empty() {
+            "off".to_string()
+        } else {
+            format!(
+                "{} · {} every {} · environments {}",
+                g.api_base,
+                g.repositories.join(", "),
+                g.poll_every,
+                if g.environments.is_empty() {
+                    "all".to_string()
+                } else {
+                    g.environments.join(", ")
+                }
+            )
+        };
+        format!(
+            "deploys    webhook {}\ngithub     {github}\n",
+            if self.deploys.webhook { "on (POST /hooks/deploy)" } else { "off" }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -194,6 +374,7 @@ fn severity(name: &str, colour: &str, every: Option<u64>, description: &str) -> 
         colour: colour.into(),
         update_every: every.map(|m| Dur(std::time::Duration::from_secs(m * 60))),
         update_cron: None,
+        allow_cadence_off: None,
         description: Some(description.into()),
     }
 }
@@ -212,18 +393,53 @@ impl Default for Config {
             storage: StorageConfig::default(),
             http: HttpConfig::default(),
             severities: BTreeMap::from([
-                ("SEV1".into(), severity("Critical", "#d0021b", Some(15), "Customer-facing outage or data loss")),
-                ("SEV2".into(), severity("Major", "#f5a623", Some(30), "Major feature degraded for many customers")),
-                ("SEV3".into(), severity("Minor", "#f8e71c", Some(60), "Minor feature degraded, workaround exists")),
-                ("SEV4".into(), severity("Low", "#4a90e2", None, "No customer impact yet")),
+                (
+                    "SEV1".into(),
+                    severity(
+                        "Critical",
+                        "#d0021b",
+                        Some(15),
+                        "Customer-facing outage or data loss",
+                    ),
+                ),
+                (
+                    "SEV2".into(),
+                    severity(
+                        "Major",
+                        "#f5a623",
+                        Some(30),
+                        "Major feature degraded for many customers",
+                    ),
+                ),
+                (
+                    "SEV3".into(),
+                    severity(
+                        "Minor",
+                        "#f8e71c",
+                        Some(60),
+                        "Minor feature degraded, workaround exists",
+                    ),
+                ),
+                (
+                    "SEV4".into(),
+                    severity("Low", "#4a90e2", None, "No customer impact yet"),
+                ),
             ]),
             roles: BTreeMap::from([
-                (COMMANDER.into(), role("Leads the response and makes the calls")),
+                (
+                    COMMANDER.into(),
+                    role("Leads the response and makes the calls"),
+                ),
                 ("communications".into(), role("Keeps stakeholders informed")),
                 ("scribe".into(), role("Keeps the timeline complete")),
             ]),
             templates: TemplatesConfig::default(),
             permissions: BTreeMap::new(),
+            prometheus: PrometheusConfig::default(),
+            queries: BTreeMap::new(),
+            whats_changed: WhatsChangedConfig::default(),
+            deploys: DeploysConfig::default(),
+            github: GitHubConfig::default(),
         }
     }
 }
@@ -232,23 +448,34 @@ impl Default for Config {
 #[derive(Clone, Default)]
 pub struct Secrets {
     pub discord_token: Option<String>,
+    /// Signs deploy notices sent to `POST /hooks/deploy`.
+    pub deploy_webhook_secret: Option<String>,
+    pub github_token: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secrets")
-            .field("discord_token", &self.discord_token.as_ref().map(|_| "<set>"))
+            .field(
+                "discord_token",
+                &self.discord_token.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "deploy_webhook_secret",
+                &self.deploy_webhook_secret.as_ref().map(|_| "<set>"),
+            )
+            .field("github_token", &self.github_token.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
 
 impl Secrets {
     pub fn from_env(env: &BTreeMap<String, String>) -> Secrets {
+        let secret = |var: &str| env.get(var).filter(|t| !t.trim().is_empty()).cloned();
         Secrets {
-            discord_token: env
-                .get("SITREP_DISCORD_TOKEN")
-                .filter(|t| !t.trim().is_empty())
-                .cloned(),
+            discord_token: secret("SITREP_DISCORD_TOKEN"),
+            deploy_webhook_secret: secret("SITREP_DEPLOY_WEBHOOK_SECRET"),
+            github_token: secret("SITREP_GITHUB_TOKEN"),
         }
     }
 }
@@ -264,7 +491,10 @@ const SECRET_VARS: &[&str] = &[
 
 impl Config {
     /// Loads defaults, then the file (if any), then `SITREP_<SECTION>__<KEY>` variables from `env`.
-    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let text = match file {
             Some(path) => Some((
                 path.display().to_string(),
@@ -283,10 +513,11 @@ impl Config {
         file: Option<(&str, &str)>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut value = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
-            origin: "built-in defaults".into(),
-            message: e.to_string(),
-        })?;
+        let mut value =
+            toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+                origin: "built-in defaults".into(),
+                message: e.to_string(),
+            })?;
         if let Some((origin, text)) = file {
             let parsed: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
                 origin: origin.into(),
@@ -314,10 +545,12 @@ impl Config {
                 }
             })?;
         }
-        value.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
-            origin: "configuration (after environment overrides)".into(),
-            message: e.to_string(),
-        })
+        value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: "configuration (after environment overrides)".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Every problem that would stop or hobble the bot, worded for the operator.
@@ -328,7 +561,9 @@ impl Config {
         }
         for (key, sev) in &self.severities {
             if key.parse::<Severity>().map(|s| s.to_string()) != Ok(key.clone()) {
-                out.push(format!("[severities.{key}]: severity keys are SEV1, SEV2, …"));
+                out.push(format!(
+                    "[severities.{key}]: severity keys are SEV1, SEV2, …"
+                ));
             }
             if sev.colour_value().is_none() {
                 out.push(format!(
@@ -344,17 +579,12 @@ impl Config {
                     "[severities.{key}] sets both update_every and update_cron; keep one"
                 ));
             }
-            if let Some(cron) = &sev.update_cron {
-                if let Err(e) = cron::Schedule::from_str(cron) {
-                    out.push(format!("[severities.{key}] update_cron = \"{cron}\": {e}"));
-                }
-            }
-            if let Some(every) = sev.update_every {
-                if every.0 < std::time::Duration::from_secs(60) {
-                    out.push(format!(
-                        "[severities.{key}] update_every = \"{every}\" is under one minute"
-                    ));
-                }
+            if let Err(e) = sev.cadence() {
+                let setting = match (&sev.update_every, &sev.update_cron) {
+                    (Some(every), _) => format!("update_every = \"{every}\""),
+                    (None, cron) => format!("update_cron = \"{}\"", cron.as_deref().unwrap_or("")),
+                };
+                out.push(format!("[severities.{key}] {setting}: {e}"));
             }
         }
         if !self.roles.contains_key(COMMANDER) {
@@ -363,7 +593,10 @@ impl Config {
         if for_discord {
             let d = &self.discord;
             if secrets.discord_token.is_none() {
-                out.push("SITREP_DISCORD_TOKEN is not set (the bot token, from the environment only)".into());
+                out.push(
+                    "SITREP_DISCORD_TOKEN is not set (the bot token, from the environment only)"
+                        .into(),
+                );
             }
             if d.application_id.is_none() {
                 out.push("[discord] application_id is not set".into());
@@ -372,10 +605,15 @@ impl Config {
                 out.push("[discord] guild_id is not set".into());
             }
             if d.stakeholder_channel_id.is_none() {
-                out.push("[discord] stakeholder_channel_id is not set: nowhere to announce incidents".into());
+                out.push(
+                    "[discord] stakeholder_channel_id is not set: nowhere to announce incidents"
+                        .into(),
+                );
             }
             if d.incident_mode == IncidentMode::Thread && d.incident_parent_channel_id.is_none() {
-                out.push("[discord] incident_mode = \"thread\" needs incident_parent_channel_id".into());
+                out.push(
+                    "[discord] incident_mode = \"thread\" needs incident_parent_channel_id".into(),
+                );
             }
             if let Err(e) = url_like(&d.api_base) {
                 out.push(format!("[discord] api_base: {e}"));
@@ -393,6 +631,33 @@ impl Config {
                 }
             }
         }
+        if let Some(url) = &self.prometheus.url {
+            if let Err(e) = url_like(url) {
+                out.push(format!("[prometheus] url: {e}"));
+            }
+        }
+        if self.prometheus.threshold.is_nan() || self.prometheus.threshold <= 1.0 {
+            out.push(format!(
+                "[prometheus] threshold = {} must be above 1",
+                self.prometheus.threshold
+            ));
+        }
+        for (name, q) in &self.queries {
+            if q.promql.trim().is_empty() {
+                out.push(format!("[queries.{name}] promql is empty"));
+            }
+        }
+        for name in &self.whats_changed.queries {
+            if !self.queries.contains_key(name) {
+                out.push(format!(
+                    "[whats_changed] queries names `{name}`, which is not under [queries]"
+                ));
+            }
+        }
+        if !self.whats_changed.queries.is_empty() && self.prometheus.url.is_none() {
+            out.push("[whats_changed] queries are set but [prometheus] url is not".into());
+        }
+        out.extend(self.deploy_problems(secrets, for_discord));
         let paths = crate::commands::options::command_paths();
         for key in self.permissions.keys() {
             if !paths.contains(key) {
@@ -425,6 +690,18 @@ impl Config {
         self.severities.get(&sev.to_string())
     }
 
+    /// The severity's own cadence; a configuration that fails [`Config::problems`] has none.
+    pub fn default_cadence(&self, sev: Severity) -> Option<Cadence> {
+        self.severity(sev)?.cadence().ok().flatten()
+    }
+
+    /// Whether `/incident cadence off` is allowed at this severity.
+    pub fn cadence_off_allowed(&self, sev: Severity) -> bool {
+        self.severity(sev)
+            .and_then(|s| s.allow_cadence_off)
+            .unwrap_or(sev != Severity(1))
+    }
+
     /// A one-screen summary for `check-config`.
     pub fn summary(&self) -> String {
         let d = &self.discord;
@@ -445,7 +722,11 @@ impl Config {
         s.push_str(&format!("storage    {}\n", self.storage.path.display()));
         s.push_str(&format!(
             "http       {}\n",
-            if self.http.listen.is_empty() { "off" } else { &self.http.listen }
+            if self.http.listen.is_empty() {
+                "off"
+            } else {
+                &self.http.listen
+            }
         ));
         for (key, sev) in &self.severities {
             let cadence = match (&sev.update_every, &sev.update_cron) {
@@ -453,7 +734,14 @@ impl Config {
                 (None, Some(c)) => format!("cron {c}"),
                 (None, None) => "no scheduled updates".into(),
             };
-            s.push_str(&format!("severity   {key} {} {} · {cadence}\n", sev.name, sev.colour));
+            let off = match key.parse::<Severity>() {
+                Ok(level) if !self.cadence_off_allowed(level) => " (cannot be turned off)",
+                _ => "",
+            };
+            s.push_str(&format!(
+                "severity   {key} {} {} · {cadence}{off}\n",
+                sev.name, sev.colour
+            ));
         }
         for (name, role) in &self.roles {
             let who = if role.discord_roles.is_empty() {
@@ -463,6 +751,7 @@ impl Config {
             };
             s.push_str(&format!("role       {name} · {who}\n"));
         }
+        s.push_str(&self.deploy_summary());
         s.push_str(&format!(
             "templates  {}\n",
             self.templates
@@ -584,7 +873,11 @@ mod tests {
         assert_eq!(c.discord.guild_id, Some(44));
         assert_eq!(c.discord.api_base, "http://127.0.0.1:9999");
         assert_eq!(c.discord.incident_mode, IncidentMode::Thread);
-        assert_eq!(c.severities.len(), 1, "a file's severities replace the defaults");
+        assert_eq!(
+            c.severities.len(),
+            1,
+            "a file's severities replace the defaults"
+        );
         assert_eq!(
             c.severities["SEV1"].update_every,
             Some(Dur(std::time::Duration::from_secs(300)))
@@ -611,7 +904,10 @@ mod tests {
     #[test]
     fn bad_durations_are_explained() {
         let err = Config::from_parts(
-            Some(("a.toml", "[severities.SEV1]\nname=\"x\"\ncolour=\"#000000\"\nupdate_every = \"soon\"\n")),
+            Some((
+                "a.toml",
+                "[severities.SEV1]\nname=\"x\"\ncolour=\"#000000\"\nupdate_every = \"soon\"\n",
+            )),
             &env(&[]),
         )
         .unwrap_err()
@@ -643,7 +939,7 @@ mod tests {
         for needle in [
             "not a #rrggbb",
             "name is empty",
-            "under one minute",
+            "more often than once a minute",
             "update_cron",
             "must define `commander`",
             "SITREP_DISCORD_TOKEN",
@@ -656,9 +952,156 @@ mod tests {
     }
 
     #[test]
+    fn cadence_rules_per_severity() {
+        let toml = r##"
+            [severities.SEV1]
+            name = "Critical"
+            colour = "#d0021b"
+            update_cron = "0 */15 * * * *"
+            [severities.SEV2]
+            name = "Major"
+            colour = "#f5a623"
+            update_every = "30m"
+            allow_cadence_off = false
+            [severities.SEV3]
+            name = "Minor"
+            colour = "#f8e71c"
+            update_cron = "*/20 * * * * *"
+        "##;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(
+            c.default_cadence(Severity(1)),
+            Some(Cadence::Cron {
+                expr: "0 */15 * * * *".into()
+            })
+        );
+        assert_eq!(
+            c.default_cadence(Severity(2)),
+            Some(Cadence::Every { seconds: 1800 })
+        );
+        assert_eq!(c.default_cadence(Severity(4)), None);
+        assert!(
+            !c.cadence_off_allowed(Severity(1)),
+            "SEV1 keeps its updates by default"
+        );
+        assert!(!c.cadence_off_allowed(Severity(2)));
+        assert!(c.cadence_off_allowed(Severity(3)));
+        let problems = c.problems(&Secrets::default(), false).join("\n");
+        assert!(
+            problems.contains("[severities.SEV3] update_cron = \"*/20 * * * * *\": cron `*/20 * * * * *` is more often than once a minute"),
+            "{problems}"
+        );
+        assert!(c
+            .summary()
+            .contains("SEV1 Critical #d0021b · cron 0 */15 * * * * (cannot be turned off)"));
+    }
+
+    #[test]
+    fn metrics_sections() {
+        let toml = r##"
+            [prometheus]
+            url = "http://127.0.0.1:9090"
+            timeout = "2s"
+            baselines = ["1d", "1w"]
+
+            [queries.error_rate]
+            promql = "sum(rate(http_requests_total{service=\"{{service}}\",code=~\"5..\"}[5m]))"
+            unit = "req/s"
+
+            [whats_changed]
+            lookback = "3h"
+            queries = ["error_rate", "latency"]
+        "##;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(c.prometheus.timeout, Dur(std::time::Duration::from_secs(2)));
+        assert_eq!(c.prometheus.baselines[1], Dur(std::time::Duration::from_secs(604_800)));
+        assert!(c.queries["error_rate"].promql.contains("{{service}}"));
+        let problems = c.problems(&Secrets::default(), false).join("\n");
+        assert!(problems.contains("`latency`"), "{problems}");
+        let err = Config::from_parts(Some(("a.toml", "[queries.x]\npromql = \"up\"\nunits = \"s\"\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("units"), "{err}");
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_output() {
         let s = Secrets::from_env(&env(&[("SITREP_DISCORD_TOKEN", "hunter2")]));
         assert!(!format!("{s:?}").contains("hunter2"));
         assert_eq!(s.discord_token.as_deref(), Some("hunter2"));
+    }
+
+    #[test]
+    fn deploy_sources_from_a_file() {
+        let toml = r#"
+            [deploys]
+            webhook = true
+
+            [github]
+            api_base = "https://github.example.com/api/v3"
+            repositories = ["acme/checkout", "acme/search"]
+            poll_every = "2m"
+            environments = ["production"]
+        "#;
+        let c = Config::from_parts(
+            Some(("a.toml", toml)),
+            &env(&[("SITREP_GITHUB__POLL_EVERY", "90s")]),
+        )
+        .unwrap();
+        assert!(c.deploys.webhook);
+        assert_eq!(c.github.api_base, "https://github.example.com/api/v3");
+        assert_eq!(c.github.repositories, ["acme/checkout", "acme/search"]);
+        assert_eq!(c.github.poll_every, Dur(std::time::Duration::from_secs(90)));
+        assert_eq!(c.github.environments, ["production"]);
+        let secrets = Secrets::from_env(&env(&[
+            ("SITREP_DEPLOY_WEBHOOK_SECRET", "s3cret"),
+            ("SITREP_GITHUB_TOKEN", "ghp_x"),
+        ]));
+        let problems = c.deploy_problems(&secrets, true);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(c.summary().contains("acme/checkout, acme/search every 1m 30s"));
+
+        let d = Config::default();
+        assert!(!d.deploys.webhook);
+        assert_eq!(d.github.api_base, GITHUB_API);
+        assert!(d.github.repositories.is_empty());
+        assert_eq!(d.github.poll_every, Dur(std::time::Duration::from_secs(60)));
+        let err = Config::from_parts(Some(("a.toml", "[github]\nrepos = []\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("repos"), "{err}");
+    }
+
+    #[test]
+    fn deploy_sources_need_their_secrets() {
+        let toml = r#"
+            [deploys]
+            webhook = true
+            [github]
+            api_base = "github.example.com"
+            repositories = ["acme/checkout", "checkout", "acme/a b"]
+            poll_every = "1s"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        let all = c.problems(&Secrets::default(), true).join("\n");
+        for needle in [
+            "SITREP_GITHUB_TOKEN is not set",
+            "SITREP_DEPLOY_WEBHOOK_SECRET is not set",
+            "[github] api_base",
+            "\"checkout\" is not owner/name",
+            "\"acme/a b\" is not owner/name",
+            "under 10 seconds",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        // The console neither serves webhooks nor polls, so it does not need the secrets.
+        let console = c.problems(&Secrets::default(), false).join("\n");
+        assert!(!console.contains("SITREP_"), "{console}");
+        let secrets = Secrets::from_env(&env(&[
+            ("SITREP_DEPLOY_WEBHOOK_SECRET", "whsec-123"),
+            ("SITREP_GITHUB_TOKEN", "ghp_456"),
+        ]));
+        let shown = format!("{secrets:?}");
+        assert!(!shown.contains("whsec-123") && !shown.contains("ghp_456"), "{shown}");
     }
 }

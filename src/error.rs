@@ -28,6 +28,8 @@ pub enum UserError {
     Line(String),
     #[error("you are not allowed to {0}")]
     Denied(String),
+    #[error("{0}")]
+    Metrics(String),
 }
 
 /// A failure of ours or of a platform we depend on. Logged with its context; the responder sees

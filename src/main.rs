@@ -7,6 +7,7 @@ use sitrep::chat::console::{Console, ConsoleChat, Sink};
 use sitrep::chat::discord;
 use sitrep::config::{Config, Secrets};
 use sitrep::domain::UserRef;
+use sitrep::integrations::prometheus::{self, PrometheusClient};
 use sitrep::render::{Renderer, TimeStyle};
 use sitrep::store::Store;
 use std::collections::BTreeMap;
@@ -110,6 +111,17 @@ fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()>
     )
 }
 
+/// The Prometheus client when `[prometheus] url` is set; credentials from the environment.
+fn prometheus_client(config: &Config) -> anyhow::Result<Option<PrometheusClient>> {
+    let Some(url) = &config.prometheus.url else {
+        return Ok(None);
+    };
+    let auth = environment()
+        .get(prometheus::TOKEN_ENV)
+        .and_then(|s| prometheus::Auth::parse(s));
+    Ok(Some(PrometheusClient::new(url, config.prometheus.timeout.0, auth)?))
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -139,12 +151,10 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let http = discord::build_http(&config, &secrets)?;
     let config = Arc::new(config);
     let app_config = config.clone();
-    let make_app = move |chat| App {
-        config: app_config,
-        store,
-        renderer: Arc::new(renderer),
-        chat,
-        clock: Arc::new(SystemClock),
+    let prometheus = prometheus_client(&app_config)?;
+    let make_app = move |chat| {
+        App::new(app_config, store, Arc::new(renderer), chat, Arc::new(SystemClock))
+            .with_prometheus(prometheus)
     };
     discord::run(config, http, make_app, shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
@@ -171,7 +181,8 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         bail!("configuration problems:\n  {}", problems.join("\n  "));
     }
     let path = db.unwrap_or_else(|| config.storage.path.clone());
-    let store = Store::open(&path).with_context(|| format!("opening the database at {}", path.display()))?;
+    let store = Store::open(&path)
+        .with_context(|| format!("opening the database at {}", path.display()))?;
     let renderer = Renderer::from_config(&config, TimeStyle::Plain)?;
     let known = store
         .incidents()?
@@ -179,13 +190,15 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         .filter_map(|i| Some((i.channel?, i.channel_name?)));
     let out: Sink = Arc::new(Mutex::new(std::io::stdout()));
     let chat = Arc::new(ConsoleChat::new(out, known));
-    let app = App {
-        config: Arc::new(config),
+    let prometheus = prometheus_client(&config)?;
+    let app = App::new(
+        Arc::new(config),
         store,
-        renderer: Arc::new(renderer),
-        chat: chat.clone(),
-        clock: Arc::new(SystemClock),
-    };
+        Arc::new(renderer),
+        chat.clone(),
+        Arc::new(SystemClock),
+    )
+    .with_prometheus(prometheus);
     let console = Console {
         app,
         chat,

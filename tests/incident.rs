@@ -20,13 +20,14 @@ impl Harness {
         let sink: Sink = out.clone();
         let chat = Arc::new(ConsoleChat::new(sink, []));
         let config = Config::default();
-        let app = App {
-            renderer: Arc::new(Renderer::from_config(&config, TimeStyle::Plain).unwrap()),
-            config: Arc::new(config),
-            store: Store::temporary().unwrap(),
-            chat: chat.clone(),
-            clock: Arc::new(SystemClock),
-        };
+        let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
+        let app = App::new(
+            Arc::new(config),
+            Store::temporary().unwrap(),
+            Arc::new(renderer),
+            chat.clone(),
+            Arc::new(SystemClock),
+        );
         Harness {
             console: Console {
                 app,
@@ -52,41 +53,106 @@ impl Harness {
 #[tokio::test]
 async fn rejected_commands_change_nothing() {
     let h = Harness::new();
-    h.run(r#"/incident open title:"Checkout returns 500" severity:SEV2"#).await;
-    h.run(r#"/incident open title:"Search slow" severity:SEV3"#).await;
-    h.run(r#"/incident resolve summary:"fixed" incident:INC-2"#).await;
-    h.run("/incident note text:back-to-one incident:INC-1").await;
+    h.run(r#"/incident open title:"Checkout returns 500" severity:SEV2"#)
+        .await;
+    h.run(r#"/incident open title:"Search slow" severity:SEV3"#)
+        .await;
+    h.run(r#"/incident resolve summary:"fixed" incident:INC-2"#)
+        .await;
+    h.run("/incident note text:back-to-one incident:INC-1")
+        .await;
 
     let long = "x".repeat(151);
     let cases = [
-        ("/incident open severity:SEV2".to_string(), "`title` is required"),
-        ("/incident open title:x severity:SEV2 colour:red".into(), "unknown option `colour`"),
-        (r#"/incident open title:"   " severity:SEV2"#.into(), "must not be empty"),
-        (format!("/incident open title:{long} severity:SEV2"), "151 characters is too long"),
-        ("/incident open title:x severity:SEV7".into(), "must be one of"),
-        ("/incident open title:x severity:SEV1 started:\"in 2h\"".into(), "not a time"),
-        ("/incident open title:x severity:SEV1 started:2099-01-01T00:00:00Z".into(), "in the future"),
-        ("/incident status incident:INC-99".into(), "INC-99 does not exist"),
-        ("/incident note text:hi incident:INC-99".into(), "INC-99 does not exist"),
-        ("/incident note text:hi incident:banana".into(), "not an incident id"),
-        ("/incident update message:again incident:INC-2".into(), "INC-2 is resolved; reopen it"),
-        ("/incident update state:resolved message:x".into(), "must be one of"),
-        ("/incident reopen reason:why incident:INC-1".into(), "INC-1 is not resolved"),
-        ("/incident role role:commander user:@".into(), "names nobody"),
+        (
+            "/incident open severity:SEV2".to_string(),
+            "`title` is required",
+        ),
+        (
+            "/incident open title:x severity:SEV2 colour:red".into(),
+            "unknown option `colour`",
+        ),
+        (
+            r#"/incident open title:"   " severity:SEV2"#.into(),
+            "must not be empty",
+        ),
+        (
+            format!("/incident open title:{long} severity:SEV2"),
+            "151 characters is too long",
+        ),
+        (
+            "/incident open title:x severity:SEV7".into(),
+            "must be one of",
+        ),
+        (
+            "/incident open title:x severity:SEV1 started:\"in 2h\"".into(),
+            "not a time",
+        ),
+        (
+            "/incident open title:x severity:SEV1 started:2099-01-01T00:00:00Z".into(),
+            "in the future",
+        ),
+        (
+            "/incident status incident:INC-99".into(),
+            "INC-99 does not exist",
+        ),
+        (
+            "/incident note text:hi incident:INC-99".into(),
+            "INC-99 does not exist",
+        ),
+        (
+            "/incident note text:hi incident:banana".into(),
+            "not an incident id",
+        ),
+        (
+            "/incident update message:again incident:INC-2".into(),
+            "INC-2 is resolved; reopen it",
+        ),
+        (
+            "/incident update state:resolved message:x".into(),
+            "must be one of",
+        ),
+        (
+            "/incident reopen reason:why incident:INC-1".into(),
+            "INC-1 is not resolved",
+        ),
+        (
+            "/incident role role:commander user:@".into(),
+            "names nobody",
+        ),
         ("/incident role role:commander".into(), "`user` is required"),
-        ("/incident role role:commander user:@alice".into(), "alice is already the commander"),
-        ("/incident severity level:SEV2".into(), "INC-1 is already SEV2"),
-        ("/incident action text:x due:2001-01-01".into(), "in the past"),
-        (r#"/incident note text:"unbalanced"#.into(), "unbalanced quote"),
+        (
+            "/incident role role:commander user:@alice".into(),
+            "alice is already the commander",
+        ),
+        (
+            "/incident severity level:SEV2".into(),
+            "INC-1 is already SEV2",
+        ),
+        (
+            "/incident action text:x due:2001-01-01".into(),
+            "in the past",
+        ),
+        (
+            r#"/incident note text:"unbalanced"#.into(),
+            "unbalanced quote",
+        ),
         ("/incident".into(), "needs one of"),
         ("/deploy now".into(), "not a command"),
     ];
     for (line, needle) in cases {
         let before = h.store().dump().unwrap();
         let out = h.run(&line).await;
-        assert!(out.starts_with("[error] "), "{line}: expected an error, got {out}");
+        assert!(
+            out.starts_with("[error] "),
+            "{line}: expected an error, got {out}"
+        );
         assert!(out.contains(needle), "{line}: {needle:?} not in {out}");
-        assert_eq!(h.store().dump().unwrap(), before, "{line} changed the store");
+        assert_eq!(
+            h.store().dump().unwrap(),
+            before,
+            "{line} changed the store"
+        );
     }
 }
 
@@ -99,8 +165,13 @@ async fn commands_apply_to_the_incident_last_opened_or_named() {
     assert!(out.contains("INC-2"), "{out}");
     let out = h.run("/incident note text:first incident:INC-1").await;
     assert!(out.contains("INC-1"), "{out}");
-    let out = h.run("/incident update state:monitoring message:mitigated").await;
-    assert!(out.contains("INC-1"), "the incident last named is current: {out}");
+    let out = h
+        .run("/incident update state:monitoring message:mitigated")
+        .await;
+    assert!(
+        out.contains("INC-1"),
+        "the incident last named is current: {out}"
+    );
     let one = h.store().incident(IncidentId(1)).unwrap().unwrap();
     assert_eq!(one.state, State::Monitoring);
     assert_eq!(one.notes, 1);
@@ -112,7 +183,9 @@ async fn commands_apply_to_the_incident_last_opened_or_named() {
 async fn user_text_reaches_posts_verbatim_and_handover_keeps_one_commander() {
     let h = Harness::new();
     let out = h
-        .run(r#"/incident open title:"@everyone {{ 7*7 }} <@&1>" severity:SEV1 summary:"{% raw %}""#)
+        .run(
+            r#"/incident open title:"@everyone {{ 7*7 }} <@&1>" severity:SEV1 summary:"{% raw %}""#,
+        )
         .await;
     assert!(out.contains("@everyone {{ 7*7 }} <@&1>"), "{out}");
     assert!(out.contains("{% raw %}"), "{out}");

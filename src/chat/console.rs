@@ -2,7 +2,7 @@
 
 use super::{Chat, ChatError, Place, Post};
 use crate::app::App;
-use crate::commands::options::{manifest, kind};
+use crate::commands::options::{kind, manifest};
 use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::UserError;
@@ -68,11 +68,19 @@ pub fn post_text(post: &Post) -> String {
         parts.push(e.description.clone());
     }
     if !post.buttons.is_empty() {
-        let labels: Vec<String> = post.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
+        let labels: Vec<String> = post
+            .buttons
+            .iter()
+            .map(|b| format!("[{}]", b.label))
+            .collect();
         parts.push(labels.join(" "));
     }
     for f in &post.files {
-        parts.push(format!("(attached {}, {} bytes)", f.filename, f.bytes.len()));
+        parts.push(format!(
+            "(attached {}, {} bytes)",
+            f.filename,
+            f.bytes.len()
+        ));
     }
     parts.join("\n")
 }
@@ -124,7 +132,11 @@ pub fn parse_line(line: &str) -> Result<CommandInput, UserError> {
     let name = head
         .strip_prefix('/')
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| UserError::Line(format!("commands start with /, like /incident status (got `{head}`)")))?
+        .ok_or_else(|| {
+            UserError::Line(format!(
+                "commands start with /, like /incident status (got `{head}`)"
+            ))
+        })?
         .to_string();
     let spec = manifest(&name).ok_or_else(|| UserError::UnknownCommand(format!("/{name}")))?;
     let mut rest: Vec<String> = words.collect();
@@ -135,7 +147,12 @@ pub fn parse_line(line: &str) -> Result<CommandInput, UserError> {
             .as_array()
             .map(|o| {
                 o.iter()
-                    .filter(|s| matches!(s["type"].as_u64(), Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)))
+                    .filter(|s| {
+                        matches!(
+                            s["type"].as_u64(),
+                            Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
+                        )
+                    })
                     .cloned()
                     .collect()
             })
@@ -145,10 +162,16 @@ pub fn parse_line(line: &str) -> Result<CommandInput, UserError> {
         }
         let names: Vec<&str> = subs.iter().filter_map(|s| s["name"].as_str()).collect();
         let Some(word) = rest.first().filter(|w| !w.contains(':')).cloned() else {
-            return Err(UserError::Line(format!("/{name} needs one of: {}", names.join(", "))));
+            return Err(UserError::Line(format!(
+                "/{name} needs one of: {}",
+                names.join(", ")
+            )));
         };
         let Some(sub) = subs.iter().find(|s| s["name"] == word.as_str()).cloned() else {
-            return Err(UserError::Line(format!("`{word}` is not one of: {}", names.join(", "))));
+            return Err(UserError::Line(format!(
+                "`{word}` is not one of: {}",
+                names.join(", ")
+            )));
         };
         rest.remove(0);
         path.push(word);
@@ -157,7 +180,9 @@ pub fn parse_line(line: &str) -> Result<CommandInput, UserError> {
     let mut options = Vec::new();
     for word in rest {
         let (k, v) = word.split_once(':').ok_or_else(|| {
-            UserError::Line(format!("`{word}` is not an option; write name:value, e.g. title:\"DB down\""))
+            UserError::Line(format!(
+                "`{word}` is not an option; write name:value, e.g. title:\"DB down\""
+            ))
         })?;
         options.push(InputOption {
             name: k.to_string(),
@@ -254,11 +279,19 @@ mod tests {
 
     #[test]
     fn lines_parse_like_discord_syntax() {
-        let input = parse_line(r#"/incident open title:"Checkout returns 500" severity:SEV2 started:10:42"#).unwrap();
+        let input = parse_line(
+            r#"/incident open title:"Checkout returns 500" severity:SEV2 started:10:42"#,
+        )
+        .unwrap();
         assert_eq!(input.path(), "incident open");
-        let InputValue::Sub(opts) = &input.options[0].value else { panic!() };
+        let InputValue::Sub(opts) = &input.options[0].value else {
+            panic!()
+        };
         assert_eq!(opts[0].name, "title");
-        assert_eq!(opts[0].value, InputValue::Raw("Checkout returns 500".into()));
+        assert_eq!(
+            opts[0].value,
+            InputValue::Raw("Checkout returns 500".into())
+        );
         assert_eq!(opts[2].value, InputValue::Raw("10:42".into()));
     }
 

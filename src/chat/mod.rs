@@ -102,7 +102,11 @@ impl Post {
         }
     }
 
-    pub fn embed(title: impl Into<String>, description: impl Into<String>, colour: Option<u32>) -> Post {
+    pub fn embed(
+        title: impl Into<String>,
+        description: impl Into<String>,
+        colour: Option<u32>,
+    ) -> Post {
         Post {
             embed: Some(Embed {
                 title: title.into(),
@@ -140,7 +144,8 @@ impl Post {
             let total = embed.title.chars().count()
                 + embed.description.chars().count()
                 + embed.footer.as_deref().map_or(0, |f| f.chars().count());
-            if embed.description.chars().count() > MAX_EMBED_DESCRIPTION || total > MAX_EMBED_TOTAL {
+            if embed.description.chars().count() > MAX_EMBED_DESCRIPTION || total > MAX_EMBED_TOTAL
+            {
                 let full = std::mem::take(&mut embed.description);
                 embed.description = format!("{}…\n(full text attached)", truncate(&full, 1000));
                 self.files.push(Attachment {
@@ -221,8 +226,14 @@ mod tests {
 
     #[test]
     fn place_names_are_channel_safe() {
-        assert_eq!(place_name(1, "Checkout returns 500"), "inc-1-checkout-returns-500");
-        assert_eq!(place_name(2, "@everyone <@&123> DB down!!"), "inc-2-everyone-123-db-down");
+        assert_eq!(
+            place_name(1, "Checkout returns 500"),
+            "inc-1-checkout-returns-500"
+        );
+        assert_eq!(
+            place_name(2, "@everyone <@&123> DB down!!"),
+            "inc-2-everyone-123-db-down"
+        );
         assert_eq!(place_name(3, "!!!"), "inc-3");
         assert!(place_name(4, &"x".repeat(300)).len() <= 70);
     }

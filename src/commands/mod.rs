@@ -1,6 +1,8 @@
 //! Command handlers: a typed invocation in, an outcome (reply and posts) out; no platform types.
 
+pub mod deploys;
 pub mod incident;
+pub mod metrics;
 pub mod options;
 pub mod when;
 
@@ -63,7 +65,7 @@ pub struct Outcome {
 /// Whether the command waits on anything but the store before it can answer (a channel to create,
 /// a remote system to ask): such commands are deferred first to keep Discord's 3 s deadline.
 pub fn defers(input: &CommandInput) -> bool {
-    matches!(input.path().as_str(), "incident open")
+    matches!(input.path().as_str(), "incident open" | "metrics")
 }
 
 /// Commands that, unless `[permissions]` says otherwise, only the incident's commander may run.
@@ -100,11 +102,19 @@ fn authorize(app: &App, inv: &Invocation, args: &serde_json::Value) -> Result<()
         (Some(roles), Some(inc)) => format!(
             "{}'s commander or members of {}",
             inc.id,
-            roles.iter().map(|r| format!("<@&{r}>")).collect::<Vec<_>>().join(", ")
+            roles
+                .iter()
+                .map(|r| format!("<@&{r}>"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         (Some(roles), None) => format!(
             "members of {}",
-            roles.iter().map(|r| format!("<@&{r}>")).collect::<Vec<_>>().join(", ")
+            roles
+                .iter()
+                .map(|r| format!("<@&{r}>"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         (None, Some(inc)) => format!("{}'s commander", inc.id),
         (None, None) => "an incident's commander".into(),
@@ -122,6 +132,8 @@ pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
     };
     match inv.input.name.as_str() {
         "incident" => incident::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
+        "deploys" => deploys::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
+        "metrics" => metrics::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         other => Err(UserError::UnknownCommand(format!("/{other}")).into()),
     }
 }

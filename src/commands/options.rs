@@ -6,7 +6,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// The manifests in `commands/`, as Discord's API takes them. Registered verbatim.
-pub const MANIFESTS: &[(&str, &str)] = &[("incident", include_str!("../../commands/incident.json"))];
+pub const MANIFESTS: &[(&str, &str)] = &[
+    ("incident", include_str!("../../commands/incident.json")),
+    ("deploys", include_str!("../../commands/deploys.json")),
+    ("metrics", include_str!("../../commands/metrics.json")),
+];
 
 /// Discord's option types.
 pub mod kind {
@@ -39,7 +43,12 @@ pub fn command_paths() -> Vec<String> {
             .as_array()
             .map(|o| {
                 o.iter()
-                    .filter(|s| matches!(s["type"].as_u64(), Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)))
+                    .filter(|s| {
+                        matches!(
+                            s["type"].as_u64(),
+                            Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -47,7 +56,11 @@ pub fn command_paths() -> Vec<String> {
             out.push(prefix.to_string());
         }
         for s in subs {
-            walk(&format!("{prefix} {}", s["name"].as_str().unwrap_or_default()), s, out);
+            walk(
+                &format!("{prefix} {}", s["name"].as_str().unwrap_or_default()),
+                s,
+                out,
+            );
         }
     }
     let mut out = Vec::new();
@@ -114,7 +127,12 @@ pub fn to_json(input: &CommandInput) -> Result<Value, UserError> {
     let manifest = manifest(&input.name)
         .ok_or_else(|| UserError::UnknownCommand(format!("/{}", input.name)))?;
     let mut out = Map::new();
-    walk(&manifest, &input.options, &format!("/{}", input.name), &mut out)?;
+    walk(
+        &manifest,
+        &input.options,
+        &format!("/{}", input.name),
+        &mut out,
+    )?;
     Ok(Value::Object(out))
 }
 
@@ -127,10 +145,18 @@ pub fn parse<T: DeserializeOwned>(input: &CommandInput) -> Result<T, UserError> 
     })
 }
 
-fn walk(spec: &Value, given: &[InputOption], path: &str, out: &mut Map<String, Value>) -> Result<(), UserError> {
+fn walk(
+    spec: &Value,
+    given: &[InputOption],
+    path: &str,
+    out: &mut Map<String, Value>,
+) -> Result<(), UserError> {
     let specs: &[Value] = spec["options"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let has_subs = specs.iter().any(|s| {
-        matches!(s["type"].as_u64(), Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP))
+        matches!(
+            s["type"].as_u64(),
+            Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
+        )
     });
     if has_subs {
         let names: Vec<&str> = specs.iter().filter_map(|s| s["name"].as_str()).collect();
@@ -140,12 +166,13 @@ fn walk(spec: &Value, given: &[InputOption], path: &str, out: &mut Map<String, V
                 message: format!("choose one of: {}", names.join(", ")),
             });
         };
-        let sub = specs.iter().find(|s| s["name"] == name.as_str()).ok_or_else(|| {
-            UserError::BadOptions {
+        let sub = specs
+            .iter()
+            .find(|s| s["name"] == name.as_str())
+            .ok_or_else(|| UserError::BadOptions {
                 command: path.into(),
                 message: format!("`{name}` is not one of: {}", names.join(", ")),
-            }
-        })?;
+            })?;
         let InputValue::Sub(inner) = value else {
             return Err(UserError::BadOptions {
                 command: path.into(),
@@ -190,7 +217,10 @@ fn walk(spec: &Value, given: &[InputOption], path: &str, out: &mut Map<String, V
         if spec["required"] == true && !out.contains_key(name) {
             return Err(UserError::BadOptions {
                 command: path.into(),
-                message: format!("`{name}` is required ({})", spec["description"].as_str().unwrap_or_default()),
+                message: format!(
+                    "`{name}` is required ({})",
+                    spec["description"].as_str().unwrap_or_default()
+                ),
             });
         }
     }
@@ -319,7 +349,10 @@ fn user_from_text(raw: &str) -> Result<UserRef, String> {
     if name.is_empty() {
         return Err("names nobody; give a user like @alice".into());
     }
-    if name.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c == '<' || c == '>')
+    {
         return Err(format!("`{raw}` is not a user name"));
     }
     Ok(UserRef::new(console_user_id(name), name))
@@ -336,7 +369,10 @@ pub fn console_user_id(name: &str) -> u64 {
 }
 
 fn snowflake_from_text(raw: &str) -> Option<u64> {
-    let t = raw.trim().trim_start_matches("<#").trim_start_matches("<@&");
+    let t = raw
+        .trim()
+        .trim_start_matches("<#")
+        .trim_start_matches("<@&");
     t.trim_end_matches('>').parse().ok()
 }
 
@@ -369,7 +405,11 @@ mod tests {
     fn option_tree_becomes_a_flat_object() {
         let input = sub(
             "open",
-            &[("title", raw("Checkout returns 500")), ("severity", raw("SEV2")), ("drill", raw("yes"))],
+            &[
+                ("title", raw("Checkout returns 500")),
+                ("severity", raw("SEV2")),
+                ("drill", raw("yes")),
+            ],
         );
         assert_eq!(
             to_json(&input).unwrap(),
@@ -381,23 +421,74 @@ mod tests {
     #[test]
     fn manifest_rules_are_enforced() {
         let cases = [
-            (sub("open", &[("severity", raw("SEV2"))]), "`title` is required"),
-            (sub("open", &[("title", raw("x")), ("severity", raw("SEV9"))]), "must be one of"),
-            (sub("open", &[("title", raw(&"x".repeat(300))), ("severity", raw("SEV1"))]), "300 characters is too long"),
-            (sub("open", &[("title", raw("")), ("severity", raw("SEV1"))]), "must not be empty"),
-            (sub("open", &[("title", raw("x")), ("severity", raw("SEV1")), ("colour", raw("red"))]), "unknown option `colour`"),
-            (sub("open", &[("title", raw("x")), ("title", raw("y")), ("severity", raw("SEV1"))]), "given twice"),
+            (
+                sub("open", &[("severity", raw("SEV2"))]),
+                "`title` is required",
+            ),
+            (
+                sub("open", &[("title", raw("x")), ("severity", raw("SEV9"))]),
+                "must be one of",
+            ),
+            (
+                sub(
+                    "open",
+                    &[("title", raw(&"x".repeat(300))), ("severity", raw("SEV1"))],
+                ),
+                "300 characters is too long",
+            ),
+            (
+                sub("open", &[("title", raw("")), ("severity", raw("SEV1"))]),
+                "must not be empty",
+            ),
+            (
+                sub(
+                    "open",
+                    &[
+                        ("title", raw("x")),
+                        ("severity", raw("SEV1")),
+                        ("colour", raw("red")),
+                    ],
+                ),
+                "unknown option `colour`",
+            ),
+            (
+                sub(
+                    "open",
+                    &[
+                        ("title", raw("x")),
+                        ("title", raw("y")),
+                        ("severity", raw("SEV1")),
+                    ],
+                ),
+                "given twice",
+            ),
             (sub("explode", &[]), "not one of"),
-            (sub("role", &[("role", raw("commander")), ("user", raw("@"))]), "names nobody"),
-            (sub("open", &[("title", raw("x")), ("severity", raw("SEV1")), ("drill", raw("maybe"))]), "not true or false"),
+            (
+                sub("role", &[("role", raw("commander")), ("user", raw("@"))]),
+                "names nobody",
+            ),
+            (
+                sub(
+                    "open",
+                    &[
+                        ("title", raw("x")),
+                        ("severity", raw("SEV1")),
+                        ("drill", raw("maybe")),
+                    ],
+                ),
+                "not true or false",
+            ),
         ];
         for (input, needle) in cases {
             let err = to_json(&input).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle:?} not in {err:?}");
         }
-        let err = to_json(&CommandInput { name: "incident".into(), options: vec![] })
-            .unwrap_err()
-            .to_string();
+        let err = to_json(&CommandInput {
+            name: "incident".into(),
+            options: vec![],
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("choose one of"), "{err}");
     }
 
@@ -415,7 +506,11 @@ mod tests {
         fn check(opt: &Value, depth: usize) {
             let name = opt["name"].as_str().unwrap();
             assert!(!name.is_empty() && name.len() <= 32, "{name}");
-            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'),
+                "{name}"
+            );
             let d = opt["description"].as_str().unwrap();
             assert!(!d.is_empty() && d.chars().count() <= 100, "{name}: {d}");
             let opts = opt["options"].as_array().cloned().unwrap_or_default();
@@ -425,7 +520,10 @@ mod tests {
                 if o["type"] == kind::SUB_COMMAND || o["type"] == kind::SUB_COMMAND_GROUP {
                     assert!(depth < 2);
                 } else if o["required"] == true {
-                    assert!(!seen_optional, "{name}: required option after an optional one");
+                    assert!(
+                        !seen_optional,
+                        "{name}: required option after an optional one"
+                    );
                 } else {
                     seen_optional = true;
                 }

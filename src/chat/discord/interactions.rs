@@ -6,11 +6,11 @@ use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, O
 use crate::domain::{Actor, IncidentId, UserRef};
 use crate::error::{CommandError, UserError};
 use serenity::all::{
-    ActionRowComponent, CommandData, CommandDataOption, CommandDataOptionValue, CommandDataResolved,
-    ComponentInteraction, ConnectionStage, Context, CreateActionRow, CreateInputText,
-    CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal, EventHandler, Http,
-    InputTextStyle, Interaction, InteractionId, Member, ModalInteraction, Ready, ShardStageUpdateEvent,
-    User, UserId,
+    ActionRowComponent, CommandData, CommandDataOption, CommandDataOptionValue,
+    CommandDataResolved, ComponentInteraction, ConnectionStage, Context, CreateActionRow,
+    CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
+    EventHandler, Http, InputTextStyle, Interaction, InteractionId, Member, ModalInteraction,
+    Ready, ShardStageUpdateEvent, User, UserId,
 };
 use serenity::builder::Builder;
 use std::collections::{HashSet, VecDeque};
@@ -41,9 +41,15 @@ pub struct Bot {
 pub fn fatal(e: serenity::Error) -> DiscordError {
     use serenity::gateway::GatewayError as G;
     match e {
-        serenity::Error::Gateway(G::InvalidAuthentication | G::NoAuthentication) => DiscordError::BadToken,
-        serenity::Error::Gateway(G::InvalidGatewayIntents | G::DisallowedGatewayIntents) => DiscordError::Intents,
-        serenity::Error::Gateway(G::InvalidShardData | G::OverloadedShard) => DiscordError::Sharding,
+        serenity::Error::Gateway(G::InvalidAuthentication | G::NoAuthentication) => {
+            DiscordError::BadToken
+        }
+        serenity::Error::Gateway(G::InvalidGatewayIntents | G::DisallowedGatewayIntents) => {
+            DiscordError::Intents
+        }
+        serenity::Error::Gateway(G::InvalidShardData | G::OverloadedShard) => {
+            DiscordError::Sharding
+        }
         other => DiscordError::Gateway(other.to_string()),
     }
 }
@@ -63,7 +69,12 @@ fn resolved_user(id: UserId, resolved: &CommandDataResolved) -> UserRef {
         .members
         .get(&id)
         .and_then(|m| m.nick.clone())
-        .or_else(|| resolved.users.get(&id).map(|u| u.display_name().to_string()))
+        .or_else(|| {
+            resolved
+                .users
+                .get(&id)
+                .map(|u| u.display_name().to_string())
+        })
         .unwrap_or_else(|| format!("user-{id}"));
     UserRef::new(id.get(), name)
 }
@@ -74,7 +85,9 @@ fn convert(opts: &[CommandDataOption], resolved: &CommandDataResolved) -> Vec<In
             name: o.name.clone(),
             value: match &o.value {
                 CommandDataOptionValue::SubCommand(inner)
-                | CommandDataOptionValue::SubCommandGroup(inner) => InputValue::Sub(convert(inner, resolved)),
+                | CommandDataOptionValue::SubCommandGroup(inner) => {
+                    InputValue::Sub(convert(inner, resolved))
+                }
                 CommandDataOptionValue::String(s) => InputValue::String(s.clone()),
                 CommandDataOptionValue::Integer(n) => InputValue::Integer(*n),
                 CommandDataOptionValue::Number(n) => InputValue::Number(*n),
@@ -82,7 +95,9 @@ fn convert(opts: &[CommandDataOption], resolved: &CommandDataResolved) -> Vec<In
                 CommandDataOptionValue::User(id) => InputValue::User(resolved_user(*id, resolved)),
                 CommandDataOptionValue::Channel(c) => InputValue::Channel(c.get()),
                 CommandDataOptionValue::Role(r) => InputValue::Role(r.get()),
-                CommandDataOptionValue::Autocomplete { value, .. } => InputValue::String(value.clone()),
+                CommandDataOptionValue::Autocomplete { value, .. } => {
+                    InputValue::String(value.clone())
+                }
                 other => InputValue::Raw(format!("{other:?}")),
             },
         })
@@ -116,8 +131,10 @@ impl Responder<'_> {
     }
 
     async fn reply(&self, post: crate::chat::Post, ephemeral: bool) -> bool {
-        self.respond(CreateInteractionResponse::Message(outgoing::reply(post, ephemeral)))
-            .await
+        self.respond(CreateInteractionResponse::Message(outgoing::reply(
+            post, ephemeral,
+        )))
+        .await
     }
 
     async fn error(&self, text: String) -> bool {
@@ -158,7 +175,9 @@ impl Bot {
     /// Resolves when the gateway keeps failing before a session starts.
     pub async fn reconnect_storm(&self) -> Option<DiscordError> {
         self.storm.notified().await;
-        Some(DiscordError::ReconnectLoop(self.failed_connects.load(Ordering::SeqCst)))
+        Some(DiscordError::ReconnectLoop(
+            self.failed_connects.load(Ordering::SeqCst),
+        ))
     }
 
     fn first_time(&self, id: InteractionId) -> bool {
@@ -221,7 +240,10 @@ impl Bot {
                     // The deferral was public; the error is for the typist only.
                     let _ = http.delete_original_interaction_response(r.token).await;
                     let text = e.to_chat(&path);
-                    if let Err(e) = outgoing::followup(&text, true).execute(http, (None, r.token)).await {
+                    if let Err(e) = outgoing::followup(&text, true)
+                        .execute(http, (None, r.token))
+                        .await
+                    {
                         tracing::warn!(command = %path, error = %e, "error follow-up failed");
                     }
                 }
@@ -231,7 +253,9 @@ impl Bot {
         let result = commands::run(&self.app, &inv).await;
         match result {
             Ok(outcome) => {
-                let ok = r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral).await;
+                let ok = r
+                    .reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
+                    .await;
                 tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, ok, "answered");
                 self.deliver(outcome).await;
             }
@@ -240,6 +264,26 @@ impl Bot {
                 tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "refused");
             }
         }
+    }
+
+    async fn on_autocomplete(&self, http: &Http, a: serenity::all::CommandInteraction) {
+        let Some(focused) = a.data.autocomplete() else {
+            return;
+        };
+        let choices = match a.data.name.as_str() {
+            "metrics" => commands::metrics::autocomplete(&self.app, focused.name, focused.value),
+            _ => Vec::new(),
+        };
+        let mut resp = serenity::all::CreateAutocompleteResponse::new();
+        for c in choices {
+            resp = resp.add_string_choice(c.clone(), c);
+        }
+        let r = Responder {
+            http,
+            id: a.id,
+            token: &a.token,
+        };
+        r.respond(CreateInteractionResponse::Autocomplete(resp)).await;
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
@@ -259,10 +303,12 @@ impl Bot {
             }
             (Some("incident"), Some("join"), Some(id)) => {
                 let text = format!("{} joined the response", user.name);
-                let res = self
-                    .app
-                    .store
-                    .append(id, &Actor::User(user.clone()), self.app.now(), |i| i.decide_note(&text));
+                let res =
+                    self.app
+                        .store
+                        .append(id, &Actor::User(user.clone()), self.app.now(), |i| {
+                            i.decide_note(&text)
+                        });
                 match res {
                     Ok((inc, _)) => {
                         let flushed = self.app.store.flush().await;
@@ -270,7 +316,9 @@ impl Bot {
                             r.error("Sorry, that did not save; try again.".into()).await;
                             return;
                         }
-                        if self.app.config.discord.incident_mode == crate::config::IncidentMode::Thread {
+                        if self.app.config.discord.incident_mode
+                            == crate::config::IncidentMode::Thread
+                        {
                             if let Some(ch) = inc.channel {
                                 let _ = serenity::all::ChannelId::new(ch)
                                     .add_thread_member(http, UserId::new(user.id))
@@ -281,7 +329,8 @@ impl Bot {
                             .await;
                     }
                     Err(e) => {
-                        r.error(CommandError::from(e).to_chat("incident join")).await;
+                        r.error(CommandError::from(e).to_chat("incident join"))
+                            .await;
                     }
                 }
             }
@@ -337,7 +386,8 @@ impl Bot {
         };
         match commands::run(&self.app, &inv).await {
             Ok(outcome) => {
-                r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral).await;
+                r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
+                    .await;
                 self.deliver(outcome).await;
             }
             Err(e) => {
@@ -357,15 +407,42 @@ fn update_modal(id: IncidentId) -> CreateModal {
         )
     };
     CreateModal::new(format!("incident:update:{}", id.0), format!("Update {id}")).components(vec![
-        field("state", "State: investigating, identified or monitoring", InputTextStyle::Short, false, 20),
-        field("impact", "Impact: who is affected, how", InputTextStyle::Paragraph, false, 500),
-        field("understanding", "Current understanding", InputTextStyle::Paragraph, true, 800),
-        field("next", "Next actions", InputTextStyle::Paragraph, false, 500),
+        field(
+            "state",
+            "State: investigating, identified or monitoring",
+            InputTextStyle::Short,
+            false,
+            20,
+        ),
+        field(
+            "impact",
+            "Impact: who is affected, how",
+            InputTextStyle::Paragraph,
+            false,
+            500,
+        ),
+        field(
+            "understanding",
+            "Current understanding",
+            InputTextStyle::Paragraph,
+            true,
+            800,
+        ),
+        field(
+            "next",
+            "Next actions",
+            InputTextStyle::Paragraph,
+            false,
+            500,
+        ),
     ])
 }
 
 /// A submitted update form as the `/incident update` it stands for.
-pub fn modal_update(id: IncidentId, fields: &[(String, String)]) -> Result<CommandInput, UserError> {
+pub fn modal_update(
+    id: IncidentId,
+    fields: &[(String, String)],
+) -> Result<CommandInput, UserError> {
     let get = |k: &str| {
         fields
             .iter()
@@ -384,7 +461,9 @@ pub fn modal_update(id: IncidentId, fields: &[(String, String)]) -> Result<Comma
         parts.push(format!("Next: {v}"));
     }
     if parts.is_empty() {
-        return Err(UserError::Line("the update is empty; say what you know now".into()));
+        return Err(UserError::Line(
+            "the update is empty; say what you know now".into(),
+        ));
     }
     let mut opts = vec![
         InputOption {
@@ -449,6 +528,7 @@ impl EventHandler for Handler {
             Interaction::Command(cmd) => bot.on_command(&ctx.http, cmd).await,
             Interaction::Component(c) => bot.on_component(&ctx.http, c).await,
             Interaction::Modal(m) => bot.on_modal(&ctx.http, m).await,
+            Interaction::Autocomplete(a) => bot.on_autocomplete(&ctx.http, a).await,
             other => tracing::debug!(kind = ?other.kind(), "interaction kind not handled"),
         }
     }
@@ -466,7 +546,8 @@ async fn refuse_closing(http: &Http, interaction: &Interaction) {
         id: interaction.id(),
         token,
     };
-    r.error("sitrep is restarting; try again in a few seconds.".into()).await;
+    r.error("sitrep is restarting; try again in a few seconds.".into())
+        .await;
 }
 
 #[cfg(test)]

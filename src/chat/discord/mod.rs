@@ -11,8 +11,8 @@ use crate::domain::UserRef;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
-    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, CreateThread, GatewayIntents,
-    GuildId, Http, HttpBuilder,
+    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, CreateThread,
+    GatewayIntents, GuildId, Http, HttpBuilder,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -80,7 +80,9 @@ pub fn build_http(config: &Config, secrets: &Secrets) -> Result<Http, DiscordErr
 fn parse_connect_to(s: &str) -> Result<(String, std::net::SocketAddr), String> {
     let parts: Vec<&str> = s.split(':').collect();
     let [host, _port, addr, to_port] = parts[..] else {
-        return Err(format!("connect_to `{s}` must look like discord.com:443:127.0.0.1:8443"));
+        return Err(format!(
+            "connect_to `{s}` must look like discord.com:443:127.0.0.1:8443"
+        ));
     };
     let addr = format!("{addr}:{to_port}")
         .parse()
@@ -104,10 +106,14 @@ pub async fn register_commands(http: &Http, guild: Option<u64>) -> Result<usize,
     let manifests = options::manifests();
     let n = manifests.len();
     let res = match guild {
-        Some(g) => http.create_guild_commands(GuildId::new(g), &manifests).await,
+        Some(g) => {
+            http.create_guild_commands(GuildId::new(g), &manifests)
+                .await
+        }
         None => http.create_global_commands(&manifests).await,
     };
-    res.map(|_| n).map_err(|e| DiscordError::Register(e.to_string()))
+    res.map(|_| n)
+        .map_err(|e| DiscordError::Register(e.to_string()))
 }
 
 /// The Discord side of [`Chat`].
@@ -149,7 +155,8 @@ impl DiscordChat {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let status = outgoing::status_of(&e);
-                    let retry = matches!(status, Some(429) | Some(500..=599)) || outgoing::is_timeout(&e);
+                    let retry =
+                        matches!(status, Some(429) | Some(500..=599)) || outgoing::is_timeout(&e);
                     if !retry || attempt == 5 {
                         tracing::warn!(what, ?status, error = %e, "Discord request failed");
                         return Err(if status.is_some() {

@@ -20,7 +20,9 @@ pub fn allowed(m: &Mentions) -> CreateAllowedMentions {
 }
 
 fn embed(e: &Embed) -> CreateEmbed {
-    let mut b = CreateEmbed::new().title(&e.title).description(&e.description);
+    let mut b = CreateEmbed::new()
+        .title(&e.title)
+        .description(&e.description);
     if let Some(c) = e.colour {
         b = b.colour(c);
     }
@@ -144,7 +146,10 @@ mod tests {
     #[test]
     fn allowed_mentions_are_explicit_and_exact() {
         let v = serde_json::to_value(allowed(&Mentions::none())).unwrap();
-        assert_eq!(v, serde_json::json!({"parse": [], "users": [], "roles": [], "replied_user": false}));
+        assert_eq!(
+            v,
+            serde_json::json!({"parse": [], "users": [], "roles": [], "replied_user": false})
+        );
         let v = serde_json::to_value(allowed(&Mentions::roles(&[42]))).unwrap();
         assert_eq!(v["roles"], serde_json::json!(["42"]));
         assert_eq!(v["parse"], serde_json::json!([]));
