@@ -5,7 +5,9 @@ mod support;
 use chrono::{DateTime, Utc};
 use sitrep::app::{App, Clock};
 use sitrep::chat::console::{ConsoleChat, Sink};
-use sitrep::commands::{self, options::console_user_id, CommandInput, InputOption, InputValue, Invocation};
+use sitrep::commands::{
+    self, options::console_user_id, CommandInput, InputOption, InputValue, Invocation,
+};
 use sitrep::config::{Config, QueryConfig};
 use sitrep::domain::{EventKind, UserRef};
 use sitrep::integrations::prometheus::PrometheusClient;
@@ -37,8 +39,14 @@ fn app(prom_url: Option<&str>, now: DateTime<Utc>, timeout: Duration) -> App {
     let chat = Arc::new(ConsoleChat::new(out, []));
     let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
     let client = prom_url.map(|u| PrometheusClient::new(u, timeout, None).unwrap());
-    App::new(Arc::new(config), Store::temporary().unwrap(), Arc::new(renderer), chat, Arc::new(Fixed(now)))
-        .with_prometheus(client)
+    App::new(
+        Arc::new(config),
+        Store::temporary().unwrap(),
+        Arc::new(renderer),
+        chat,
+        Arc::new(Fixed(now)),
+    )
+    .with_prometheus(client)
 }
 
 fn inv(name: &str, opts: &[(&str, &str)], channel: Option<u64>) -> Invocation {
@@ -72,13 +80,22 @@ fn incident_open(title: &str) -> Invocation {
 async fn named_query_against_its_baselines_is_recorded_in_the_incident() {
     let prom = PrometheusFixture::start();
     let app = app(Some(prom.url()), prom.now(), Duration::from_secs(5));
-    let opened = commands::run(&app, &incident_open("Checkout errors")).await.unwrap();
+    let opened = commands::run(&app, &incident_open("Checkout errors"))
+        .await
+        .unwrap();
     let id = opened.incident.unwrap();
     let channel = app.store.incident(id).unwrap().unwrap().channel;
 
-    let out = commands::run(&app, &inv("metrics", &[("name", "error_rate"), ("service", "checkout")], channel))
-        .await
-        .unwrap();
+    let out = commands::run(
+        &app,
+        &inv(
+            "metrics",
+            &[("name", "error_rate"), ("service", "checkout")],
+            channel,
+        ),
+    )
+    .await
+    .unwrap();
     let text = &out.reply.post.content;
     assert!(text.contains("4.5"), "{text}");
     assert!(text.contains("1.5"), "{text}");
@@ -103,7 +120,15 @@ async fn range_attaches_a_png_chart_and_outside_incidents_nothing_is_recorded() 
     let before = app.store.dump().unwrap();
     let out = commands::run(
         &app,
-        &inv("metrics", &[("name", "error_rate"), ("service", "checkout"), ("range", "1h")], None),
+        &inv(
+            "metrics",
+            &[
+                ("name", "error_rate"),
+                ("service", "checkout"),
+                ("range", "1h"),
+            ],
+            None,
+        ),
     )
     .await
     .unwrap();
@@ -121,24 +146,38 @@ async fn bad_input_gets_clear_errors() {
     let prom = PrometheusFixture::start();
     let app = app(Some(prom.url()), prom.now(), Duration::from_secs(5));
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("query", "sum(rate(x[5m])")], "unclosed left parenthesis"),
+        (
+            vec![("query", "sum(rate(x[5m])")],
+            "unclosed left parenthesis",
+        ),
         (vec![("name", "nope")], "error_rate"),
-        (vec![("name", "error_rate"), ("service", "nosuch")], "no data"),
+        (
+            vec![("name", "error_rate"), ("service", "nosuch")],
+            "no data",
+        ),
         (vec![("name", "error_rate"), ("service", "a\"b")], "service"),
-        (vec![("query", "up"), ("range", "2d"), ("step", "15s")], "11"),
+        (
+            vec![("query", "up"), ("range", "2d"), ("step", "15s")],
+            "11",
+        ),
         (vec![("query", "up"), ("name", "error_rate")], "not both"),
         (vec![], "give `name`"),
         (vec![("query", "up"), ("range", "soon")], "soon"),
     ];
     for (opts, needle) in cases {
         let before = app.store.dump().unwrap();
-        let err = commands::run(&app, &inv("metrics", &opts, None)).await.unwrap_err();
+        let err = commands::run(&app, &inv("metrics", &opts, None))
+            .await
+            .unwrap_err();
         let text = err.to_chat("metrics");
         assert!(
             text.to_lowercase().contains(&needle.to_lowercase()),
             "{opts:?}: {needle:?} not in {text:?}"
         );
-        assert!(!text.contains("error id"), "{opts:?} should be a user error: {text}");
+        assert!(
+            !text.contains("error id"),
+            "{opts:?} should be a user error: {text}"
+        );
         assert_eq!(app.store.dump().unwrap(), before);
     }
 }
@@ -147,7 +186,9 @@ async fn bad_input_gets_clear_errors() {
 async fn not_configured_or_hanging_prometheus_is_said_plainly() {
     let now = Utc::now();
     let app_off = app(None, now, Duration::from_secs(1));
-    let err = commands::run(&app_off, &inv("metrics", &[("query", "up")], None)).await.unwrap_err();
+    let err = commands::run(&app_off, &inv("metrics", &[("query", "up")], None))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_chat("metrics"),
         "metrics are not configured: set [prometheus] url"
@@ -156,8 +197,14 @@ async fn not_configured_or_hanging_prometheus_is_said_plainly() {
     let hang = HangingServer::start();
     let app_hang = app(Some(&hang.url()), now, Duration::from_secs(1));
     let started = std::time::Instant::now();
-    let err = commands::run(&app_hang, &inv("metrics", &[("query", "up")], None)).await.unwrap_err();
+    let err = commands::run(&app_hang, &inv("metrics", &[("query", "up")], None))
+        .await
+        .unwrap_err();
     let text = err.to_chat("metrics");
     assert!(text.contains("did not answer within 1 s"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

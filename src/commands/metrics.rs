@@ -47,15 +47,22 @@ pub fn named_request(
         .with_description(q.description.as_deref()))
 }
 
-pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome, CommandError> {
-    let client = app.prometheus.clone().ok_or_else(|| {
-        UserError::Metrics("metrics are not configured: set [prometheus] url".into())
-    })?;
-    let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
-    let mut req = match (nonempty(a.name), nonempty(a.query)) {
+/// What `/metrics` can refuse before asking Prometheus anything.
+pub fn precheck(app: &App, a: &MetricsArgs) -> Result<(), CommandError> {
+    request(app, a).map(|_| ())
+}
+
+fn request(app: &App, a: &MetricsArgs) -> Result<MetricRequest, CommandError> {
+    if app.prometheus.is_none() {
+        return Err(
+            UserError::Metrics("metrics are not configured: set [prometheus] url".into()).into(),
+        );
+    }
+    let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
+    let mut req = match (nonempty(&a.name), nonempty(&a.query)) {
         (Some(name), None) => {
             let mut params = BTreeMap::new();
-            if let Some(s) = nonempty(a.service) {
+            if let Some(s) = nonempty(&a.service) {
                 params.insert("service".to_string(), s.trim().to_string());
             }
             named_request(app, name.trim(), &params).map_err(user)?
@@ -68,22 +75,32 @@ pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome,
             let known: Vec<&str> = app.config.queries.keys().map(String::as_str).collect();
             return Err(UserError::Metrics(format!(
                 "give `name` (one of: {}) or `query` (PromQL)",
-                if known.is_empty() { "none configured".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none configured".to_string()
+                } else {
+                    known.join(", ")
+                }
             ))
             .into());
         }
     };
-    let step = nonempty(a.step)
+    let step = nonempty(&a.step)
         .map(|s| metrics::parse_duration(s.trim()))
         .transpose()
         .map_err(user)?;
-    match nonempty(a.range) {
+    match nonempty(&a.range) {
         Some(r) => req = req.with_range(metrics::parse_duration(r.trim()).map_err(user)?, step),
         None if step.is_some() => {
             return Err(UserError::Metrics("`step` goes with `range`".into()).into())
         }
         None => {}
     }
+    Ok(req)
+}
+
+pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome, CommandError> {
+    let req = request(app, &a)?;
+    let client = app.prometheus.clone().expect("checked by request()");
     let reply = metrics::fetch(&client, &compare_options(app), &req)
         .await
         .map_err(user)?;
@@ -97,13 +114,19 @@ pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome,
 
     // Inside an incident's channel the answer is evidence: keep it in the timeline.
     let mut incident = None;
-    if let Some(id) = inv.channel.and_then(|c| app.store.incident_by_channel(c).ok().flatten()) {
+    if let Some(id) = inv
+        .channel
+        .and_then(|c| app.store.incident_by_channel(c).ok().flatten())
+    {
         let kind = EventKind::MetricSnapshot {
             query: reply.answer.query_label(),
             summary: reply.answer.summary(),
             chart: reply.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
         };
-        app.store.append(id, &Actor::User(inv.user.clone()), app.now(), move |_| Ok(vec![kind.clone()]))?;
+        app.store
+            .append(id, &Actor::User(inv.user.clone()), app.now(), move |_| {
+                Ok(vec![kind.clone()])
+            })?;
         app.store.flush().await?;
         incident = Some(id);
     }

@@ -122,6 +122,23 @@ fn authorize(app: &App, inv: &Invocation, args: &serde_json::Value) -> Result<()
     Err(UserError::Denied(format!("run /{path}; only {who} may")).into())
 }
 
+/// Everything that can be checked without waiting on the network: options against the
+/// manifest, permissions, and the command's own field checks. Edges call it before deferring,
+/// so that mistakes get an immediate private answer.
+pub fn precheck(app: &App, inv: &Invocation) -> Result<(), CommandError> {
+    let json = options::to_json(&inv.input)?;
+    authorize(app, inv, &json)?;
+    let bad = |e: serde_json::Error| UserError::BadOptions {
+        command: inv.input.path(),
+        message: e.to_string(),
+    };
+    match inv.input.name.as_str() {
+        "incident" => incident::precheck(app, &serde_json::from_value(json).map_err(bad)?),
+        "metrics" => metrics::precheck(app, &serde_json::from_value(json).map_err(bad)?),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one command. Events are flushed to disk before this returns a success.
 pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
     let json = options::to_json(&inv.input)?;

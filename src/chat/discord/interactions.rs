@@ -223,6 +223,12 @@ impl Bot {
         };
         let started = Instant::now();
         if commands::defers(&inv.input) {
+            // Mistakes are refused privately at once; only valid work is deferred.
+            if let Err(e) = commands::precheck(&self.app, &inv) {
+                r.error(e.to_chat(&path)).await;
+                tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "refused");
+                return;
+            }
             let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new());
             if !r.respond(defer).await {
                 return;
@@ -237,14 +243,12 @@ impl Bot {
                     self.deliver(outcome).await;
                 }
                 Err(e) => {
-                    // The deferral was public; the error is for the typist only.
-                    let _ = http.delete_original_interaction_response(r.token).await;
-                    let text = e.to_chat(&path);
-                    if let Err(e) = outgoing::followup(&text, true)
-                        .execute(http, (None, r.token))
-                        .await
-                    {
-                        tracing::warn!(command = %path, error = %e, "error follow-up failed");
+                    // What is left after the precheck is a failure of a system we waited on
+                    // (Prometheus down, Discord refusing a channel); the deferral's placeholder
+                    // becomes the explanation.
+                    let edit = outgoing::edit(crate::chat::Post::text(e.to_chat(&path)));
+                    if let Err(e) = edit.execute(http, r.token).await {
+                        tracing::warn!(command = %path, error = %e, "editing in the error failed");
                     }
                 }
             }
@@ -283,7 +287,8 @@ impl Bot {
             id: a.id,
             token: &a.token,
         };
-        r.respond(CreateInteractionResponse::Autocomplete(resp)).await;
+        r.respond(CreateInteractionResponse::Autocomplete(resp))
+            .await;
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
@@ -398,10 +403,13 @@ impl Bot {
 }
 
 /// The "Post update" form: the four parts of a status update.
+/// Discord refuses text-input labels over 45 characters.
+const MAX_LABEL: usize = 45;
+
 fn update_modal(id: IncidentId) -> CreateModal {
     let field = |cid: &str, label: &str, style, required, max| {
         CreateActionRow::InputText(
-            CreateInputText::new(style, label, cid)
+            CreateInputText::new(style, crate::chat::truncate(label, MAX_LABEL), cid)
                 .required(required)
                 .max_length(max),
         )
@@ -553,6 +561,17 @@ async fn refuse_closing(http: &Http, interaction: &Interaction) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_update_form_keeps_discords_limits() {
+        let v = serde_json::to_value(update_modal(IncidentId(1))).unwrap();
+        let rows = v["components"].as_array().unwrap();
+        assert!(rows.len() <= 5);
+        for row in rows {
+            let label = row["components"][0]["label"].as_str().unwrap();
+            assert!(label.chars().count() <= MAX_LABEL, "{label}");
+        }
+    }
 
     #[test]
     fn the_update_form_becomes_an_incident_update() {

@@ -3,8 +3,8 @@
 use crate::chat::{Button, ButtonStyle, Embed, Mentions, Post};
 use serenity::all::{
     ButtonStyle as DButton, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
-    CreateEmbed, CreateEmbedFooter, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, Nonce,
+    CreateEmbed, CreateEmbedFooter, CreateInteractionResponseMessage, CreateMessage,
+    EditInteractionResponse, Nonce,
 };
 
 /// Discord parses `@everyone` and roles in ordinary messages unless told otherwise; this tells
@@ -117,13 +117,6 @@ pub fn edit(post: Post) -> EditInteractionResponse {
         m = m.new_attachment(f);
     }
     m
-}
-
-pub fn followup(text: &str, ephemeral: bool) -> CreateInteractionResponseFollowup {
-    CreateInteractionResponseFollowup::new()
-        .content(crate::chat::truncate(text, crate::chat::MAX_CONTENT))
-        .allowed_mentions(allowed(&Mentions::none()))
-        .ephemeral(ephemeral)
 }
 
 pub fn status_of(e: &serenity::Error) -> Option<u16> {

@@ -1,0 +1,289 @@
+//! Rate-limit headers per route bucket, injected faults, and the optional global request limit.
+
+use super::Fault;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub type Headers = Vec<(String, String)>;
+
+struct Bucket {
+    limit: u32,
+    remaining: u32,
+    reset_at: Instant,
+    window: Duration,
+}
+
+struct PendingFault {
+    matcher: String,
+    fault: Fault,
+    times: u32,
+}
+
+/// What to do with a request before it reaches its handler.
+pub enum Gate {
+    Proceed {
+        headers: Headers,
+        delay: Option<Duration>,
+    },
+    Reject {
+        status: u16,
+        body: Value,
+        headers: Headers,
+    },
+}
+
+pub struct RateState {
+    buckets: HashMap<String, Bucket>,
+    faults: Vec<PendingFault>,
+    global_limit: Option<u32>,
+    global_window: VecDeque<Instant>,
+    enforce_routes: bool,
+    pub rate_limited: u64,
+    pub invalid: u64,
+}
+
+/// Per-route limits in the spirit of Discord's (which it does not publish and may change):
+/// the well-known ones are exact, the rest generous enough not to slow tests down.
+fn route_limit(route: &str) -> (u32, Duration) {
+    match route {
+        "POST /channels/{channel}/messages" => (5, Duration::from_secs(5)),
+        r if r.contains("/reactions/") => (1, Duration::from_millis(250)),
+        "PATCH /channels/{channel}" => (5, Duration::from_secs(5)),
+        r if r.starts_with("POST /interactions/") => (50, Duration::from_secs(1)),
+        r if r.contains(" /webhooks/") => (5, Duration::from_secs(2)),
+        r if r.starts_with("GET ") => (50, Duration::from_secs(1)),
+        _ => (10, Duration::from_secs(1)),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+fn epoch_after(d: Duration) -> String {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        + d;
+    format!("{:.3}", t.as_secs_f64())
+}
+
+/// Discord's bucket ids are opaque hashes shared by every major parameter of a route.
+fn bucket_hash(route: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in route.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn rate_limited_body(retry_after: f64, global: bool) -> Value {
+    json!({ "message": "You are being rate limited.", "retry_after": retry_after, "global": global })
+}
+
+pub fn retry_headers(retry_after: f64, scope: &str) -> Headers {
+    let mut h = vec![
+        ("retry-after".to_string(), format!("{retry_after}")),
+        ("x-ratelimit-scope".to_string(), scope.to_string()),
+    ];
+    if scope == "global" {
+        h.push(("x-ratelimit-global".to_string(), "true".to_string()));
+    }
+    h
+}
+
+impl RateState {
+    pub fn new(global_limit: Option<u32>, enforce_routes: bool) -> RateState {
+        RateState {
+            buckets: HashMap::new(),
+            faults: vec![],
+            global_limit,
+            global_window: VecDeque::new(),
+            enforce_routes,
+            rate_limited: 0,
+            invalid: 0,
+        }
+    }
+
+    pub fn add_fault(&mut self, matcher: &str, fault: Fault, times: u32) {
+        self.faults.push(PendingFault {
+            matcher: matcher.to_string(),
+            fault,
+            times,
+        });
+    }
+
+    pub fn set_global_limit(&mut self, limit: Option<u32>) {
+        self.global_limit = limit;
+        self.global_window.clear();
+    }
+
+    /// Counts what Discord counts toward its invalid-request ban: 401, 403 and 429
+    /// except shared-scope 429s.
+    pub fn count_response(&mut self, status: u16, headers: &Headers) {
+        let shared = headers
+            .iter()
+            .any(|(k, v)| k == "x-ratelimit-scope" && v == "shared");
+        if status == 429 {
+            self.rate_limited += 1;
+        }
+        if status == 401 || status == 403 || (status == 429 && !shared) {
+            self.invalid += 1;
+        }
+    }
+
+    /// Headers for a bucket, updating it for this request; `None` bucket for unrouted paths.
+    fn bucket_headers(&mut self, route: &str, major: &str) -> (Headers, bool) {
+        let (limit, window) = route_limit(route);
+        let now = Instant::now();
+        let b = self
+            .buckets
+            .entry(format!("{route}|{major}"))
+            .or_insert(Bucket {
+                limit,
+                remaining: limit,
+                reset_at: now + window,
+                window,
+            });
+        if now >= b.reset_at {
+            b.remaining = b.limit;
+            b.reset_at = now + b.window;
+        }
+        let exhausted = b.remaining == 0;
+        if !exhausted {
+            b.remaining -= 1;
+        }
+        let after = b.reset_at.saturating_duration_since(now);
+        let headers = vec![
+            ("x-ratelimit-limit".to_string(), b.limit.to_string()),
+            ("x-ratelimit-remaining".to_string(), b.remaining.to_string()),
+            ("x-ratelimit-reset".to_string(), epoch_after(after)),
+            ("x-ratelimit-reset-after".to_string(), secs(after)),
+            ("x-ratelimit-bucket".to_string(), bucket_hash(route)),
+        ];
+        (headers, exhausted)
+    }
+
+    /// A bucket's headers without spending from it, for answers that never reached a handler.
+    pub fn peek(&self, route: &str) -> Headers {
+        let (limit, window) = route_limit(route);
+        let now = Instant::now();
+        let (remaining, after) = self
+            .buckets
+            .iter()
+            .filter(|(k, b)| k.starts_with(&format!("{route}|")) && b.reset_at > now)
+            .map(|(_, b)| (b.remaining, b.reset_at - now))
+            .min()
+            .unwrap_or((limit, window));
+        vec![
+            ("x-ratelimit-limit".to_string(), limit.to_string()),
+            ("x-ratelimit-remaining".to_string(), remaining.to_string()),
+            ("x-ratelimit-reset".to_string(), epoch_after(after)),
+            ("x-ratelimit-reset-after".to_string(), secs(after)),
+            ("x-ratelimit-bucket".to_string(), bucket_hash(route)),
+        ]
+    }
+
+    /// Decides the fate of one request: an injected fault, the global limit, the route's
+    /// bucket, or on to the handler with the bucket's headers.
+    pub fn gate(&mut self, route: &str, major: &str, global_exempt: bool) -> Gate {
+        let (mut headers, exhausted) = self.bucket_headers(route, major);
+        if let Some(pos) = self
+            .faults
+            .iter()
+            .position(|f| f.matcher == "*" || f.matcher == route)
+        {
+            let fault = self.faults[pos].fault.clone();
+            self.faults[pos].times -= 1;
+            if self.faults[pos].times == 0 {
+                self.faults.remove(pos);
+            }
+            return match fault {
+                Fault::RateLimit { retry_after } | Fault::SharedRateLimit { retry_after } => {
+                    let scope = if matches!(fault, Fault::RateLimit { .. }) {
+                        "user"
+                    } else {
+                        "shared"
+                    };
+                    headers.retain(|(k, _)| {
+                        k != "x-ratelimit-remaining" && k != "x-ratelimit-reset-after"
+                    });
+                    headers.push(("x-ratelimit-remaining".into(), "0".into()));
+                    headers.push((
+                        "x-ratelimit-reset-after".into(),
+                        format!("{retry_after:.3}"),
+                    ));
+                    headers.extend(retry_headers(retry_after, scope));
+                    Gate::Reject {
+                        status: 429,
+                        body: rate_limited_body(retry_after, false),
+                        headers,
+                    }
+                }
+                Fault::GlobalRateLimit { retry_after } => Gate::Reject {
+                    status: 429,
+                    body: rate_limited_body(retry_after, true),
+                    headers: retry_headers(retry_after, "global"),
+                },
+                Fault::ServerError(status) => {
+                    let reason = match status {
+                        500 => "Internal Server Error",
+                        502 => "Bad Gateway",
+                        503 => "Service Unavailable",
+                        504 => "Gateway Timeout",
+                        _ => "Server Error",
+                    };
+                    Gate::Reject {
+                        status,
+                        body: json!({ "message": format!("{status}: {reason}"), "code": 0 }),
+                        headers,
+                    }
+                }
+                Fault::Delay(d) => Gate::Proceed {
+                    headers,
+                    delay: Some(d),
+                },
+            };
+        }
+        if let (Some(limit), false) = (self.global_limit, global_exempt) {
+            let now = Instant::now();
+            while self
+                .global_window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                self.global_window.pop_front();
+            }
+            if self.global_window.len() as u32 >= limit {
+                let oldest = *self.global_window.front().expect("window is full");
+                let retry = (Duration::from_secs(1) - now.duration_since(oldest)).as_secs_f64();
+                let retry = (retry * 1000.0).ceil() / 1000.0;
+                return Gate::Reject {
+                    status: 429,
+                    body: rate_limited_body(retry, true),
+                    headers: retry_headers(retry, "global"),
+                };
+            }
+            self.global_window.push_back(now);
+        }
+        if exhausted && self.enforce_routes {
+            let after: f64 = headers
+                .iter()
+                .find(|(k, _)| k == "x-ratelimit-reset-after")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(1.0);
+            headers.extend(retry_headers(after, "user"));
+            return Gate::Reject {
+                status: 429,
+                body: rate_limited_body(after, false),
+                headers,
+            };
+        }
+        Gate::Proceed {
+            headers,
+            delay: None,
+        }
+    }
+}
