@@ -522,3 +522,107 @@ async fn the_update_button_opens_a_form_that_posts_an_update() {
         r.content()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disallowed_intent_exits_with_what_to_fix() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    fake.set_privileged_intents(0);
+    // The config asks for message content, which this application may not have.
+    let mut bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[("SITREP_DISCORD__MESSAGE_CONTENT", "true")],
+    );
+    let status = bot
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running; log:\n{}", bot.log()));
+    assert!(!status.success());
+    let log = bot.log();
+    assert!(log.contains("Message Content intent"), "{log}");
+    assert_eq!(fake.gateway_stats().connections, 1, "no reconnect loop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_mode_opens_a_thread_under_the_parent_channel() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let parent = fake.add_channel("incidents", support::discord::ChannelKind::Text, None);
+    let _bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[
+            ("SITREP_DISCORD__INCIDENT_MODE", "thread"),
+            (
+                "SITREP_DISCORD__INCIDENT_PARENT_CHANNEL_ID",
+                &parent.to_string(),
+            ),
+        ],
+    );
+    fake.wait_ready().await;
+    let (thread, _) = open(
+        &fake,
+        OWNER_ID,
+        json!({"title": "Payments lag", "severity": "SEV2"}),
+    )
+    .await;
+    let ch = fake.channel(thread).unwrap();
+    assert_eq!(ch["parent_id"], parent.to_string());
+    assert_eq!(ch["type"], 11, "a public thread");
+    assert!(fake.requests_to("POST /guilds/{guild}/channels").is_empty());
+    let r = run_in(
+        &fake,
+        OWNER_ID,
+        thread,
+        json!({"note": {"text": "in the thread"}}),
+    )
+    .await;
+    assert!(r.content().contains("INC-1"), "{}", r.content());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renders_past_discords_limits_go_out_as_files() {
+    let (fake, _w, _bot) = started(Mode::Proxy, "").await;
+    let (channel, _) = open(
+        &fake,
+        OWNER_ID,
+        json!({"title": "Big one", "severity": "SEV2", "summary": "s".repeat(1000)}),
+    )
+    .await;
+    for n in 0..4 {
+        run_in(
+            &fake,
+            OWNER_ID,
+            channel,
+            json!({"action": {"text": format!("{n}{}", "a".repeat(999))}}),
+        )
+        .await;
+    }
+    let r = run_in(
+        &fake,
+        OWNER_ID,
+        channel,
+        json!({"update": {"message": "u".repeat(2000)}}),
+    )
+    .await;
+    assert_eq!(r.kind, 4);
+    let post = fake
+        .wait_for_request(|req| {
+            req.route == "POST /channels/{channel}/messages"
+                && req.path.contains(&channel.to_string())
+                && !req.files.is_empty()
+        })
+        .await;
+    assert!(post.status < 300, "{}", post.response);
+    assert_eq!(post.files[0].filename, "details.md");
+    let full = String::from_utf8(post.files[0].bytes.clone()).unwrap();
+    assert!(
+        full.contains(&"u".repeat(2000)),
+        "the whole update is in the file"
+    );
+    assert_eq!(fake.invalid_request_count(), 0);
+}

@@ -44,14 +44,33 @@ pub struct Bot {
 impl Bot {
     /// Writes a config for `fake` (plus `extra` TOML appended) and starts `sitrep run`.
     pub fn start(fake: &FakeDiscord, world: World, mode: Mode, extra: &str) -> Bot {
+        Self::start_with_env(fake, world, mode, extra, &[])
+    }
+
+    /// As [`Bot::start`], with extra environment (e.g. `SITREP_DISCORD__INCIDENT_MODE`).
+    pub fn start_with_env(
+        fake: &FakeDiscord,
+        world: World,
+        mode: Mode,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Bot {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let db = dir.path().join("db");
-        Self::start_on(fake, world, mode, extra, dir, db)
+        Self::start_on(fake, world, mode, extra, env, dir, db)
     }
 
     /// As [`Bot::start`], on the database and folder of an earlier bot.
     pub fn restart(&self, fake: &FakeDiscord, world: World, mode: Mode, extra: &str) -> Bot {
-        Self::start_on(fake, world, mode, extra, self._dir.clone(), self.db.clone())
+        Self::start_on(
+            fake,
+            world,
+            mode,
+            extra,
+            &[],
+            self._dir.clone(),
+            self.db.clone(),
+        )
     }
 
     fn start_on(
@@ -59,6 +78,7 @@ impl Bot {
         world: World,
         mode: Mode,
         extra: &str,
+        env: &[(&str, &str)],
         dir: Arc<tempfile::TempDir>,
         db: PathBuf,
     ) -> Bot {
@@ -91,6 +111,7 @@ impl Bot {
             .arg(&config)
             .env("SITREP_DISCORD_TOKEN", TOKEN)
             .env("SITREP_LOG", "info,sitrep=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
