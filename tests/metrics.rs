@@ -208,3 +208,133 @@ async fn not_configured_or_hanging_prometheus_is_said_plainly() {
         started.elapsed()
     );
 }
+
+fn prometheus_toml(url: &str, timeout: &str) -> String {
+    format!(
+        "[prometheus]\nurl = \"{url}\"\ntimeout = \"{timeout}\"\n\n\
+         [queries.error_rate]\npromql = '{ERROR_RATE}'\nunit = \"req/s\"\n\n\
+         [whats_changed]\nqueries = [\"error_rate\"]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_answers_in_time_while_prometheus_hangs() {
+    use support::bot::{world, Bot, Mode};
+    use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, OWNER_ID};
+    let hang = HangingServer::start();
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let _bot = Bot::start(&fake, w, Mode::Proxy, &prometheus_toml(&hang.url(), "1s"));
+    fake.wait_ready().await;
+
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        serde_json::json!({"open": {"title": "Checkout errors", "severity": "SEV1", "service": "checkout"}}),
+    );
+    let first = fake.wait_response(&i).await;
+    assert_eq!(first.kind, 5);
+    assert!(
+        first.latency < Duration::from_millis(1500),
+        "{:?}",
+        first.latency
+    );
+    let original = fake
+        .wait_until(Duration::from_secs(5), |f| {
+            f.original(&i).filter(|m| {
+                m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("Opened INC-1"))
+            })
+        })
+        .await
+        .expect("open completes without waiting on Prometheus");
+    assert!(original["content"].as_str().unwrap().contains("<#"));
+
+    // The what-changed post follows, saying plainly that Prometheus did not answer.
+    let post = fake
+        .wait_message(|m| {
+            m["content"].as_str().is_some_and(|c| {
+                c.contains("What changed") && c.contains("did not answer within 1 s")
+            })
+        })
+        .await;
+    assert!(
+        post["content"]
+            .as_str()
+            .unwrap()
+            .contains("No deploys recorded"),
+        "{post}"
+    );
+
+    // /metrics itself answers at once (deferred) and then says the same within the timeout.
+    let m = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "metrics",
+        serde_json::json!({"query": "up"}),
+    );
+    assert_eq!(fake.wait_response(&m).await.kind, 5);
+    let edited = fake
+        .wait_until(Duration::from_secs(4), |f| {
+            f.original(&m)
+                .filter(|o| o["content"].as_str().is_some_and(|c| !c.is_empty()))
+        })
+        .await
+        .expect("the deferred answer is edited within the timeout");
+    assert!(
+        edited["content"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 1 s"),
+        "{edited}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_through_discord_against_real_prometheus() {
+    use support::bot::{world, Bot, Mode};
+    use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, OWNER_ID};
+    let prom = PrometheusFixture::start();
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let _bot = Bot::start(&fake, w, Mode::Proxy, &prometheus_toml(prom.url(), "5s"));
+    fake.wait_ready().await;
+
+    let ac = fake.autocomplete(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "metrics",
+        serde_json::json!({"name": "err"}),
+        "name",
+    );
+    let r = fake.wait_response(&ac).await;
+    assert_eq!(r.kind, 8);
+    assert_eq!(r.data["choices"][0]["value"], "error_rate");
+
+    let m = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "metrics",
+        serde_json::json!({"name": "error_rate", "service": "checkout", "range": "1h"}),
+    );
+    assert_eq!(fake.wait_response(&m).await.kind, 5);
+    let edited = fake
+        .wait_until(Duration::from_secs(10), |f| {
+            f.original(&m)
+                .filter(|o| o["content"].as_str().is_some_and(|c| !c.is_empty()))
+        })
+        .await
+        .expect("an answer");
+    let text = edited["content"].as_str().unwrap();
+    assert!(text.contains("error_rate") && text.contains('▲'), "{text}");
+    assert!(text.contains("4.5") && text.contains("1.5 3.0×"), "{text}");
+    let edit = fake
+        .requests_to("PATCH /webhooks/{application}/{token}/messages/{message}")
+        .into_iter()
+        .find(|r| !r.files.is_empty())
+        .expect("the chart is uploaded with the edit");
+    assert_eq!(edit.files[0].filename, "chart.png");
+    assert!(edit.files[0].bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+}

@@ -236,11 +236,12 @@ impl Console {
         match commands::run(&self.app, &inv).await {
             Ok(outcome) => {
                 self.chat.print("reply", &post_text(&outcome.reply.post));
-                for d in outcome.posts {
-                    if let Err(e) = self.app.chat.post(d.channel, d.post).await {
+                for d in &outcome.posts {
+                    if let Err(e) = self.app.chat.post(d.channel, d.post.clone()).await {
                         self.chat.print("error", &e.to_string());
                     }
                 }
+                commands::after(&self.app, &inv, &outcome).await;
                 if let Some(id) = outcome.incident {
                     let _ = self.app.store.meta_set(CURRENT, &id.0.to_string());
                 }

@@ -139,6 +139,16 @@ pub fn precheck(app: &App, inv: &Invocation) -> Result<(), CommandError> {
     }
 }
 
+/// Work that follows a command once its reply and posts are out, such as the "what changed"
+/// post after an open. Edges run it in the background; nothing here may delay the reply.
+pub async fn after(app: &App, inv: &Invocation, outcome: &Outcome) {
+    if inv.input.path() == "incident open" {
+        if let Some(id) = outcome.incident {
+            crate::whats_changed::post(app, id).await;
+        }
+    }
+}
+
 /// Runs one command. Events are flushed to disk before this returns a success.
 pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
     let json = options::to_json(&inv.input)?;

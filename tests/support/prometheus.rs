@@ -80,14 +80,20 @@ const COUNTERS: [Counter; 5] = [
 /// minutes, 40 before that and 30 before the last 3 days (so 3× against 1d, 4× against 1w);
 /// `queue_depth{service="search"}` is always 7. Samples sit on whole minutes and `[5m]` windows
 /// ending on one hold exactly five increments, so rates come out exact, without extrapolation.
+/// How long the generated history runs past `now`.
+pub const FUTURE_MINUTES: i64 = 15;
+
 pub fn openmetrics(now: i64) -> String {
     let start = now - HISTORY_DAYS * 86_400;
+    // The spike goes on a little past `now`, so that a bot reading the wall clock a few seconds
+    // later (the end-to-end tests) sees the same rates as a query pinned at `now`.
+    let end = now + FUTURE_MINUTES * 60;
     let spike_from = now - SPIKE_MINUTES * 60;
     let mut out = String::with_capacity(8 << 20);
     out.push_str("# HELP http_requests Requests served.\n# TYPE http_requests counter\n");
     for c in &COUNTERS {
         let mut total = 0u64;
-        for t in (start..=now).step_by(60) {
+        for t in (start..=end).step_by(60) {
             let _ = writeln!(
                 out,
                 "http_requests_total{{service=\"{}\",code=\"{}\"}} {total} {t}",
@@ -102,7 +108,7 @@ pub fn openmetrics(now: i64) -> String {
         }
     }
     out.push_str("# HELP queue_depth Jobs waiting.\n# TYPE queue_depth gauge\n");
-    for t in (start..=now).step_by(60) {
+    for t in (start..=end).step_by(60) {
         let depth = if t > spike_from {
             120
         } else if t >= now - 3 * 86_400 {
@@ -112,7 +118,7 @@ pub fn openmetrics(now: i64) -> String {
         };
         let _ = writeln!(out, "queue_depth{{service=\"checkout\"}} {depth} {t}");
     }
-    for t in (start..=now).step_by(60) {
+    for t in (start..=end).step_by(60) {
         let _ = writeln!(out, "queue_depth{{service=\"search\"}} 7 {t}");
     }
     out.push_str("# EOF\n");

@@ -195,12 +195,14 @@ impl Bot {
         true
     }
 
-    async fn deliver(&self, outcome: Outcome) {
-        for d in outcome.posts {
-            if let Err(e) = self.app.chat.post(d.channel, d.post).await {
+    async fn deliver(&self, inv: &Invocation, outcome: Outcome) {
+        for d in &outcome.posts {
+            if let Err(e) = self.app.chat.post(d.channel, d.post.clone()).await {
                 tracing::error!(channel = d.channel, error = %e, "delivering a post failed");
             }
         }
+        let (app, inv) = (self.app.clone(), inv.clone());
+        tokio::spawn(async move { commands::after(&app, &inv, &outcome).await });
     }
 
     async fn on_command(&self, http: &Http, cmd: serenity::all::CommandInteraction) {
@@ -240,7 +242,7 @@ impl Bot {
                     if let Err(e) = edit.execute(http, r.token).await {
                         tracing::warn!(command = %path, error = %e, "editing the deferred response failed");
                     }
-                    self.deliver(outcome).await;
+                    self.deliver(&inv, outcome).await;
                 }
                 Err(e) => {
                     // What is left after the precheck is a failure of a system we waited on
@@ -261,7 +263,7 @@ impl Bot {
                     .reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
                     .await;
                 tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, ok, "answered");
-                self.deliver(outcome).await;
+                self.deliver(&inv, outcome).await;
             }
             Err(e) => {
                 r.error(e.to_chat(&path)).await;
@@ -393,7 +395,7 @@ impl Bot {
             Ok(outcome) => {
                 r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
                     .await;
-                self.deliver(outcome).await;
+                self.deliver(&inv, outcome).await;
             }
             Err(e) => {
                 r.error(e.to_chat("incident update")).await;
