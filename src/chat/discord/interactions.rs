@@ -28,6 +28,8 @@ pub struct Handler {
 /// The bot's state across interactions: the app, what is in flight, what was already handled.
 pub struct Bot {
     app: App,
+    /// The bot's own user id, from READY; its own messages are not captured.
+    bot_user: OnceLock<u64>,
     closing: AtomicBool,
     /// Each interaction holds a read guard; shutdown takes the write guard to wait for them all.
     in_flight: tokio::sync::RwLock<()>,
@@ -146,6 +148,7 @@ impl Bot {
     pub fn new(app: App) -> Self {
         Bot {
             app,
+            bot_user: OnceLock::new(),
             closing: AtomicBool::new(false),
             in_flight: tokio::sync::RwLock::new(()),
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
@@ -224,6 +227,9 @@ impl Bot {
             input,
         };
         let started = Instant::now();
+        if cmd.data.kind == serenity::all::CommandType::Message {
+            return self.on_message_command(http, &r, &cmd, inv.user).await;
+        }
         if commands::defers(&inv.input) {
             // Mistakes are refused privately at once; only valid work is deferred.
             if let Err(e) = commands::precheck(&self.app, &inv) {
@@ -268,6 +274,40 @@ impl Bot {
             Err(e) => {
                 r.error(e.to_chat(&path)).await;
                 tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "refused");
+            }
+        }
+    }
+
+    /// "Add to timeline" on a message: the message becomes a highlight of its incident.
+    async fn on_message_command(
+        &self,
+        http: &Http,
+        r: &Responder<'_>,
+        cmd: &serenity::all::CommandInteraction,
+        user: UserRef,
+    ) {
+        let Some(target) = cmd
+            .data
+            .target_id
+            .map(|t| serenity::all::MessageId::new(t.get()))
+        else {
+            r.error("That command works on a message.".into()).await;
+            return;
+        };
+        let res =
+            super::capture::highlight(&self.app, http, cmd.channel_id, target, Actor::User(user))
+                .await;
+        match res {
+            Ok(id) => {
+                let _ = self.app.store.flush().await;
+                r.reply(
+                    crate::chat::Post::text(format!("Added to {id}'s timeline.")),
+                    true,
+                )
+                .await;
+            }
+            Err(e) => {
+                r.error(e.to_chat("Add to timeline")).await;
             }
         }
     }
@@ -502,8 +542,60 @@ pub fn modal_update(
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
+        let Some(bot) = self.bot.get() else { return };
+        let _ = bot.bot_user.set(ready.user.id.get());
+        let (bot, http) = (bot.clone(), ctx.http.clone());
+        // Whatever was said while the bot was away goes into the record before anything else.
+        tokio::spawn(async move {
+            super::capture::backfill_open(&bot.app, &http, bot.bot_user.get().copied()).await
+        });
+    }
+
+    async fn resume(&self, ctx: Context, _: serenity::all::ResumedEvent) {
+        let Some(bot) = self.bot.get() else { return };
+        let (bot, http) = (bot.clone(), ctx.http.clone());
+        tokio::spawn(async move {
+            super::capture::backfill_open(&bot.app, &http, bot.bot_user.get().copied()).await
+        });
+    }
+
+    async fn message(&self, _ctx: Context, msg: serenity::all::Message) {
+        let Some(bot) = self.bot.get() else { return };
+        super::capture::on_message(&bot.app, bot.bot_user.get().copied(), &msg).await;
+    }
+
+    async fn message_update(
+        &self,
+        _ctx: Context,
+        _old: Option<serenity::all::Message>,
+        _new: Option<serenity::all::Message>,
+        event: serenity::all::MessageUpdateEvent,
+    ) {
+        let Some(bot) = self.bot.get() else { return };
+        super::capture::on_update(&bot.app, &event).await;
+    }
+
+    async fn message_delete(
+        &self,
+        _ctx: Context,
+        channel: serenity::all::ChannelId,
+        message: serenity::all::MessageId,
+        _guild: Option<serenity::all::GuildId>,
+    ) {
+        let Some(bot) = self.bot.get() else { return };
+        super::capture::on_delete(&bot.app, channel, message).await;
+    }
+
+    async fn reaction_add(&self, ctx: Context, reaction: serenity::all::Reaction) {
+        let Some(bot) = self.bot.get() else { return };
+        super::capture::on_reaction(&bot.app, &ctx.http, &reaction).await;
+    }
+
+    async fn channel_pins_update(&self, ctx: Context, pin: serenity::all::ChannelPinsUpdateEvent) {
+        let Some(bot) = self.bot.get() else { return };
+        super::capture::on_pins(&bot.app, &ctx.http, pin.channel_id).await;
     }
 
     async fn shard_stage_update(&self, _ctx: Context, ev: ShardStageUpdateEvent) {

@@ -1,5 +1,6 @@
 //! The Discord edge: serenity's gateway in, REST out, and the [`Chat`] trait over both.
 
+mod capture;
 mod interactions;
 mod outgoing;
 

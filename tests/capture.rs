@@ -1,0 +1,118 @@
+//! What is said in an incident channel is kept: live messages, edits, deletes, highlights by
+//! reaction, pin and context menu, and backfill of what was said while the bot was away.
+
+mod support;
+
+use serde_json::json;
+use sitrep::domain::{EventKind, IncidentId};
+use sitrep::store::Store;
+use std::time::Duration;
+use support::bot::{world, Bot, Mode};
+use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, OWNER_ID};
+
+const CONTENT: &[(&str, &str)] = &[("SITREP_DISCORD__MESSAGE_CONTENT", "true")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_edits_deletes_highlights_and_backfill_are_kept() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let mut bot = Bot::start_with_env(&fake, w, Mode::Proxy, "", CONTENT);
+    fake.wait_ready().await;
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({"open": {"title": "Orders stuck", "severity": "SEV2"}}),
+    );
+    fake.wait_response(&i).await;
+    // The edit of the deferred answer comes once the incident is on disk.
+    fake.wait_until(Duration::from_secs(5), |f| {
+        f.original(&i)
+            .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
+    })
+    .await
+    .expect("opened");
+    let channel: u64 = fake
+        .channel_named("inc-1-orders-stuck")
+        .expect("the incident channel")["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let ana = fake.add_member("ana", &[]);
+    let first = fake.say(ana, channel, "queue depth is 40k");
+    let second = fake.say(ana, channel, "restarting the consumer");
+    let third = fake.say(OWNER_ID, channel, "consumer back, draining");
+    fake.edit(second, "restarting the consumer on node 3");
+    fake.delete(first);
+    fake.react(OWNER_ID, third, "📌");
+    let ctx = fake.message_command(OWNER_ID, second, "Add to timeline");
+    let r = fake.wait_response(&ctx).await;
+    assert!(
+        r.ephemeral() && r.content().contains("Added to INC-1's timeline"),
+        "{}",
+        r.content()
+    );
+    let fourth = fake.say(ana, channel, "lag back under 1s");
+    fake.pin(OWNER_ID, fourth);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(bot.stop().success(), "{}", bot.log());
+
+    // Said while the bot was down: backfilled at the next start.
+    let away = fake.say(ana, channel, "said while the bot was away");
+    let mut bot = bot.restart(&fake, w, Mode::Proxy, "");
+    let backfilled = fake
+        .wait_for_request(|r| {
+            r.route == "GET /channels/{channel}/messages" && r.path.contains(&channel.to_string())
+        })
+        .await;
+    assert!(
+        backfilled.query("after").is_some(),
+        "pages forward from the last stored message"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(bot.stop().success(), "{}", bot.log());
+
+    let store = Store::open(bot.db_path()).unwrap();
+    let msgs = store.messages(IncidentId(1)).unwrap();
+    let ids: Vec<u64> = msgs.iter().map(|m| m.id).collect();
+    assert_eq!(
+        ids,
+        vec![first, second, third, fourth, away],
+        "all of it, in order"
+    );
+    let by_id = |id| msgs.iter().find(|m| m.id == id).unwrap();
+    assert!(by_id(first).is_deleted());
+    assert_eq!(
+        by_id(first).content,
+        "queue depth is 40k",
+        "a delete keeps what was said"
+    );
+    assert_eq!(by_id(second).content, "restarting the consumer on node 3");
+    assert_eq!(by_id(second).history[0].content, "restarting the consumer");
+    assert_eq!(by_id(third).author.name, "owner");
+
+    let highlighted: Vec<String> = store
+        .events(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::MessageCaptured {
+                change, content, ..
+            } if change == "highlighted" => Some(content),
+            _ => None,
+        })
+        .collect();
+    for text in [
+        "consumer back, draining",
+        "restarting the consumer on node 3",
+        "lag back under 1s",
+    ] {
+        assert!(
+            highlighted.iter().any(|h| h == text),
+            "{text} not highlighted: {highlighted:?}"
+        );
+    }
+    assert_eq!(highlighted.len(), 3, "each message once: {highlighted:?}");
+}
