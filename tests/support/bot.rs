@@ -60,6 +60,12 @@ impl Bot {
         Self::start_on(fake, world, mode, extra, env, dir, db)
     }
 
+    /// As [`Bot::start`], on an existing database folder.
+    pub fn start_on_db(fake: &FakeDiscord, world: World, db: &Path) -> Bot {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_on(fake, world, Mode::Proxy, "", &[], dir, db.to_path_buf())
+    }
+
     /// As [`Bot::start`], on the database and folder of an earlier bot.
     pub fn restart(&self, fake: &FakeDiscord, world: World, mode: Mode, extra: &str) -> Bot {
         Self::start_on(
