@@ -200,6 +200,69 @@ pub struct Config {
     pub deploys: DeploysConfig,
     /// Deploys read from GitHub's deployments API.
     pub github: GitHubConfig,
+    /// Post-mortem drafts: key moments, anonymity, the blameless lint.
+    pub postmortem: PostmortemConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostmortemConfig {
+    /// Names people by their incident role (Commander, Responder 2) instead of their name.
+    pub anonymize: bool,
+    /// Reacting with this to a message in an incident channel puts it on the timeline.
+    pub highlight_reaction: String,
+    /// Pinning a message in an incident channel puts it on the timeline too.
+    pub highlight_pins: bool,
+    /// Appends every captured message to the draft, not only the highlighted ones.
+    pub transcript: bool,
+    /// Keeps the built-in blameless-lint phrases; `lint` adds to them.
+    pub builtin_lint: bool,
+    pub lint: Vec<LintRuleConfig>,
+}
+
+impl Default for PostmortemConfig {
+    fn default() -> Self {
+        PostmortemConfig {
+            anonymize: false,
+            highlight_reaction: "📌".into(),
+            highlight_pins: true,
+            transcript: false,
+            builtin_lint: true,
+            lint: Vec::new(),
+        }
+    }
+}
+
+/// A phrase the blameless lint flags, and the neutral wording it suggests instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintRuleConfig {
+    /// Words matched case-insensitively; `{person}` is a mention or a participant's name,
+    /// `{any}` any one word, and a trailing `*` matches word endings (`careless*`).
+    pub phrase: String,
+    pub suggest: String,
+}
+
+impl PostmortemConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.highlight_reaction.trim().is_empty() {
+            out.push("[postmortem] highlight_reaction is empty; the default is \"📌\"".into());
+        }
+        for (i, rule) in self.lint.iter().enumerate() {
+            if let Err(e) = crate::postmortem::lint::check_phrase(&rule.phrase) {
+                out.push(format!("[[postmortem.lint]] #{}: {e}", i + 1));
+            }
+            if rule.suggest.trim().is_empty() {
+                out.push(format!(
+                    "[[postmortem.lint]] #{} (\"{}\"): suggest is empty; say what to write instead",
+                    i + 1,
+                    rule.phrase
+                ));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -357,7 +420,11 @@ impl Config {
         };
         format!(
             "deploys    webhook {}\ngithub     {github}\n",
-            if self.deploys.webhook { "on (POST /hooks/deploy)" } else { "off" }
+            if self.deploys.webhook {
+                "on (POST /hooks/deploy)"
+            } else {
+                "off"
+            }
         )
     }
 }
@@ -440,6 +507,7 @@ impl Default for Config {
             whats_changed: WhatsChangedConfig::default(),
             deploys: DeploysConfig::default(),
             github: GitHubConfig::default(),
+            postmortem: PostmortemConfig::default(),
         }
     }
 }
@@ -658,6 +726,7 @@ impl Config {
             out.push("[whats_changed] queries are set but [prometheus] url is not".into());
         }
         out.extend(self.deploy_problems(secrets, for_discord));
+        out.extend(self.postmortem.problems());
         let paths = crate::commands::options::command_paths();
         for key in self.permissions.keys() {
             if !paths.contains(key) {
@@ -1014,13 +1083,19 @@ mod tests {
         "##;
         let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
         assert_eq!(c.prometheus.timeout, Dur(std::time::Duration::from_secs(2)));
-        assert_eq!(c.prometheus.baselines[1], Dur(std::time::Duration::from_secs(604_800)));
+        assert_eq!(
+            c.prometheus.baselines[1],
+            Dur(std::time::Duration::from_secs(604_800))
+        );
         assert!(c.queries["error_rate"].promql.contains("{{service}}"));
         let problems = c.problems(&Secrets::default(), false).join("\n");
         assert!(problems.contains("`latency`"), "{problems}");
-        let err = Config::from_parts(Some(("a.toml", "[queries.x]\npromql = \"up\"\nunits = \"s\"\n")), &env(&[]))
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_parts(
+            Some(("a.toml", "[queries.x]\npromql = \"up\"\nunits = \"s\"\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("units"), "{err}");
     }
 
@@ -1059,7 +1134,9 @@ mod tests {
         ]));
         let problems = c.deploy_problems(&secrets, true);
         assert!(problems.is_empty(), "{problems:?}");
-        assert!(c.summary().contains("acme/checkout, acme/search every 1m 30s"));
+        assert!(c
+            .summary()
+            .contains("acme/checkout, acme/search every 1m 30s"));
 
         let d = Config::default();
         assert!(!d.deploys.webhook);
@@ -1102,6 +1179,66 @@ mod tests {
             ("SITREP_GITHUB_TOKEN", "ghp_456"),
         ]));
         let shown = format!("{secrets:?}");
-        assert!(!shown.contains("whsec-123") && !shown.contains("ghp_456"), "{shown}");
+        assert!(
+            !shown.contains("whsec-123") && !shown.contains("ghp_456"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn postmortem_section_from_a_file() {
+        let d = Config::default();
+        assert!(!d.postmortem.anonymize);
+        assert_eq!(d.postmortem.highlight_reaction, "📌");
+        assert!(d.postmortem.builtin_lint && d.postmortem.lint.is_empty());
+        let toml = r#"
+            [postmortem]
+            anonymize = true
+            highlight_reaction = "⭐"
+            transcript = true
+
+            [[postmortem.lint]]
+            phrase = "dropped the ball"
+            suggest = "describe what made the task hard to finish in time"
+
+            [[postmortem.lint]]
+            phrase = "{person} overlooked"
+            suggest = "say what the check did not show"
+        "#;
+        let c = Config::from_parts(
+            Some(("a.toml", toml)),
+            &env(&[("SITREP_POSTMORTEM__BUILTIN_LINT", "false")]),
+        )
+        .unwrap();
+        assert!(c.postmortem.anonymize && c.postmortem.transcript);
+        assert!(!c.postmortem.builtin_lint);
+        assert_eq!(c.postmortem.highlight_reaction, "⭐");
+        assert_eq!(c.postmortem.lint.len(), 2);
+        assert_eq!(c.postmortem.lint[1].phrase, "{person} overlooked");
+        assert!(c.problems(&Secrets::default(), false).is_empty());
+
+        let bad = r#"
+            [postmortem]
+            highlight_reaction = " "
+            [[postmortem.lint]]
+            phrase = "{someone} broke it"
+            suggest = ""
+        "#;
+        let c = Config::from_parts(Some(("a.toml", bad)), &env(&[])).unwrap();
+        let all = c.problems(&Secrets::default(), false).join("\n");
+        for needle in [
+            "highlight_reaction is empty",
+            "{someone}",
+            "suggest is empty",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        let err = Config::from_parts(
+            Some(("a.toml", "[postmortem]\nanonymise = true\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("anonymise"), "{err}");
     }
 }

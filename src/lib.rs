@@ -2,13 +2,17 @@
 //!
 //! Data flows from the edges inwards; a layer uses only the layers below it.
 //!
-//! - Edges: [`chat::console`] (a terminal chat) and, later, Discord and the HTTP edge.
+//! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture),
+//!   [`chat::console`] (a terminal chat with the same commands) and [`http`] (health, the signed
+//!   deploy webhook, exports).
 //! - Commands: [`commands`], one handler module per manifest in `commands/`
 //!   ([`commands::incident`] ↔ `commands/incident.json`). Option trees are checked against the
 //!   manifest and deserialized into typed args ([`commands::options`]).
 //! - Services: [`app`] (what handlers reach), [`render`] (minijinja over `templates/`),
 //!   [`scheduler`] (every timed job: status updates on a cadence, reminders),
-//!   [`integrations`] and [`metrics`] (Prometheus).
+//!   [`integrations`] (Prometheus, deploy sources) and [`metrics`] (baselines, charts),
+//!   [`whats_changed`] (the post at open), [`postmortem`] (drafts from the timeline and
+//!   the channel, key moments, the blameless lint, statistics).
 //! - Core: [`domain`] (pure types, the timeline events and the fold into state) and [`store`]
 //!   (sled trees, keys, schema versions).
 //! - Across all: [`config`] (defaults → file → environment) and [`error`] (user-facing vs internal).
@@ -21,8 +25,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod integrations;
-#[cfg(not(feature = "no-metrics"))]
 pub mod metrics;
+pub mod postmortem;
 pub mod render;
 pub mod scheduler;
 pub mod store;

@@ -119,7 +119,11 @@ fn prometheus_client(config: &Config) -> anyhow::Result<Option<PrometheusClient>
     let auth = environment()
         .get(prometheus::TOKEN_ENV)
         .and_then(|s| prometheus::Auth::parse(s));
-    Ok(Some(PrometheusClient::new(url, config.prometheus.timeout.0, auth)?))
+    Ok(Some(PrometheusClient::new(
+        url,
+        config.prometheus.timeout.0,
+        auth,
+    )?))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -149,14 +153,53 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.path)
         .with_context(|| format!("opening the database at {}", config.storage.path.display()))?;
     let http = discord::build_http(&config, &secrets)?;
+    // Bound before connecting, so that a port in use stops startup instead of failing later.
+    let listener = match config.http.listen.as_str() {
+        "" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} ([http] listen)"))?,
+        ),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
     let config = Arc::new(config);
     let app_config = config.clone();
     let prometheus = prometheus_client(&app_config)?;
     let make_app = move |chat| {
-        App::new(app_config, store, Arc::new(renderer), chat, Arc::new(SystemClock))
-            .with_prometheus(prometheus)
+        let app = App::new(
+            app_config,
+            store,
+            Arc::new(renderer),
+            chat,
+            Arc::new(SystemClock),
+        )
+        .with_prometheus(prometheus);
+        if let Some(listener) = listener {
+            let edge = sitrep::http::serve(app.clone(), listener, secrets.clone(), stopped());
+            tokio::spawn(async move {
+                if let Err(e) = edge.await {
+                    tracing::error!(error = %e, "the HTTP edge stopped");
+                }
+            });
+        }
+        if let Err(e) = sitrep::integrations::github::spawn(&app, &secrets, stopped()) {
+            tracing::error!(error = %e, "cannot poll GitHub");
+        }
+        sitrep::scheduler::Scheduler::spawn(app.clone(), stopped());
+        app
     };
-    discord::run(config, http, make_app, shutdown_signal()).await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    discord::run(config, http, make_app, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod deploys;
 pub mod incident;
 pub mod metrics;
 pub mod options;
+pub mod postmortem;
 pub mod when;
 
 use crate::app::App;
@@ -161,6 +162,7 @@ pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
         "incident" => incident::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         "deploys" => deploys::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         "metrics" => metrics::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
+        "postmortem" => postmortem::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         other => Err(UserError::UnknownCommand(format!("/{other}")).into()),
     }
 }

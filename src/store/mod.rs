@@ -2,13 +2,24 @@
 //!
 //! Every sled call in the crate lives here, so that the engine can be swapped.
 
+mod deploys;
+mod jobs;
+mod messages;
+mod postmortems;
+
+pub use deploys::{Deploy, DeploySource};
+pub use jobs::{Job, JobChange, JobKind};
+pub use messages::{CapturedMessage, Highlight, Highlighted, MessageAttachment, MessageRevision};
+pub use postmortems::PostmortemRecord;
+
 use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::Transactional;
 use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Bumped when a stored shape changes incompatibly; readers refuse what they do not know.
 pub const SCHEMA_VERSION: u8 = 1;
@@ -26,6 +37,8 @@ pub enum StoreError {
     UnknownSchema { tree: &'static str, found: u8 },
     #[error("incident {0} is not in the database")]
     Missing(IncidentId),
+    #[error("flushing the database did not finish: {0}")]
+    Flush(String),
 }
 
 /// Why an append did not happen: the rules said no, or the database failed.
@@ -47,6 +60,8 @@ pub struct Store {
     postmortems: sled::Tree,
     jobs: sled::Tree,
     meta: sled::Tree,
+    /// Rung when jobs change, so that the scheduler never sleeps past a new, earlier job.
+    job_signal: Arc<Notify>,
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -134,13 +149,20 @@ impl Store {
             postmortems: db.open_tree("postmortems")?,
             jobs: db.open_tree("jobs")?,
             meta: db.open_tree("meta")?,
+            job_signal: Arc::new(Notify::new()),
             db,
         })
     }
 
     /// Makes everything written so far durable. A success reply waits for this.
+    ///
+    /// Runs on tokio's blocking pool rather than through sled's `flush_async`: tokio's paused test
+    /// clock waits for blocking tasks but would jump ahead while sled's own threads work.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
         Ok(())
     }
 
@@ -165,29 +187,7 @@ impl Store {
 
     /// Writes the `Opened` event and the incident it makes, and indexes its channel.
     pub fn create_incident(&self, id: IncidentId, event: Event) -> Result<Incident, AppendError> {
-        let incident = Incident::from_opened(id, &event).ok_or_else(|| StoreError::Corrupt {
-            tree: "events",
-            reason: "an incident must start with an Opened event".into(),
-        })?;
-        let inc_bytes = encode(&incident);
-        let ev_bytes = encode(&event);
-        (&self.incidents, &self.events, &self.meta)
-            .transaction(|(incidents, events, meta)| {
-                if incidents.get(id.0.to_be_bytes())?.is_some() {
-                    return abort(StoreError::Corrupt {
-                        tree: "incidents",
-                        reason: format!("{id} exists already"),
-                    });
-                }
-                incidents.insert(&id.0.to_be_bytes(), inc_bytes.as_slice())?;
-                events.insert(&event_key(id, 0), ev_bytes.as_slice())?;
-                if let Some(ch) = incident.channel {
-                    meta.insert(channel_key(ch), &id.0.to_be_bytes())?;
-                }
-                Ok(())
-            })
-            .map_err(flatten)?;
-        Ok(incident)
+        self.create_incident_with_jobs(id, event, |_, _| Vec::new())
     }
 
     /// Asks `decide` for the events to add given the incident as stored, then writes them and the
@@ -202,28 +202,7 @@ impl Store {
     where
         F: Fn(&Incident) -> Result<Vec<EventKind>, RuleError>,
     {
-        (&self.incidents, &self.events)
-            .transaction(|(incidents, events)| {
-                let mut incident = tx_incident(incidents, id)?;
-                let kinds = match decide(&incident) {
-                    Ok(k) => k,
-                    Err(e) => return abort(e),
-                };
-                let mut written = Vec::with_capacity(kinds.len());
-                for kind in kinds {
-                    let event = Event {
-                        at,
-                        actor: actor.clone(),
-                        kind,
-                    };
-                    events.insert(&event_key(id, incident.events), encode(&event))?;
-                    incident.apply(&event);
-                    written.push(event);
-                }
-                incidents.insert(&id.0.to_be_bytes(), encode(&incident))?;
-                Ok((incident, written))
-            })
-            .map_err(flatten)
+        self.append_with_jobs(id, actor, at, decide, |_, _| Vec::new())
     }
 
     pub fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
