@@ -64,7 +64,10 @@ async fn footprint_and_burst(burst: usize) {
         .map(|m| m.len())
         .unwrap_or(0);
     println!("footprint: process start to READY {}", ms(to_ready));
-    println!("footprint: idle RSS after READY {:.1} MB", rss as f64 / 1024.0);
+    println!(
+        "footprint: idle RSS after READY {:.1} MB",
+        rss as f64 / 1024.0
+    );
     println!("footprint: binary {:.1} MB", size as f64 / 1_048_576.0);
 
     // A few incidents to work in, opened before the burst.
@@ -91,8 +94,18 @@ async fn footprint_and_burst(burst: usize) {
     for k in 0..burst {
         let ch = channels[k % channels.len()];
         let i = match k % 5 {
-            0 => fake.slash(OWNER_ID, ch, "incident", json!({"note": {"text": format!("note {k}")}})),
-            1 => fake.slash(OWNER_ID, ch, "incident", json!({"update": {"message": format!("update {k}")}})),
+            0 => fake.slash(
+                OWNER_ID,
+                ch,
+                "incident",
+                json!({"note": {"text": format!("note {k}")}}),
+            ),
+            1 => fake.slash(
+                OWNER_ID,
+                ch,
+                "incident",
+                json!({"update": {"message": format!("update {k}")}}),
+            ),
             2 => fake.slash(OWNER_ID, ch, "incident", json!({"status": {}})),
             3 => fake.slash(OWNER_ID, ch, "metrics", json!({"query": "up"})),
             _ => fake.slash(
@@ -122,9 +135,15 @@ async fn footprint_and_burst(burst: usize) {
         ms(percentile(&all, 0.99)),
         ms(*all.last().unwrap())
     );
-    for (kind, name) in ["note", "update", "status", "metrics (Prometheus hanging)", "open"]
-        .iter()
-        .enumerate()
+    for (kind, name) in [
+        "note",
+        "update",
+        "status",
+        "metrics (Prometheus hanging)",
+        "open",
+    ]
+    .iter()
+    .enumerate()
     {
         let v = &mut by_kind[kind];
         v.sort();

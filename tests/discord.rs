@@ -71,6 +71,10 @@ fn bot_messages(fake: &FakeDiscord, channel: u64) -> Vec<Value> {
         .collect()
 }
 
+fn in_channel(m: &Value, channel: u64) -> bool {
+    m["channel_id"].as_str().and_then(|s| s.parse().ok()) == Some(channel)
+}
+
 fn text_of(m: &Value) -> String {
     let mut s = m["content"].as_str().unwrap_or_default().to_string();
     for e in m["embeds"].as_array().into_iter().flatten() {
@@ -110,7 +114,7 @@ async fn registers_every_manifest_and_runs_a_whole_incident() {
     assert_eq!(ch["name"], "inc-1-checkout-returns-500");
     assert_eq!(ch["parent_id"], w.category.to_string());
     let opening = fake
-        .wait_message(|m| m["channel_id"] == channel.to_string() && m["author"]["bot"] == true)
+        .wait_message(|m| in_channel(m, channel) && m["author"]["bot"] == true)
         .await;
     assert!(text_of(&opening).contains("Checkout returns 500"));
     assert_eq!(opening["embeds"][0]["color"], 0xf5a623, "SEV2's colour");
@@ -121,9 +125,7 @@ async fn registers_every_manifest_and_runs_a_whole_incident() {
         .map(|b| b["label"].as_str().unwrap())
         .collect();
     assert_eq!(buttons, ["Join", "Post update"]);
-    let announce = fake
-        .wait_message(|m| m["channel_id"] == w.stakeholders.to_string())
-        .await;
+    let announce = fake.wait_message(|m| in_channel(m, w.stakeholders)).await;
     assert!(
         text_of(&announce).contains(&format!("<#{channel}>")),
         "{announce}"
@@ -186,7 +188,7 @@ async fn registers_every_manifest_and_runs_a_whole_incident() {
     }
     let role_post = fake
         .wait_message(|m| {
-            m["channel_id"] == channel.to_string()
+            in_channel(m, channel)
                 && m["type"] == 0
                 && m["content"]
                     .as_str()
@@ -486,7 +488,7 @@ async fn the_update_button_opens_a_form_that_posts_an_update() {
     )
     .await;
     let opening = fake
-        .wait_message(|m| m["channel_id"] == channel.to_string() && m["author"]["bot"] == true)
+        .wait_message(|m| in_channel(m, channel) && m["author"]["bot"] == true)
         .await;
     let msg: u64 = opening["id"].as_str().unwrap().parse().unwrap();
     let click = fake.click(OWNER_ID, msg, "incident:update:1");
@@ -508,9 +510,7 @@ async fn the_update_button_opens_a_form_that_posts_an_update() {
         r.content()
     );
     let update = fake
-        .wait_message(|m| {
-            m["channel_id"] == w.stakeholders.to_string() && text_of(m).contains("Cert rotated")
-        })
+        .wait_message(|m| in_channel(m, w.stakeholders) && text_of(m).contains("Cert rotated"))
         .await;
     assert!(text_of(&update).contains("Monitoring"), "{update}");
 
