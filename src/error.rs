@@ -30,6 +30,10 @@ pub enum UserError {
     Denied(String),
     #[error("{0}")]
     Metrics(String),
+    #[error("{0}")]
+    Postmortem(String),
+    #[error("{0}")]
+    Escalation(String),
 }
 
 /// A failure of ours or of a platform we depend on. Logged with its context; the responder sees

@@ -7,8 +7,10 @@ use sitrep::chat::console::{Console, ConsoleChat, Sink};
 use sitrep::chat::discord;
 use sitrep::config::{Config, Secrets};
 use sitrep::domain::UserRef;
+use sitrep::integrations::pagerduty::PagerDuty;
 use sitrep::integrations::prometheus::{self, PrometheusClient};
 use sitrep::render::{Renderer, TimeStyle};
+use sitrep::scheduler::Scheduler;
 use sitrep::store::Store;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -48,6 +50,23 @@ enum Cmd {
         #[arg(long)]
         guild: Option<u64>,
     },
+    /// Write an incident's post-mortem as Markdown from the database (stop the bot first: the
+    /// database admits one process at a time).
+    Export {
+        /// The incident: INC-7 or 7.
+        incident: String,
+        /// A stored draft version (default: the latest; with none stored, one compiled now).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database folder (default: [storage] path).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
     /// Check a configuration file and print a summary, or every problem found.
     CheckConfig {
         #[arg(long)]
@@ -80,6 +99,13 @@ fn main() -> anyhow::Result<()> {
         Cmd::Console { config, db, user } => runtime.block_on(console(config, db, user)),
         Cmd::CheckConfig { config, console } => check_config(config, console),
         Cmd::Run { config } => runtime.block_on(run(config)),
+        Cmd::Export {
+            incident,
+            version,
+            out,
+            config,
+            db,
+        } => export(config, db, &incident, version, out),
         Cmd::RegisterCommands { config, guild } => runtime.block_on(register(config, guild)),
     }
 }
@@ -92,7 +118,9 @@ fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()>
             bail!("the configuration has 1 problem");
         }
     };
-    let mut problems = config.problems(&Secrets::from_env(&environment()), !console_only);
+    let env = environment();
+    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
+    let mut problems = config.problems(&secrets, !console_only);
     if let Err(e) = Renderer::from_config(&config, TimeStyle::Plain) {
         problems.push(e.to_string());
     }
@@ -109,6 +137,31 @@ fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()>
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     )
+}
+
+fn export(
+    config: Option<PathBuf>,
+    db: Option<PathBuf>,
+    incident: &str,
+    version: Option<u32>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let config = load_config(config.as_ref())?;
+    let id: sitrep::domain::IncidentId = incident.parse()?;
+    let path = db.unwrap_or_else(|| config.storage.path.clone());
+    if !path.exists() {
+        // Opening would create an empty database; say what is wrong instead.
+        bail!("no database at {}", path.display());
+    }
+    let store = Store::open(&path)
+        .with_context(|| format!("opening the database at {}", path.display()))?;
+    let renderer = Renderer::from_config(&config, TimeStyle::Plain)?;
+    let md = sitrep::postmortem::export(&store, &renderer, &config, id, version)?;
+    match out {
+        Some(f) => std::fs::write(&f, md).with_context(|| format!("writing {}", f.display()))?,
+        None => std::io::stdout().write_all(md.as_bytes())?,
+    }
+    Ok(())
 }
 
 /// The Prometheus client when `[prometheus] url` is set; credentials from the environment.
@@ -144,7 +197,8 @@ async fn shutdown_signal() {
 
 async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load_config(path.as_ref())?;
-    let secrets = Secrets::from_env(&environment());
+    let env = environment();
+    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
     let problems = config.problems(&secrets, true);
     if !problems.is_empty() {
         bail!("cannot start:\n  {}", problems.join("\n  "));
@@ -172,6 +226,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let app_config = config.clone();
     let prometheus = prometheus_client(&app_config)?;
+    let pagerduty = PagerDuty::from_config(&app_config, &secrets)?;
     let make_app = move |chat| {
         let app = App::new(
             app_config,
@@ -180,7 +235,8 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             chat,
             Arc::new(SystemClock),
         )
-        .with_prometheus(prometheus);
+        .with_prometheus(prometheus)
+        .with_pagerduty(pagerduty);
         if let Some(listener) = listener {
             let edge = sitrep::http::serve(app.clone(), listener, secrets.clone(), stopped());
             tokio::spawn(async move {
@@ -192,7 +248,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         if let Err(e) = sitrep::integrations::github::spawn(&app, &secrets, stopped()) {
             tracing::error!(error = %e, "cannot poll GitHub");
         }
-        sitrep::scheduler::Scheduler::spawn(app.clone(), stopped());
+        Scheduler::spawn(app.clone(), stopped());
         app
     };
     let shutdown = async move {
@@ -234,6 +290,9 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
     let out: Sink = Arc::new(Mutex::new(std::io::stdout()));
     let chat = Arc::new(ConsoleChat::new(out, known));
     let prometheus = prometheus_client(&config)?;
+    let env = environment();
+    let pagerduty =
+        PagerDuty::from_config(&config, &Secrets::from_env(&env).with_routing_keys(&config, &env))?;
     let app = App::new(
         Arc::new(config),
         store,
@@ -241,12 +300,19 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         chat.clone(),
         Arc::new(SystemClock),
     )
-    .with_prometheus(prometheus);
+    .with_prometheus(prometheus)
+    .with_pagerduty(pagerduty);
     let console = Console {
         app,
         chat,
         user: UserRef::new(sitrep::commands::options::console_user_id(&user), user),
     };
+    // What came due while the console was closed goes out once, before the first command.
+    Scheduler::new(console.app.clone()).fire_due().await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let timed = Scheduler::spawn(console.app.clone(), async {
+        let _ = stopped.await;
+    });
 
     let interactive = std::io::stdin().is_terminal();
     if interactive {
@@ -281,6 +347,8 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
             break;
         }
     }
+    let _ = stop.send(());
+    timed.await?;
     console.app.store.flush().await?;
     Ok(())
 }

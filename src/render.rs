@@ -17,7 +17,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "status_update.md.j2",
         include_str!("../templates/status_update.md.j2"),
     ),
-    ("resolved.md.j2", include_str!("../templates/resolved.md.j2")),
+    (
+        "resolved.md.j2",
+        include_str!("../templates/resolved.md.j2"),
+    ),
+    (
+        "update_reminder.md.j2",
+        include_str!("../templates/update_reminder.md.j2"),
+    ),
+    (
+        "postmortem.md.j2",
+        include_str!("../templates/postmortem.md.j2"),
+    ),
+    (
+        "escalation.md.j2",
+        include_str!("../templates/escalation.md.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +66,10 @@ fn when(style: TimeStyle, value: &str) -> String {
     };
     match style {
         TimeStyle::Discord => format!("<t:{}:f> (<t:{}:R>)", t.timestamp(), t.timestamp()),
-        TimeStyle::Plain => t.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC").to_string(),
+        TimeStyle::Plain => t
+            .with_timezone(&Utc)
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string(),
     }
 }
 
@@ -92,7 +110,12 @@ impl Renderer {
             name: name.into(),
             message: e.to_string(),
         };
-        let out = self.env.get_template(name).map_err(err)?.render(ctx).map_err(err)?;
+        let out = self
+            .env
+            .get_template(name)
+            .map_err(err)?
+            .render(ctx)
+            .map_err(err)?;
         Ok(out.trim().to_string())
     }
 }
@@ -236,13 +259,19 @@ mod tests {
                 minijinja::context! { incident => view, audience => "responders" },
             )
             .unwrap();
-        assert!(out.contains("{{ 7 * 7 }} {% if true %}x{% endif %}"), "{out}");
+        assert!(
+            out.contains("{{ 7 * 7 }} {% if true %}x{% endif %}"),
+            "{out}"
+        );
         assert!(!out.contains("49"));
     }
 
     #[test]
     fn times_follow_the_chat_style() {
-        assert_eq!(when(TimeStyle::Plain, "2026-11-21T10:00:00Z"), "2026-11-21 10:00 UTC");
+        assert_eq!(
+            when(TimeStyle::Plain, "2026-11-21T10:00:00Z"),
+            "2026-11-21 10:00 UTC"
+        );
         assert_eq!(
             when(TimeStyle::Discord, "2026-11-21T10:00:00Z"),
             "<t:1795255200:f> (<t:1795255200:R>)"
@@ -260,7 +289,12 @@ mod tests {
                 minijinja::context! { incident => view, automated => false },
             )
             .unwrap();
-        for part in ["**Status:** Investigating", "**Impact:** Checkout fails", "**Current understanding:** No update", "**Roles:** commander: alice"] {
+        for part in [
+            "**Status:** Investigating",
+            "**Impact:** Checkout fails",
+            "**Current understanding:** No update",
+            "**Roles:** commander: alice",
+        ] {
             assert!(out.contains(part), "missing {part:?} in:\n{out}");
         }
     }
@@ -268,15 +302,28 @@ mod tests {
     #[test]
     fn operator_templates_replace_builtins_and_bad_ones_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("resolved.md.j2"), "Done: {{ incident.title }}").unwrap();
+        std::fs::write(
+            dir.path().join("resolved.md.j2"),
+            "Done: {{ incident.title }}",
+        )
+        .unwrap();
         let r = Renderer::new(Some(dir.path()), TimeStyle::Plain).unwrap();
-        let view = IncidentView::new(&incident("x"), &Config::default(), String::new(), Utc::now());
+        let view = IncidentView::new(
+            &incident("x"),
+            &Config::default(),
+            String::new(),
+            Utc::now(),
+        );
         assert_eq!(
             r.render("resolved.md.j2", minijinja::context! { incident => view })
                 .unwrap(),
             "Done: x"
         );
-        std::fs::write(dir.path().join("status_update.md.j2"), "line one\n{% if %}\n").unwrap();
+        std::fs::write(
+            dir.path().join("status_update.md.j2"),
+            "line one\n{% if %}\n",
+        )
+        .unwrap();
         let err = Renderer::new(Some(dir.path()), TimeStyle::Plain)
             .err()
             .unwrap()

@@ -72,7 +72,52 @@ async fn messages_edits_deletes_highlights_and_backfill_are_kept() {
         "pages forward from the last stored message"
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // The draft holds what was said, in order; its export is the same file offline.
+    let d = fake.slash(OWNER_ID, channel, "postmortem", json!({"draft": {}}));
+    let deferred = fake.wait_response(&d).await;
+    assert_eq!(deferred.kind, 5, "{:?}", deferred.data);
+    let drafted = fake
+        .wait_until(Duration::from_secs(10), |f| {
+            f.original(&d)
+                .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
+        })
+        .await
+        .expect("the draft is compiled");
+    let e = fake.slash(OWNER_ID, channel, "postmortem", json!({"export": {}}));
+    fake.wait_response(&e).await;
+    let upload = fake
+        .wait_for_request(|r| !r.files.is_empty() && r.files[0].filename.ends_with(".md"))
+        .await;
+    let attached = String::from_utf8(upload.files[0].bytes.clone()).unwrap();
+    let order = [
+        "restarting the consumer on node 3",
+        "consumer back, draining",
+        "lag back under 1s",
+    ];
+    let mut at = 0;
+    for needle in order {
+        let i = attached[at..].find(needle).unwrap_or_else(|| {
+            panic!("{needle:?} missing or out of order in the draft:\n{attached}\n{drafted}")
+        });
+        at += i;
+    }
     assert!(bot.stop().success(), "{}", bot.log());
+    let offline = std::process::Command::new(env!("CARGO_BIN_EXE_sitrep"))
+        .args(["export", "INC-1", "--db"])
+        .arg(bot.db_path())
+        .output()
+        .unwrap();
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(offline.stdout).unwrap(),
+        attached,
+        "sitrep export = the attachment"
+    );
 
     let store = Store::open(bot.db_path()).unwrap();
     let msgs = store.messages(IncidentId(1)).unwrap();

@@ -128,7 +128,7 @@ pub async fn highlight(
 }
 
 pub async fn on_reaction(app: &App, http: &Http, r: &Reaction) {
-    if r.emoji.to_string() != app.config.postmortem.highlight_reaction {
+    if !crate::postmortem::is_highlight_reaction(&app.config, &r.emoji.to_string()) {
         return;
     }
     if incident_of(app, r.channel_id).is_none() {

@@ -242,6 +242,17 @@ impl Bot {
                 return;
             }
             tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "deferred");
+            if path == "postmortem draft" {
+                // A resolved incident is no longer backfilled at startup: read its channel
+                // once more so that the draft misses nothing said while the bot was away.
+                let named = commands::options::to_json(&inv.input)
+                    .ok()
+                    .and_then(|j| j["incident"].as_str().map(str::to_string));
+                if let Ok(inc) = commands::incident::target(&self.app, &inv, named.as_deref()) {
+                    super::capture::backfill(&self.app, http, inc.id, self.bot_user.get().copied())
+                        .await;
+                }
+            }
             match commands::run(&self.app, &inv).await {
                 Ok(outcome) => {
                     let edit = outgoing::edit(outcome.reply.post.clone());
@@ -318,6 +329,7 @@ impl Bot {
         };
         let choices = match a.data.name.as_str() {
             "metrics" => commands::metrics::autocomplete(&self.app, focused.name, focused.value),
+            "escalate" => commands::escalate::autocomplete(&self.app, focused.name, focused.value),
             _ => Vec::new(),
         };
         let mut resp = serenity::all::CreateAutocompleteResponse::new();
@@ -344,6 +356,35 @@ impl Bot {
         let (group, action, arg) = (parts.next(), parts.next(), parts.next());
         let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
         match (group, action, id) {
+            (Some("escalation"), _, _) => {
+                // Acknowledging edits messages and may page PagerDuty: defer first, privately.
+                let roles = c
+                    .member
+                    .as_ref()
+                    .map(|m| m.roles.iter().map(|r| r.get()).collect())
+                    .unwrap_or_default();
+                let defer = CreateInteractionResponse::Defer(
+                    CreateInteractionResponseMessage::new().ephemeral(true),
+                );
+                if !r.respond(defer).await {
+                    return;
+                }
+                let res = commands::escalate::on_button(
+                    &self.app,
+                    &c.data.custom_id,
+                    user,
+                    roles,
+                    Some(c.channel_id.get()),
+                )
+                .await;
+                let post = match res {
+                    Ok(outcome) => outcome.reply.post,
+                    Err(e) => crate::chat::Post::text(e.to_chat("escalate")),
+                };
+                if let Err(e) = outgoing::edit(post).execute(http, r.token).await {
+                    tracing::warn!(error = %e, "editing the escalation button's answer failed");
+                }
+            }
             (Some("incident"), Some("update"), Some(id)) => {
                 let modal = update_modal(id);
                 r.respond(CreateInteractionResponse::Modal(modal)).await;

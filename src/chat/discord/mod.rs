@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
     ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, CreateThread,
-    GatewayIntents, GuildId, Http, HttpBuilder,
+    GatewayIntents, GuildId, Http, HttpBuilder, MessageId,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -234,6 +234,20 @@ impl Chat for DiscordChat {
 
     fn stakeholder_channel(&self) -> Option<u64> {
         self.config.discord.stakeholder_channel_id
+    }
+
+    async fn edit(&self, channel: u64, message: u64, post: Post) -> Result<(), ChatError> {
+        let b = outgoing::edit_message(post);
+        self.call("edit message", || {
+            ChannelId::new(channel).edit_message(&self.http, MessageId::new(message), b.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn channel_url(&self, channel: u64) -> Option<String> {
+        let guild = self.config.discord.guild_id?;
+        Some(format!("https://discord.com/channels/{guild}/{channel}"))
     }
 }
 

@@ -4,7 +4,7 @@ use crate::chat::{Button, ButtonStyle, Embed, Mentions, Post};
 use serenity::all::{
     ButtonStyle as DButton, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
     CreateEmbed, CreateEmbedFooter, CreateInteractionResponseMessage, CreateMessage,
-    EditInteractionResponse, Nonce,
+    EditInteractionResponse, EditMessage, Nonce,
 };
 
 /// Discord parses `@everyone` and roles in ordinary messages unless told otherwise; this tells
@@ -119,6 +119,17 @@ pub fn edit(post: Post) -> EditInteractionResponse {
     m
 }
 
+/// An edit of one of our messages: text, embed and buttons all replaced (no buttons removes
+/// them), with explicit allowed_mentions that ping nobody.
+pub fn edit_message(post: Post) -> EditMessage {
+    let post = post.fit_limits();
+    EditMessage::new()
+        .allowed_mentions(allowed(&Mentions::none()))
+        .content(&post.content)
+        .embeds(post.embed.iter().map(embed).collect())
+        .components(rows(&post.buttons))
+}
+
 pub fn status_of(e: &serenity::Error) -> Option<u16> {
     match e {
         serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
@@ -146,6 +157,18 @@ mod tests {
         let v = serde_json::to_value(allowed(&Mentions::roles(&[42]))).unwrap();
         assert_eq!(v["roles"], serde_json::json!(["42"]));
         assert_eq!(v["parse"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn edits_replace_buttons_and_ping_nobody() {
+        let mut p = Post::embed("Escalation", "acknowledged", None);
+        p.content = "<@&42>".into();
+        p.mentions = Mentions::roles(&[42]);
+        let v = serde_json::to_value(edit_message(p)).unwrap();
+        assert_eq!(v["allowed_mentions"]["roles"], serde_json::json!([]));
+        assert_eq!(v["allowed_mentions"]["parse"], serde_json::json!([]));
+        assert_eq!(v["components"], serde_json::json!([]));
+        assert_eq!(v["embeds"][0]["title"], "Escalation");
     }
 
     #[test]
