@@ -52,6 +52,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Present when `[prometheus] url` is set.
     pub prometheus: Option<Arc<PrometheusClient>>,
+    /// Present when an escalation target has a PagerDuty routing key.
+    pub pagerduty: Option<Arc<crate::integrations::pagerduty::PagerDuty>>,
 }
 
 impl App {
@@ -70,11 +72,20 @@ impl App {
             chat,
             clock,
             prometheus: None,
+            pagerduty: None,
         }
     }
 
     pub fn with_prometheus(mut self, client: Option<PrometheusClient>) -> App {
         self.prometheus = client.map(Arc::new);
+        self
+    }
+
+    pub fn with_pagerduty(
+        mut self,
+        client: Option<crate::integrations::pagerduty::PagerDuty>,
+    ) -> App {
+        self.pagerduty = client.map(Arc::new);
         self
     }
 

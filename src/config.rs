@@ -9,6 +9,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod escalation;
+pub use escalation::{
+    EscalationConfig, EscalationPolicy, EscalationTarget, PagerDutyConfig, PAGERDUTY_EVENTS_URL,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -202,6 +207,76 @@ pub struct Config {
     pub github: GitHubConfig,
     /// Post-mortem drafts: key moments, anonymity, the blameless lint.
     pub postmortem: PostmortemConfig,
+    /// The public status page on the HTTP edge.
+    pub status_page: StatusPageConfig,
+    /// Who `/escalate` pages, the ladders that follow, and the stuck nudge.
+    pub escalation: EscalationConfig,
+    /// PagerDuty's Events API, for escalation targets with a routing key.
+    pub pagerduty: PagerDutyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusPageConfig {
+    /// Serves `/status`, `/status.json` and `/status/feed.atom` to anyone; while off, only
+    /// people signed in to the incident browser see them.
+    pub enabled: bool,
+    /// The page's heading and the feed's title.
+    pub title: String,
+    /// How often the page reloads itself.
+    pub refresh: Dur,
+    /// How long a resolved incident stays listed.
+    pub resolved_for: Dur,
+    /// Where the public reaches the page, for absolute links in the feed. An `https://` address
+    /// also marks the incident browser's cookie Secure.
+    pub public_url: Option<String>,
+}
+
+impl Default for StatusPageConfig {
+    fn default() -> Self {
+        StatusPageConfig {
+            enabled: false,
+            title: "Service status".into(),
+            refresh: Dur(std::time::Duration::from_secs(60)),
+            resolved_for: Dur(std::time::Duration::from_secs(7 * 86_400)),
+            public_url: None,
+        }
+    }
+}
+
+impl StatusPageConfig {
+    /// The admin token matters only when the bot runs; a short one is guessable.
+    fn problems(&self, http: &HttpConfig, secrets: &Secrets, running: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.title.trim().is_empty() {
+            out.push("[status_page] title is empty".into());
+        }
+        if self.refresh.0 < std::time::Duration::from_secs(10) {
+            out.push(format!(
+                "[status_page] refresh = \"{}\" is under 10 seconds",
+                self.refresh
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            if let Err(e) = url_like(url) {
+                out.push(format!("[status_page] public_url: {e}"));
+            }
+        }
+        if running && self.enabled && http.listen.is_empty() {
+            out.push("[status_page] enabled = true needs [http] listen; it is empty".into());
+        }
+        if running {
+            if let Some(t) = &secrets.http_admin_token {
+                if t.trim().chars().count() < 16 {
+                    out.push(
+                        "SITREP_HTTP_ADMIN_TOKEN is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -508,6 +583,9 @@ impl Default for Config {
             deploys: DeploysConfig::default(),
             github: GitHubConfig::default(),
             postmortem: PostmortemConfig::default(),
+            status_page: StatusPageConfig::default(),
+            escalation: EscalationConfig::default(),
+            pagerduty: PagerDutyConfig::default(),
         }
     }
 }
@@ -519,6 +597,11 @@ pub struct Secrets {
     /// Signs deploy notices sent to `POST /hooks/deploy`.
     pub deploy_webhook_secret: Option<String>,
     pub github_token: Option<String>,
+    /// Opens the incident browser on the HTTP edge (sign-in form or bearer token).
+    pub http_admin_token: Option<String>,
+    /// PagerDuty routing keys by the variable that holds them, for the variables
+    /// `[escalation.targets.*] pagerduty_routing_key_env` names; see [`Secrets::with_routing_keys`].
+    pub pagerduty_routing_keys: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -533,6 +616,14 @@ impl fmt::Debug for Secrets {
                 &self.deploy_webhook_secret.as_ref().map(|_| "<set>"),
             )
             .field("github_token", &self.github_token.as_ref().map(|_| "<set>"))
+            .field(
+                "http_admin_token",
+                &self.http_admin_token.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "pagerduty_routing_keys",
+                &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -544,7 +635,24 @@ impl Secrets {
             discord_token: secret("SITREP_DISCORD_TOKEN"),
             deploy_webhook_secret: secret("SITREP_DEPLOY_WEBHOOK_SECRET"),
             github_token: secret("SITREP_GITHUB_TOKEN"),
+            http_admin_token: secret("SITREP_HTTP_ADMIN_TOKEN"),
+            pagerduty_routing_keys: BTreeMap::new(),
         }
+    }
+
+    /// Adds the PagerDuty routing keys from the variables the escalation targets name; their
+    /// names are the operator's choice, so the config says which to read.
+    pub fn with_routing_keys(mut self, config: &Config, env: &BTreeMap<String, String>) -> Secrets {
+        for target in config.escalation.targets.values() {
+            let Some(var) = &target.pagerduty_routing_key_env else {
+                continue;
+            };
+            if let Some(key) = env.get(var).filter(|k| !k.trim().is_empty()) {
+                self.pagerduty_routing_keys
+                    .insert(var.clone(), key.trim().to_string());
+            }
+        }
+        self
     }
 }
 
@@ -727,6 +835,12 @@ impl Config {
         }
         out.extend(self.deploy_problems(secrets, for_discord));
         out.extend(self.postmortem.problems());
+        out.extend(self.status_page.problems(&self.http, secrets, for_discord));
+        out.extend(
+            self.escalation
+                .problems(&self.severity_levels(), secrets, for_discord),
+        );
+        out.extend(self.pagerduty.problems());
         let paths = crate::commands::options::command_paths();
         for key in self.permissions.keys() {
             if !paths.contains(key) {
@@ -821,6 +935,7 @@ impl Config {
             s.push_str(&format!("role       {name} · {who}\n"));
         }
         s.push_str(&self.deploy_summary());
+        s.push_str(&self.escalation.summary(&self.pagerduty));
         s.push_str(&format!(
             "templates  {}\n",
             self.templates
@@ -1240,5 +1355,161 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("anonymise"), "{err}");
+    }
+
+    #[test]
+    fn escalation_targets_policies_and_their_keys() {
+        let d = Config::default();
+        assert!(d.escalation.targets.is_empty());
+        assert_eq!(
+            d.escalation.stuck_after,
+            Dur(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(d.pagerduty.events_url, PAGERDUTY_EVENTS_URL);
+        assert!(d.summary().contains("escalation off"));
+        let toml = r#"
+            [escalation]
+            stuck_after = "20m"
+            [escalation.targets.dba]
+            roles = [111, 222]
+            pagerduty_routing_key_env = "SITREP_PD_DBA"
+            [escalation.targets.sre-oncall]
+            roles = [333]
+            [escalation.targets.sre-lead]
+            roles = [444]
+            [escalation.policies.default]
+            levels = ["sre-oncall", "sre-lead"]
+            ack_timeout = "2s"
+            [pagerduty]
+            events_url = "http://127.0.0.1:9/v2/enqueue"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(c.escalation.targets["dba"].roles, [111, 222]);
+        let (name, policy) = c.escalation.default_policy().unwrap();
+        assert_eq!(name, "default");
+        assert_eq!(policy.ack_timeout, Dur(std::time::Duration::from_secs(2)));
+        assert_eq!(c.escalation.target("DBA").unwrap().0, "dba");
+        assert!(c.escalation.nudges(Severity(1)) && !c.escalation.nudges(Severity(3)));
+        // The console does not page PagerDuty, so a missing key matters only when running.
+        assert!(c.problems(&Secrets::default(), false).is_empty());
+        let missing = c.problems(&Secrets::default(), true).join("\n");
+        assert!(
+            missing.contains("SITREP_PD_DBA is not set, but [escalation.targets.dba]"),
+            "{missing}"
+        );
+        let vars = env(&[("SITREP_PD_DBA", "R0123456789abcdef0123456789abcdef")]);
+        let secrets = Secrets::from_env(&vars).with_routing_keys(&c, &vars);
+        assert!(!c
+            .problems(&secrets, true)
+            .join("\n")
+            .contains("SITREP_PD_DBA"));
+        assert!(!format!("{secrets:?}").contains("R0123456789"));
+        assert!(
+            c.summary().contains("sre-oncall → sre-lead"),
+            "{}",
+            c.summary()
+        );
+
+        let bad = r#"
+            [escalation]
+            default_policy = "nope"
+            ack_timeout = "100ms"
+            stuck_severities = ["SEV9"]
+            [escalation.targets."a:b"]
+            roles = [1]
+            [escalation.policies.p]
+            levels = ["ghost"]
+            ack_timeout = "0s"
+            [escalation.policies.q]
+            levels = []
+            [pagerduty]
+            events_url = "events.pagerduty.com"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", bad)), &env(&[])).unwrap();
+        let all = c.problems(&Secrets::default(), false).join("\n");
+        for needle in [
+            "[escalation.targets.a:b]: target names",
+            "levels names `ghost`",
+            "[escalation.policies.p] ack_timeout = \"0s\" is under 1s",
+            "[escalation.policies.q] levels is empty",
+            "default_policy = \"nope\"",
+            "[escalation] ack_timeout",
+            "`SEV9`",
+            "[pagerduty] events_url",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        let err = Config::from_parts(
+            Some(("a.toml", "[escalation.targets.x]\nrole = [1]\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("role"), "{err}");
+    }
+
+    #[test]
+    fn status_page_section() {
+        let d = Config::default();
+        assert!(!d.status_page.enabled);
+        assert_eq!(
+            d.status_page.refresh,
+            Dur(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(
+            d.status_page.resolved_for,
+            Dur(std::time::Duration::from_secs(7 * 86_400))
+        );
+        let toml = r#"
+            [status_page]
+            enabled = true
+            title = "Acme status"
+            refresh = "2m"
+            resolved_for = "3d"
+            public_url = "https://status.example.com"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert!(c.status_page.enabled);
+        assert_eq!(c.status_page.title, "Acme status");
+        assert_eq!(
+            c.status_page.resolved_for,
+            Dur(std::time::Duration::from_secs(3 * 86_400))
+        );
+        let secrets = Secrets::from_env(&env(&[(
+            "SITREP_HTTP_ADMIN_TOKEN",
+            "a-long-enough-admin-token",
+        )]));
+        let problems = c.status_page.problems(&c.http, &secrets, true);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(!format!("{secrets:?}").contains("a-long-enough"));
+
+        let bad = r#"
+            [http]
+            listen = ""
+            [status_page]
+            enabled = true
+            title = " "
+            refresh = "1s"
+            public_url = "status.example.com"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", bad)), &env(&[])).unwrap();
+        let short = Secrets::from_env(&env(&[("SITREP_HTTP_ADMIN_TOKEN", "hunter2")]));
+        let all = c.status_page.problems(&c.http, &short, true).join("\n");
+        for needle in [
+            "[status_page] title is empty",
+            "under 10 seconds",
+            "[status_page] public_url",
+            "needs [http] listen",
+            "SITREP_HTTP_ADMIN_TOKEN is shorter than 16 characters",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        let err = Config::from_parts(
+            Some(("a.toml", "[status_page]\nenable = true\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("enable"), "{err}");
     }
 }

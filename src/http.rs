@@ -27,9 +27,10 @@ struct Edge {
 }
 
 /// The routes, for [`serve`] or for mounting elsewhere. `POST /hooks/deploy` exists only with
-/// `[deploys] webhook = true`.
+/// `[deploys] webhook = true`. The status page and the incident browser come from [`crate::web`].
 pub fn router(app: App, secrets: &Secrets) -> Router {
     let webhook = app.config.deploys.webhook;
+    let web = crate::web::router(app.clone(), secrets);
     let edge = Arc::new(Edge {
         verifier: secrets.deploy_webhook_secret.as_deref().map(Verifier::new),
         app,
@@ -41,7 +42,7 @@ pub fn router(app: App, secrets: &Secrets) -> Router {
             post(deploy_hook).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         );
     }
-    router.with_state(edge)
+    router.with_state(edge).merge(web)
 }
 
 /// Serves the edge on `listener` until `shutdown` resolves, then lets requests in flight finish.

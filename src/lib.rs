@@ -4,15 +4,18 @@
 //!
 //! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture),
 //!   [`chat::console`] (a terminal chat with the same commands) and [`http`] (health, the signed
-//!   deploy webhook, exports).
+//!   deploy webhook, exports), which also serves [`web`] (the public status page and the
+//!   token-protected incident browser).
 //! - Commands: [`commands`], one handler module per manifest in `commands/`
 //!   ([`commands::incident`] ↔ `commands/incident.json`). Option trees are checked against the
 //!   manifest and deserialized into typed args ([`commands::options`]).
 //! - Services: [`app`] (what handlers reach), [`render`] (minijinja over `templates/`),
 //!   [`scheduler`] (every timed job: status updates on a cadence, reminders),
-//!   [`integrations`] (Prometheus, deploy sources) and [`metrics`] (baselines, charts),
+//!   [`integrations`] (Prometheus, deploy sources, PagerDuty) and [`metrics`] (baselines,
+//!   charts),
 //!   [`whats_changed`] (the post at open), [`postmortem`] (drafts from the timeline and
-//!   the channel, key moments, the blameless lint, statistics).
+//!   the channel, key moments, the blameless lint, statistics), [`escalation`] (pages to
+//!   configured roles and PagerDuty, ladders that climb until someone acknowledges).
 //! - Core: [`domain`] (pure types, the timeline events and the fold into state) and [`store`]
 //!   (sled trees, keys, schema versions).
 //! - Across all: [`config`] (defaults → file → environment) and [`error`] (user-facing vs internal).
@@ -23,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod escalation;
 pub mod http;
 pub mod integrations;
 pub mod metrics;
@@ -30,4 +34,5 @@ pub mod postmortem;
 pub mod render;
 pub mod scheduler;
 pub mod store;
+pub mod web;
 pub mod whats_changed;

@@ -291,8 +291,10 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
     let chat = Arc::new(ConsoleChat::new(out, known));
     let prometheus = prometheus_client(&config)?;
     let env = environment();
-    let pagerduty =
-        PagerDuty::from_config(&config, &Secrets::from_env(&env).with_routing_keys(&config, &env))?;
+    let pagerduty = PagerDuty::from_config(
+        &config,
+        &Secrets::from_env(&env).with_routing_keys(&config, &env),
+    )?;
     let app = App::new(
         Arc::new(config),
         store,

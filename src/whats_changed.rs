@@ -75,6 +75,8 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
     }
 
     let mut files = Vec::new();
+    // (index in `kinds`, image): kept with the events for the incident browser.
+    let mut charts = Vec::new();
     if let Some(client) = app.prometheus.clone() {
         let mut params = BTreeMap::new();
         if let Some(s) = &inc.service {
@@ -98,6 +100,7 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
                         chart: reply.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
                     });
                     if let Some(png) = reply.chart_png {
+                        charts.push((kinds.len() - 1, png.clone()));
                         files.push(Attachment {
                             filename: format!("{name}.png"),
                             bytes: png,
@@ -109,8 +112,13 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
         }
     }
     if !kinds.is_empty() {
-        app.store
+        let (after, written) = app
+            .store
             .append(id, &Actor::System, app.now(), move |_| Ok(kinds.clone()))?;
+        for (index, png) in &charts {
+            let seq = crate::store::written_seq(&after, written.len(), *index);
+            app.store.put_chart(id, seq, png)?;
+        }
         app.store.flush().await?;
     }
     let mut post = Post::text(lines.join("\n"));

@@ -72,14 +72,23 @@ fn a_whole_incident_in_the_terminal_survives_a_restart() {
     // A new process on the same database sees the same incident, resolved, with its TTR.
     let (again, err, code) = console(dir.path(), "/incident status\n");
     assert_eq!(code, 0, "stderr: {err}");
-    assert!(again.contains("[reply] Status · INC-1 · Checkout returns 500"), "{again}");
+    assert!(
+        again.contains("[reply] Status · INC-1 · Checkout returns 500"),
+        "{again}"
+    );
     assert!(again.contains("**Status:** Resolved"), "{again}");
     assert!(again.contains("TTR 15m"), "{again}");
     assert!(again.contains("communications: bob"), "{again}");
 
     // And numbering goes on from there.
-    let (third, _, _) = console(dir.path(), "/incident open title:\"Search slow\" severity:SEV3\n");
-    assert!(third.contains("Opened INC-2 (SEV3) in #inc-2-search-slow"), "{third}");
+    let (third, _, _) = console(
+        dir.path(),
+        "/incident open title:\"Search slow\" severity:SEV3\n",
+    );
+    assert!(
+        third.contains("Opened INC-2 (SEV3) in #inc-2-search-slow"),
+        "{third}"
+    );
 }
 
 #[test]

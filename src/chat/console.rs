@@ -120,6 +120,12 @@ impl Chat for ConsoleChat {
     fn stakeholder_channel(&self) -> Option<u64> {
         Some(STAKEHOLDERS)
     }
+
+    async fn edit(&self, channel: u64, _message: u64, post: Post) -> Result<(), ChatError> {
+        let text = format!("(edited) {}", post_text(&post));
+        self.print(&format!("#{}", self.name(channel)), &text);
+        Ok(())
+    }
 }
 
 /// Reads `/incident open title:"Checkout returns 500" severity:SEV2` into a command, using the

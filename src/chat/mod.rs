@@ -200,6 +200,19 @@ pub trait Chat: Send + Sync {
 
     /// The stakeholder channel, if there is one.
     fn stakeholder_channel(&self) -> Option<u64>;
+
+    /// Replaces a message the bot sent: its text, embed and buttons become `post`'s (no buttons
+    /// removes them). An edit pings nobody, whatever `post.mentions` says.
+    async fn edit(&self, channel: u64, message: u64, post: Post) -> Result<(), ChatError> {
+        let _ = (channel, message, post);
+        Err(ChatError::Refused("this chat cannot edit messages".into()))
+    }
+
+    /// A link that opens the channel from outside the chat (e.g. from a PagerDuty alert).
+    fn channel_url(&self, channel: u64) -> Option<String> {
+        let _ = channel;
+        None
+    }
 }
 
 /// `inc-7-checkout-returns-500`: lower case, dashes, short enough for a channel name.

@@ -1,12 +1,18 @@
-//! `/incident`: open, update, severity, role, note, action, status, list, resolve, reopen.
+//! `/incident`: open, update, severity, role, note, action, status, list, resolve, reopen, cadence,
+//! public.
 
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
 use crate::chat::{place_name, Button, ButtonStyle, Post};
 use crate::domain::incident::{require_text, MAX_TEXT, MAX_TITLE};
-use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError, Severity, State, UserRef};
+use crate::domain::{
+    human_duration, Actor, Cadence, Event, EventKind, Incident, IncidentId, RuleError, Severity,
+    State, UserRef,
+};
 use crate::error::{CommandError, UserError};
-use crate::render::IncidentView;
+use crate::scheduler::status::{incident_post, next_update, place_of, status_text, view};
+use crate::scheduler::{effective_cadence, plan};
+use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -23,6 +29,8 @@ pub enum IncidentArgs {
     List(ListArgs),
     Resolve(ResolveArgs),
     Reopen(ReopenArgs),
+    Cadence(CadenceArgs),
+    Public(PublicArgs),
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,10 +104,49 @@ pub struct ResolveArgs {
     pub incident: Option<String>,
 }
 
+/// Exactly one of `every`, `cron`, `off:true` or `default:true`; Discord cannot say "one of".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CadenceArgs {
+    pub every: Option<String>,
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub off: bool,
+    #[serde(default)]
+    pub default: bool,
+    pub incident: Option<String>,
+}
+
+impl CadenceArgs {
+    /// The cadence asked for; `None` means the severity's.
+    fn cadence(&self) -> Result<Option<Cadence>, RuleError> {
+        match (&self.every, &self.cron, self.off, self.default) {
+            (Some(every), None, false, false) => Cadence::parse_every(every).map(Some),
+            (None, Some(cron), false, false) => Cadence::cron(cron).map(Some),
+            (None, None, true, false) => Ok(Some(Cadence::Off)),
+            (None, None, false, true) => Ok(None),
+            _ => Err(RuleError::BadCadence(
+                "give exactly one of every:10m, cron:\"0 */15 * * * *\", off:true or default:true"
+                    .into(),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReopenArgs {
     pub reason: String,
+    pub incident: Option<String>,
+}
+
+/// `/incident public visible:<bool> [title] [summary]`: the status page's view of an incident.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicArgs {
+    pub visible: bool,
+    pub title: Option<String>,
+    pub summary: Option<String>,
     pub incident: Option<String>,
 }
 
@@ -109,12 +156,18 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
         IncidentArgs::Update(a) => {
             let state = a.state.as_deref().map(str::parse::<State>).transpose()?;
             let message = a.message;
-            change(app, inv, a.incident, move |i| i.decide_update(state, &message)).await
+            change(app, inv, a.incident, move |i| {
+                i.decide_update(state, &message)
+            })
+            .await
         }
         IncidentArgs::Severity(a) => {
             let level = configured_severity(app, &a.level)?;
             let reason = a.reason;
-            change(app, inv, a.incident, move |i| i.decide_severity(level, reason.as_deref())).await
+            change(app, inv, a.incident, move |i| {
+                i.decide_severity(level, reason.as_deref())
+            })
+            .await
         }
         IncidentArgs::Role(a) => {
             if !app.config.roles.contains_key(&a.role) {
@@ -136,7 +189,10 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
                 .transpose()
                 .map_err(UserError::BadTime)?;
             let (text, owner) = (a.text, a.owner);
-            change(app, inv, a.incident, move |i| i.decide_action(&text, owner.clone(), due)).await
+            change(app, inv, a.incident, move |i| {
+                i.decide_action(&text, owner.clone(), due)
+            })
+            .await
         }
         IncidentArgs::Status(a) => status(app, inv, a.incident),
         IncidentArgs::List(a) => list(app, a.filter.as_deref()),
@@ -148,6 +204,22 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
             let reason = a.reason;
             change(app, inv, a.incident, move |i| i.decide_reopen(&reason)).await
         }
+        IncidentArgs::Cadence(a) => {
+            let cadence = a.cadence()?;
+            // Whether `off` is allowed depends on the severity as stored, so it is decided in
+            // the transaction.
+            change(app, inv, a.incident, move |i| {
+                i.decide_cadence(cadence.clone(), app.config.cadence_off_allowed(i.severity))
+            })
+            .await
+        }
+        IncidentArgs::Public(a) => {
+            let (visible, title, summary) = (a.visible, a.title, a.summary);
+            change(app, inv, a.incident, move |i| {
+                i.decide_public(visible, title.as_deref(), summary.as_deref())
+            })
+            .await
+        }
     }
 }
 
@@ -157,7 +229,11 @@ fn configured_severity(app: &App, s: &str) -> Result<Severity, UserError> {
         Ok(sev) if known.contains(&sev) => Ok(sev),
         _ => Err(UserError::UnknownSeverity(
             s.into(),
-            known.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            known
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         )),
     }
 }
@@ -174,33 +250,10 @@ pub fn target(app: &App, inv: &Invocation, named: Option<&str>) -> Result<Incide
             None => return Err(UserError::NoIncidentHere.into()),
         },
     };
-    Ok(app.store.incident(id)?.ok_or(UserError::NoSuchIncident(id))?)
-}
-
-fn place_of(app: &App, inc: &Incident) -> String {
-    match (inc.channel, &inc.channel_name) {
-        (Some(ch), _) => app.chat.channel_mention(ch),
-        (None, Some(name)) => format!("#{name}"),
-        (None, None) => inc.id.to_string(),
-    }
-}
-
-fn view(app: &App, inc: &Incident) -> IncidentView {
-    IncidentView::new(inc, &app.config, place_of(app, inc), app.now())
-}
-
-/// An embed in the incident's colours, titled with its id and title.
-fn incident_post(app: &App, inc: &Incident, heading: &str, body: String) -> Post {
-    let colour = app
-        .config
-        .severity(inc.severity)
-        .and_then(|s| s.colour_value());
-    let title = if heading.is_empty() {
-        format!("{} · {}", inc.id, inc.title)
-    } else {
-        format!("{heading} · {} · {}", inc.id, inc.title)
-    };
-    Post::embed(title, body, colour).fit_limits()
+    Ok(app
+        .store
+        .incident(id)?
+        .ok_or(UserError::NoSuchIncident(id))?)
 }
 
 /// A post to the incident's channel and, when `stakeholders`, to the stakeholder channel too.
@@ -220,26 +273,61 @@ fn deliveries(app: &App, inc: &Incident, post: Post, stakeholders: bool) -> Vec<
     out
 }
 
-async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, CommandError> {
-    // Everything is checked before the id is taken, so that bad input leaves no trace.
-    let title = require_text("the title", &a.title, MAX_TITLE)?;
-    let severity = configured_severity(app, &a.severity)?;
-    let optional = |what, v: Option<String>, max| -> Result<Option<String>, RuleError> {
-        v.filter(|s| !s.trim().is_empty())
-            .map(|s| require_text(what, &s, max))
+/// An open request whose every field passed the checks.
+struct CheckedOpen {
+    title: String,
+    severity: Severity,
+    summary: Option<String>,
+    service: Option<String>,
+    started: chrono::DateTime<chrono::Utc>,
+}
+
+fn check_open(app: &App, a: &OpenArgs) -> Result<CheckedOpen, CommandError> {
+    let optional = |what, v: &Option<String>, max| -> Result<Option<String>, RuleError> {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| require_text(what, s, max))
             .transpose()
     };
-    let summary = optional("the summary", a.summary, MAX_TEXT)?;
-    let service = optional("the service", a.service, 100)?;
     let now = app.now();
-    let started = match a.started.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(s) => when::parse_past(s, now).map_err(UserError::BadTime)?,
-        None => now,
-    };
+    Ok(CheckedOpen {
+        title: require_text("the title", &a.title, MAX_TITLE)?,
+        severity: configured_severity(app, &a.severity)?,
+        summary: optional("the summary", &a.summary, MAX_TEXT)?,
+        service: optional("the service", &a.service, 100)?,
+        started: match a.started.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(s) => when::parse_past(s, now).map_err(UserError::BadTime)?,
+            None => now,
+        },
+    })
+}
+
+/// The checks a command can make before it waits on anything, so that an edge can refuse bad
+/// input at once instead of after a deferral.
+pub fn precheck(app: &App, args: &IncidentArgs) -> Result<(), CommandError> {
+    match args {
+        IncidentArgs::Open(a) => check_open(app, a).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, CommandError> {
+    // Everything is checked before the id is taken, so that bad input leaves no trace.
+    let CheckedOpen {
+        title,
+        severity,
+        summary,
+        service,
+        started,
+    } = check_open(app, &a)?;
+    let now = app.now();
 
     let id = app.store.reserve_incident_id()?;
     let topic = format!("{id} · {severity} · {title}");
-    let place = app.chat.create_place(&place_name(id.0, &title), &topic).await?;
+    let place = app
+        .chat
+        .create_place(&place_name(id.0, &title), &topic)
+        .await?;
     let event = Event {
         at: now,
         actor: Actor::User(inv.user.clone()),
@@ -254,7 +342,9 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
             drill: a.drill,
         },
     };
-    let inc = app.store.create_incident(id, event)?;
+    let inc = app
+        .store
+        .create_incident_with_jobs(id, event, |inc, events| plan(&app.config, inc, events))?;
     app.store.flush().await?;
 
     let v = view(app, &inc);
@@ -290,8 +380,9 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
     }
     Ok(Outcome {
         reply: Reply::public(format!(
-            "Opened {id} ({severity}) in {}. You are the commander; hand over with `/incident role role:commander`.",
-            place.mention
+            "Opened {id} ({severity}) in {}. You are the commander; hand over with `/incident role role:commander`. {}",
+            place.mention,
+            cadence_note(app, &inc, now)?
         )),
         posts,
         incident: Some(id),
@@ -310,7 +401,12 @@ where
 {
     let inc = target(app, inv, named.as_deref())?;
     let actor = Actor::User(inv.user.clone());
-    let (inc, events) = app.store.append(inc.id, &actor, app.now(), decide)?;
+    let now = app.now();
+    let (inc, events) =
+        app.store
+            .append_with_jobs(inc.id, &actor, now, decide, |inc, events| {
+                plan(&app.config, inc, events)
+            })?;
     app.store.flush().await?;
     let who = &inv.user.name;
     let id = inc.id;
@@ -320,20 +416,12 @@ where
     let last = events.last().map(|e| &e.kind);
     match last {
         Some(EventKind::StatusPosted { text, .. }) => {
-            let body = app.renderer.render(
-                "status_update.md.j2",
-                context! { incident => view(app, &inc), automated => false },
-            )?;
+            let body = status_text(app, &inc, false, next_update(app, &inc)?)?;
             let state_note = events.iter().find_map(|e| match &e.kind {
                 EventKind::StateChanged { from, to } => Some(format!(" ({from} → {to})")),
                 _ => None,
             });
-            posts = deliveries(
-                app,
-                &inc,
-                incident_post(app, &inc, "Update", body),
-                true,
-            );
+            posts = deliveries(app, &inc, incident_post(app, &inc, "Update", body), true);
             reply = Reply::public(format!(
                 "{who} posted an update to {id}{}: {text}",
                 state_note.unwrap_or_default()
@@ -342,10 +430,16 @@ where
         Some(EventKind::SeverityChanged { from, to, reason }) => {
             let body = format!(
                 "Severity changed from **{from}** to **{to}** by {who}{}",
-                reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             );
             posts = deliveries(app, &inc, incident_post(app, &inc, "Severity", body), true);
-            reply = Reply::public(format!("{id} is now {to}."));
+            reply = Reply::public(format!(
+                "{id} is now {to}. {}",
+                cadence_note(app, &inc, now)?
+            ));
         }
         Some(EventKind::RoleAssigned { role, user }) => {
             let handed = events.iter().find_map(|e| match &e.kind {
@@ -392,7 +486,35 @@ where
         Some(EventKind::Reopened { reason }) => {
             let body = format!("Reopened by {who}: {reason}\nState is back to **investigating**.");
             posts = deliveries(app, &inc, incident_post(app, &inc, "Reopened", body), true);
-            reply = Reply::public(format!("{id} is reopened and investigating again."));
+            reply = Reply::public(format!(
+                "{id} is reopened and investigating again. {}",
+                cadence_note(app, &inc, now)?
+            ));
+        }
+        Some(EventKind::CadenceChanged { cadence }) => {
+            let whose = match cadence {
+                Some(_) => format!("{id}'s own"),
+                None => format!("{}'s", inc.severity),
+            };
+            reply = Reply::public(format!(
+                "{who} set {id} to {whose} cadence. {}",
+                cadence_note(app, &inc, now)?
+            ));
+        }
+        Some(EventKind::PublicChanged { visible, .. }) => {
+            let text = if *visible {
+                let summary = inc
+                    .public_summary()
+                    .map(|s| format!(" Impact shown: {s}"))
+                    .unwrap_or_default();
+                format!(
+                    "{id} is listed on the public status page as \u{201c}{}\u{201d}.{summary}",
+                    inc.public_title()
+                )
+            } else {
+                format!("{id} is kept off the public status page.")
+            };
+            reply = Reply::private(text);
         }
         _ => reply = Reply::public(format!("Recorded in {id}.")),
     }
@@ -403,14 +525,31 @@ where
     })
 }
 
+/// One sentence on the incident's scheduled updates: how often, and when the next is due.
+fn cadence_note(app: &App, inc: &Incident, now: DateTime<Utc>) -> Result<String, CommandError> {
+    let Some(cadence) = effective_cadence(&app.config, inc).filter(|_| inc.is_open()) else {
+        return Ok(format!(
+            "No scheduled status updates for {}; post them with `/incident update`.",
+            inc.id
+        ));
+    };
+    let next = match next_update(app, inc)? {
+        Some(at) => format!("; the next in {}", human_duration(at - now)),
+        None => String::new(),
+    };
+    Ok(format!("Status updates go out {cadence}{next}."))
+}
+
 fn status(app: &App, inv: &Invocation, named: Option<String>) -> Result<Outcome, CommandError> {
     let inc = target(app, inv, named.as_deref())?;
-    let body = app.renderer.render(
-        "status_update.md.j2",
-        context! { incident => view(app, &inc), automated => false },
-    )?;
+    let body = status_text(app, &inc, false, next_update(app, &inc)?)?;
     let mut times = vec![format!("Duration {}", inc.age(app.now()))];
-    for (label, d) in [("TTD", inc.ttd()), ("TTA", inc.tta()), ("TTM", inc.ttm()), ("TTR", inc.ttr())] {
+    for (label, d) in [
+        ("TTD", inc.ttd()),
+        ("TTA", inc.tta()),
+        ("TTM", inc.ttm()),
+        ("TTR", inc.ttr()),
+    ] {
         if let Some(d) = d {
             times.push(format!("{label} {}", crate::domain::human_duration(d)));
         }

@@ -123,10 +123,16 @@ pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome,
             summary: reply.answer.summary(),
             chart: reply.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
         };
-        app.store
-            .append(id, &Actor::User(inv.user.clone()), app.now(), move |_| {
-                Ok(vec![kind.clone()])
-            })?;
+        let (after, written) =
+            app.store
+                .append(id, &Actor::User(inv.user.clone()), app.now(), move |_| {
+                    Ok(vec![kind.clone()])
+                })?;
+        // Kept for the incident browser; chat's copy of the image does not last.
+        if let Some(png) = &reply.chart_png {
+            let seq = crate::store::written_seq(&after, written.len(), 0);
+            app.store.put_chart(id, seq, png)?;
+        }
         app.store.flush().await?;
         incident = Some(id);
     }

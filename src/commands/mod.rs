@@ -1,6 +1,7 @@
 //! Command handlers: a typed invocation in, an outcome (reply and posts) out; no platform types.
 
 pub mod deploys;
+pub mod escalate;
 pub mod incident;
 pub mod metrics;
 pub mod options;
@@ -66,7 +67,10 @@ pub struct Outcome {
 /// Whether the command waits on anything but the store before it can answer (a channel to create,
 /// a remote system to ask): such commands are deferred first to keep Discord's 3 s deadline.
 pub fn defers(input: &CommandInput) -> bool {
-    matches!(input.path().as_str(), "incident open" | "metrics")
+    matches!(
+        input.path().as_str(),
+        "incident open" | "metrics" | "escalate" | "postmortem draft" | "postmortem export"
+    )
 }
 
 /// Commands that, unless `[permissions]` says otherwise, only the incident's commander may run.
@@ -136,6 +140,7 @@ pub fn precheck(app: &App, inv: &Invocation) -> Result<(), CommandError> {
     match inv.input.name.as_str() {
         "incident" => incident::precheck(app, &serde_json::from_value(json).map_err(bad)?),
         "metrics" => metrics::precheck(app, &serde_json::from_value(json).map_err(bad)?),
+        "escalate" => escalate::precheck(app, inv, &serde_json::from_value(json).map_err(bad)?),
         _ => Ok(()),
     }
 }
@@ -146,6 +151,11 @@ pub async fn after(app: &App, inv: &Invocation, outcome: &Outcome) {
     if inv.input.path() == "incident open" {
         if let Some(id) = outcome.incident {
             crate::whats_changed::post(app, id).await;
+        }
+    }
+    if inv.input.path() == "incident resolve" {
+        if let Some(id) = outcome.incident {
+            crate::escalation::on_resolved(app, id).await;
         }
     }
 }
@@ -163,6 +173,7 @@ pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
         "deploys" => deploys::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         "metrics" => metrics::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         "postmortem" => postmortem::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
+        "escalate" => escalate::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
         other => Err(UserError::UnknownCommand(format!("/{other}")).into()),
     }
 }

@@ -12,6 +12,7 @@ pub const MANIFESTS: &[(&str, &str)] = &[
     ("metrics", include_str!("../../commands/metrics.json")),
     ("postmortem", include_str!("../../commands/postmortem.json")),
     ("timeline", include_str!("../../commands/timeline.json")),
+    ("escalate", include_str!("../../commands/escalate.json")),
 ];
 
 /// Discord's option types.

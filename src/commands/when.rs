@@ -13,7 +13,12 @@ fn absolute(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d %H:%M:%S"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%MZ",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
@@ -22,7 +27,9 @@ fn absolute(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     }
     for fmt in ["%H:%M", "%H:%M:%S"] {
-        if let Ok(t) = NaiveTime::parse_from_str(s.trim_end_matches(" UTC").trim_end_matches('Z'), fmt) {
+        if let Ok(t) =
+            NaiveTime::parse_from_str(s.trim_end_matches(" UTC").trim_end_matches('Z'), fmt)
+        {
             return Some(now.date_naive().and_time(t).and_utc());
         }
     }
@@ -82,14 +89,23 @@ mod tests {
         let n = now();
         assert_eq!(parse_past("15m ago", n).unwrap(), n - Duration::minutes(15));
         assert_eq!(parse_past("-1h", n).unwrap(), n - Duration::hours(1));
-        assert_eq!(parse_past("10:42", n).unwrap(), Utc.with_ymd_and_hms(2026, 11, 21, 10, 42, 0).unwrap());
+        assert_eq!(
+            parse_past("10:42", n).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 21, 10, 42, 0).unwrap()
+        );
         assert_eq!(
             parse_past("2026-11-20T23:00:00+01:00", n).unwrap(),
             Utc.with_ymd_and_hms(2026, 11, 20, 22, 0, 0).unwrap()
         );
-        assert!(parse_past("13:00", n).unwrap_err().contains("in the future"));
-        assert!(parse_past("2027-01-01", n).unwrap_err().contains("in the future"));
-        assert!(parse_past("yesterday-ish", n).unwrap_err().contains("not a time"));
+        assert!(parse_past("13:00", n)
+            .unwrap_err()
+            .contains("in the future"));
+        assert!(parse_past("2027-01-01", n)
+            .unwrap_err()
+            .contains("in the future"));
+        assert!(parse_past("yesterday-ish", n)
+            .unwrap_err()
+            .contains("not a time"));
     }
 
     #[test]
@@ -97,7 +113,10 @@ mod tests {
         let n = now();
         assert_eq!(parse_due("3d", n).unwrap(), n + Duration::days(3));
         assert_eq!(parse_due("in 2h", n).unwrap(), n + Duration::hours(2));
-        assert_eq!(parse_due("2026-12-01", n).unwrap(), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            parse_due("2026-12-01", n).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+        );
         assert!(parse_due("2020-01-01", n).is_err());
         assert!(parse_due("whenever", n).is_err());
     }

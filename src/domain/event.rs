@@ -1,6 +1,6 @@
 //! Timeline events: every fact about an incident, appended and never rewritten.
 
-use super::{Severity, State};
+use super::{Cadence, Severity, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -143,6 +143,22 @@ pub enum EventKind {
     Reopened {
         reason: String,
     },
+    /// This incident's own update cadence; `None` goes back to its severity's. A severity change
+    /// clears it, so that a tighter severity is never held to a looser (or silenced) cadence.
+    CadenceChanged {
+        cadence: Option<Cadence>,
+    },
+    /// A scheduled update found nothing new from the team, and the commander was asked for one.
+    UpdateReminderSent {
+        commander: Option<UserRef>,
+    },
+    /// How the incident shows on the public status page: kept off it, or under a title and
+    /// summary meant for the public instead of the internal ones. `None` keeps the earlier one.
+    PublicChanged {
+        visible: bool,
+        title: Option<String>,
+        summary: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -165,6 +181,9 @@ impl EventKind {
             EventKind::MessageCaptured { .. } => "message_captured",
             EventKind::Resolved { .. } => "resolved",
             EventKind::Reopened { .. } => "reopened",
+            EventKind::CadenceChanged { .. } => "cadence_changed",
+            EventKind::UpdateReminderSent { .. } => "update_reminder_sent",
+            EventKind::PublicChanged { .. } => "public_changed",
         }
     }
 
@@ -220,6 +239,30 @@ impl EventKind {
             } => format!("Message {change} by {}: {content}", author.name),
             EventKind::Resolved { summary } => format!("Resolved: {summary}"),
             EventKind::Reopened { reason } => format!("Reopened: {reason}"),
+            EventKind::CadenceChanged {
+                cadence: Some(Cadence::Off),
+            } => "Scheduled status updates turned off".into(),
+            EventKind::CadenceChanged { cadence: Some(c) } => format!("Status updates {c}"),
+            EventKind::CadenceChanged { cadence: None } => {
+                "Status updates back to the severity's cadence".into()
+            }
+            EventKind::UpdateReminderSent { commander } => match commander {
+                Some(c) => format!("Reminded {} to post an update", c.name),
+                None => "Reminded the team to post an update".into(),
+            },
+            EventKind::PublicChanged { visible: false, .. } => {
+                "Kept off the public status page".into()
+            }
+            EventKind::PublicChanged { title, summary, .. } => {
+                let mut s = "Shown on the public status page".to_string();
+                if let Some(t) = title {
+                    s.push_str(&format!(" as \u{201c}{t}\u{201d}"));
+                }
+                if let Some(m) = summary {
+                    s.push_str(&format!(" (public summary: {m})"));
+                }
+                s
+            }
         }
     }
 }

@@ -1,6 +1,9 @@
 //! An incident's current state as the fold of its timeline, and the rules that decide new events.
 
-use super::{human_duration, Actor, Event, EventKind, IncidentId, Severity, State, UserRef, COMMANDER};
+use super::{
+    human_duration, Actor, Cadence, Event, EventKind, IncidentId, Severity, State, UserRef,
+    COMMANDER,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,19 +21,39 @@ pub enum RuleError {
     #[error("{0} is not resolved, so there is nothing to reopen")]
     NotResolved(IncidentId),
     #[error("{id} is already {state}; it can move forward (investigating → identified → monitoring) but not back to {to}")]
-    Backwards { id: IncidentId, state: State, to: State },
+    Backwards {
+        id: IncidentId,
+        state: State,
+        to: State,
+    },
     #[error("use `/incident resolve` to resolve {0}, so that a summary is recorded")]
     ResolveThroughResolve(IncidentId),
     #[error("{id} is already {severity}")]
     SameSeverity { id: IncidentId, severity: Severity },
     #[error("{user} is already the {role} of {id}")]
-    AlreadyHolds { id: IncidentId, user: String, role: String },
+    AlreadyHolds {
+        id: IncidentId,
+        user: String,
+        role: String,
+    },
     #[error("{0} must not be empty")]
     Empty(&'static str),
     #[error("{what} is {len} characters long; the limit is {max}")]
-    TooLong { what: &'static str, len: usize, max: usize },
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("`started` must be in the past; {0} is in the future")]
     StartedInFuture(String),
+    #[error("{0}")]
+    BadCadence(String),
+    #[error("{0} is more often than once a minute; the shortest cadence is 1m")]
+    CadenceTooShort(String),
+    #[error("{severity} incidents must keep their scheduled updates (allow_cadence_off = false); set a slower cadence instead, e.g. `every:1h`")]
+    CadenceOffForbidden { severity: Severity },
+    #[error("{0}")]
+    Escalation(String),
 }
 
 /// Who held which role, and when.
@@ -94,11 +117,31 @@ pub struct Incident {
     pub last_status_post: Option<DateTime<Utc>>,
     pub resolution: Option<String>,
     pub reopened: u32,
+    /// This incident's own update cadence, overriding its severity's until the severity changes.
+    #[serde(default)]
+    pub cadence: Option<Cadence>,
+    /// Whether the public status page lists it; `/incident public visible:false` keeps it off.
+    #[serde(default = "listed")]
+    pub public_visible: bool,
+    /// What the public status page calls it instead of `title`, when the two should differ.
+    #[serde(default)]
+    pub public_title: Option<String>,
+    /// What the public status page says of the impact instead of `summary`.
+    #[serde(default)]
+    pub public_summary: Option<String>,
+    /// Every escalation and the ladder it climbed.
+    #[serde(default)]
+    pub escalations: super::Escalations,
     /// How many events the timeline holds; the next event's sequence number.
     pub events: u32,
 }
 
 pub const MAX_TITLE: usize = 150;
+
+/// Incidents cached before the status page existed were all listed.
+fn listed() -> bool {
+    true
+}
 pub const MAX_TEXT: usize = 4000;
 
 /// Checks a piece of user text: trimmed, not empty, not longer than `max` characters.
@@ -163,6 +206,11 @@ impl Incident {
             last_status_post: None,
             resolution: None,
             reopened: 0,
+            cadence: None,
+            public_visible: true,
+            public_title: None,
+            public_summary: None,
+            escalations: super::Escalations::default(),
             events: 1,
         })
     }
@@ -170,10 +218,14 @@ impl Incident {
     /// Folds one more event in. Never fails: rules are checked before an event is written.
     pub fn apply(&mut self, event: &Event) {
         self.events += 1;
+        self.escalations.apply(event);
         let human = event.actor.user().is_some();
         match &event.kind {
             EventKind::Opened { .. } => {}
-            EventKind::SeverityChanged { to, .. } => self.severity = *to,
+            EventKind::SeverityChanged { to, .. } => {
+                self.severity = *to;
+                self.cadence = None;
+            }
             EventKind::StateChanged { to, .. } => self.enter(*to, event.at),
             EventKind::RoleAssigned { role, user } => {
                 self.relinquish(role, event.at);
@@ -205,14 +257,12 @@ impl Incident {
                 }
             }
             EventKind::NoteAdded { .. } => self.notes += 1,
-            EventKind::ActionItemAdded { text, owner, due } => {
-                self.action_items.push(ActionItem {
-                    text: text.clone(),
-                    owner: owner.clone(),
-                    due: *due,
-                    added: event.at,
-                })
-            }
+            EventKind::ActionItemAdded { text, owner, due } => self.action_items.push(ActionItem {
+                text: text.clone(),
+                owner: owner.clone(),
+                due: *due,
+                added: event.at,
+            }),
             EventKind::Resolved { summary } => {
                 self.enter(State::Resolved, event.at);
                 self.resolution = Some(summary.clone());
@@ -229,6 +279,21 @@ impl Incident {
             | EventKind::MetricSnapshot { .. }
             | EventKind::MessageCaptured { .. } => {}
             EventKind::EscalationAcknowledged { .. } => {}
+            EventKind::CadenceChanged { cadence } => self.cadence = cadence.clone(),
+            EventKind::UpdateReminderSent { .. } => {}
+            EventKind::PublicChanged {
+                visible,
+                title,
+                summary,
+            } => {
+                self.public_visible = *visible;
+                if let Some(t) = title {
+                    self.public_title = Some(t.clone());
+                }
+                if let Some(s) = summary {
+                    self.public_summary = Some(s.clone());
+                }
+            }
         }
         let responds = matches!(
             event.kind,
@@ -240,6 +305,7 @@ impl Incident {
                 | EventKind::RoleAssigned { .. }
                 | EventKind::NoteAdded { .. }
                 | EventKind::SeverityChanged { .. }
+                | EventKind::CadenceChanged { .. }
                 | EventKind::EscalationAcknowledged { .. }
                 | EventKind::Resolved { .. }
         );
@@ -337,7 +403,11 @@ impl Incident {
 
     // The rules: each takes the request and answers with the events it makes, or why not.
 
-    pub fn decide_update(&self, to: Option<State>, text: &str) -> Result<Vec<EventKind>, RuleError> {
+    pub fn decide_update(
+        &self,
+        to: Option<State>,
+        text: &str,
+    ) -> Result<Vec<EventKind>, RuleError> {
         self.open_or_err()?;
         let text = require_text("the update", text, MAX_TEXT)?;
         let mut out = Vec::new();
@@ -440,6 +510,58 @@ impl Incident {
         }])
     }
 
+    /// `cadence: None` goes back to the severity's cadence. `off_allowed` is the config's word on
+    /// turning updates off at this incident's severity.
+    pub fn decide_cadence(
+        &self,
+        cadence: Option<Cadence>,
+        off_allowed: bool,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        if cadence == Some(Cadence::Off) && !off_allowed {
+            return Err(RuleError::CadenceOffForbidden {
+                severity: self.severity,
+            });
+        }
+        Ok(vec![EventKind::CadenceChanged { cadence }])
+    }
+
+    /// Whether the team has said nothing new since `since` (the last scheduled update, or the
+    /// declaration before the first one).
+    pub fn quiet_since(&self, since: DateTime<Utc>) -> bool {
+        self.last_update.as_ref().map_or(true, |u| u.at <= since)
+    }
+
+    /// Allowed on resolved incidents too: a resolved incident stays on the status page for days.
+    pub fn decide_public(
+        &self,
+        visible: bool,
+        title: Option<&str>,
+        summary: Option<&str>,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        Ok(vec![EventKind::PublicChanged {
+            visible,
+            title: title
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| require_text("the public title", t, MAX_TITLE))
+                .transpose()?,
+            summary: summary
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| require_text("the public summary", s, MAX_TEXT))
+                .transpose()?,
+        }])
+    }
+
+    /// The title the public status page shows.
+    pub fn public_title(&self) -> &str {
+        self.public_title.as_deref().unwrap_or(&self.title)
+    }
+
+    /// The impact the public status page shows, if any was written.
+    pub fn public_summary(&self) -> Option<&str> {
+        self.public_summary.as_deref().or(self.summary.as_deref())
+    }
+
     pub fn decide_reopen(&self, reason: &str) -> Result<Vec<EventKind>, RuleError> {
         if self.is_open() {
             return Err(RuleError::NotResolved(self.id));
@@ -503,11 +625,15 @@ mod tests {
     #[test]
     fn lifecycle_moves_forward_and_times_follow() {
         let mut inc = opened();
-        let ev = inc.decide_update(Some(State::Identified), "bad deploy").unwrap();
+        let ev = inc
+            .decide_update(Some(State::Identified), "bad deploy")
+            .unwrap();
         apply(&mut inc, 3, alice(), ev);
         assert_eq!(inc.times.acknowledged, Some(t(3)));
         assert_eq!(inc.times.identified, Some(t(3)));
-        let ev = inc.decide_update(Some(State::Monitoring), "rolled back").unwrap();
+        let ev = inc
+            .decide_update(Some(State::Monitoring), "rolled back")
+            .unwrap();
         apply(&mut inc, 20, alice(), ev);
         assert!(matches!(
             inc.decide_update(Some(State::Identified), "oops"),
@@ -523,7 +649,10 @@ mod tests {
         assert_eq!(inc.tta(), Some(Duration::minutes(3)));
         assert_eq!(inc.ttm(), Some(Duration::minutes(30)));
         assert_eq!(inc.ttr(), Some(Duration::minutes(60)));
-        assert_eq!(inc.decide_update(None, "x"), Err(RuleError::Resolved(IncidentId(1))));
+        assert_eq!(
+            inc.decide_update(None, "x"),
+            Err(RuleError::Resolved(IncidentId(1)))
+        );
         assert!(inc.decide_note("post-hoc note").is_ok());
         let ev = inc.decide_reopen("came back").unwrap();
         apply(&mut inc, 70, alice(), ev);
@@ -573,6 +702,72 @@ mod tests {
         assert!(matches!(
             inc.decide_severity(Severity(2), None),
             Err(RuleError::SameSeverity { .. })
+        ));
+    }
+
+    #[test]
+    fn cadence_overrides_until_the_severity_changes() {
+        let mut inc = opened();
+        let every = Cadence::Every { seconds: 600 };
+        let ev = inc.decide_cadence(Some(every.clone()), true).unwrap();
+        apply(&mut inc, 1, alice(), ev);
+        assert_eq!(inc.cadence, Some(every));
+        assert_eq!(inc.times.acknowledged, Some(t(1)));
+        assert_eq!(
+            inc.decide_cadence(Some(Cadence::Off), false),
+            Err(RuleError::CadenceOffForbidden {
+                severity: Severity(2)
+            })
+        );
+        let ev = inc.decide_severity(Severity(1), None).unwrap();
+        apply(&mut inc, 2, alice(), ev);
+        assert_eq!(inc.cadence, None, "the new severity's cadence applies");
+        let ev = inc.decide_resolve("done").unwrap();
+        apply(&mut inc, 3, alice(), ev);
+        assert_eq!(
+            inc.decide_cadence(None, true),
+            Err(RuleError::Resolved(IncidentId(1)))
+        );
+    }
+
+    #[test]
+    fn quiet_means_no_human_update_since() {
+        let mut inc = opened();
+        assert!(inc.quiet_since(t(0)));
+        let ev = inc
+            .decide_update(None, "looking at the load balancer")
+            .unwrap();
+        apply(&mut inc, 5, alice(), ev);
+        assert!(!inc.quiet_since(t(0)));
+        assert!(inc.quiet_since(t(5)));
+    }
+
+    #[test]
+    fn public_title_and_visibility_fold() {
+        let mut inc = opened();
+        assert!(inc.public_visible);
+        assert_eq!(inc.public_title(), "Checkout returns 500");
+        let ev = inc
+            .decide_public(true, Some(" Payments are slow "), None)
+            .unwrap();
+        apply(&mut inc, 1, alice(), ev);
+        assert_eq!(inc.public_title(), "Payments are slow");
+        assert_eq!(inc.public_summary(), None);
+        let ev = inc.decide_public(false, Some(""), Some("")).unwrap();
+        apply(&mut inc, 2, alice(), ev);
+        assert!(!inc.public_visible);
+        assert_eq!(
+            inc.public_title(),
+            "Payments are slow",
+            "an empty title keeps it"
+        );
+        assert_eq!(
+            inc.times.acknowledged, None,
+            "not a response to the incident"
+        );
+        assert!(matches!(
+            inc.decide_public(true, Some(&"x".repeat(MAX_TITLE + 1)), None),
+            Err(RuleError::TooLong { .. })
         ));
     }
 

@@ -2,11 +2,13 @@
 //!
 //! Every sled call in the crate lives here, so that the engine can be swapped.
 
+mod charts;
 mod deploys;
 mod jobs;
 mod messages;
 mod postmortems;
 
+pub use charts::written_seq;
 pub use deploys::{Deploy, DeploySource};
 pub use jobs::{Job, JobChange, JobKind};
 pub use messages::{CapturedMessage, Highlight, Highlighted, MessageAttachment, MessageRevision};

@@ -1,0 +1,234 @@
+//! `/escalate target:<name> reason:<text> [policy:<name>]`, and the escalation buttons.
+
+use super::{CommandInput, InputOption, InputValue, Invocation, Outcome, Reply};
+use crate::app::App;
+use crate::domain::escalation::MAX_REASON;
+use crate::domain::incident::require_text;
+use crate::domain::{human_duration, Actor, Incident, RuleError, UserRef};
+use crate::error::{CommandError, UserError};
+use crate::escalation::{self, Ladder, Press};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateArgs {
+    pub target: String,
+    pub reason: String,
+    pub policy: Option<String>,
+}
+
+const NOT_HERE: &str = "/escalate works in an incident's own channel, where the people it pages will look; run it there";
+
+/// The incident whose channel the command ran in. There is no `incident:` option on purpose:
+/// a page points people at the channel it is posted in.
+fn incident_here(app: &App, inv: &Invocation) -> Result<Incident, CommandError> {
+    let not_here = || UserError::Escalation(NOT_HERE.into());
+    let channel = inv.channel.ok_or_else(not_here)?;
+    let id = app
+        .store
+        .incident_by_channel(channel)?
+        .ok_or_else(not_here)?;
+    Ok(app
+        .store
+        .incident(id)?
+        .ok_or(UserError::NoSuchIncident(id))?)
+}
+
+/// Every check that needs no network: the channel, the target and its roles, the policy, the
+/// reason. Nothing is paged unless all pass.
+fn check(
+    app: &App,
+    inv: &Invocation,
+    args: &EscalateArgs,
+) -> Result<(Incident, Ladder, String), CommandError> {
+    let inc = incident_here(app, inv)?;
+    if !inc.is_open() {
+        return Err(RuleError::Resolved(inc.id).into());
+    }
+    if app.config.escalation.targets.is_empty() {
+        return Err(UserError::Escalation(
+            "no escalation targets are configured; add [escalation.targets.NAME] with roles = [...] to the config".into(),
+        )
+        .into());
+    }
+    let ladder = escalation::ladder(&app.config, &args.target, args.policy.as_deref())?;
+    let first = &ladder.levels[0];
+    if escalation::roles_of(&app.config, first).is_empty() {
+        return Err(UserError::Escalation(format!(
+            "escalation target `{first}` has no roles configured, so there is nobody to page; set roles = [...] under [escalation.targets.{first}]"
+        ))
+        .into());
+    }
+    let reason = require_text("the reason", &args.reason, MAX_REASON)?;
+    Ok((inc, ladder, reason))
+}
+
+pub fn precheck(app: &App, inv: &Invocation, args: &EscalateArgs) -> Result<(), CommandError> {
+    check(app, inv, args).map(|_| ())
+}
+
+pub async fn run(app: &App, inv: &Invocation, args: EscalateArgs) -> Result<Outcome, CommandError> {
+    let (inc, ladder, reason) = check(app, inv, &args)?;
+    let paged = escalation::escalate(
+        app,
+        inc.id,
+        &Actor::User(inv.user.clone()),
+        &ladder,
+        &reason,
+    )
+    .await?;
+    let wait = human_duration(chrono::Duration::from_std(ladder.ack_timeout).unwrap_or_default());
+    let then = match ladder.levels.get(1) {
+        Some(next) => format!("**{next}** is paged next"),
+        None => "the commander is told".into(),
+    };
+    let via = ladder
+        .policy
+        .as_deref()
+        .map(|p| format!(" (policy {p})"))
+        .unwrap_or_default();
+    Ok(Outcome {
+        reply: Reply::public(format!(
+            "{} escalated {} to **{}**{via}. If nobody acknowledges within {wait}, {then}.",
+            inv.user.name, inc.id, ladder.levels[0]
+        )),
+        posts: Vec::new(),
+        incident: Some(paged.incident.id),
+    })
+}
+
+/// Suggestions while typing: configured target and policy names.
+pub fn autocomplete(app: &App, option: &str, partial: &str) -> Vec<String> {
+    let partial = partial.trim().to_lowercase();
+    let e = &app.config.escalation;
+    let mut out: Vec<String> = match option {
+        "target" => e.targets.keys().cloned().collect(),
+        "policy" => e.policies.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    out.retain(|c| c.to_lowercase().contains(&partial));
+    out.truncate(25);
+    out
+}
+
+/// A press of an escalation button: Acknowledge on a page, or a target on the stuck nudge (which
+/// runs `/escalate`, permissions included, as the person who pressed it).
+pub async fn on_button(
+    app: &App,
+    custom_id: &str,
+    user: UserRef,
+    member_roles: Vec<u64>,
+    channel: Option<u64>,
+) -> Result<Outcome, CommandError> {
+    match Press::parse(custom_id) {
+        Some(Press::Acknowledge {
+            incident,
+            escalation: n,
+        }) => {
+            let text = escalation::acknowledge(app, incident, n, &user, &member_roles).await?;
+            Ok(Outcome {
+                reply: Reply::private(text),
+                posts: Vec::new(),
+                incident: Some(incident),
+            })
+        }
+        Some(Press::Escalate { incident, target }) => {
+            let inc = app
+                .store
+                .incident(incident)?
+                .ok_or(UserError::NoSuchIncident(incident))?;
+            let option = |name: &str, value: String| InputOption {
+                name: name.into(),
+                value: InputValue::String(value),
+            };
+            let inv = Invocation {
+                user,
+                member_roles,
+                channel: channel.or(inc.channel),
+                input: CommandInput {
+                    name: "escalate".into(),
+                    options: vec![
+                        option("target", target),
+                        option("reason", escalation::nudge_reason(&inc, app.now())),
+                    ],
+                },
+            };
+            super::run(app, &inv).await
+        }
+        None => Err(UserError::Escalation("This button is no longer in use.".into()).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::options::{manifest, to_json};
+
+    #[test]
+    fn the_manifest_matches_the_args() {
+        let m = manifest("escalate").unwrap();
+        let names: Vec<&str> = m["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["target", "reason", "policy"]);
+        for all in [false, true] {
+            let mut options = vec![
+                InputOption {
+                    name: "target".into(),
+                    value: InputValue::String("dba".into()),
+                },
+                InputOption {
+                    name: "reason".into(),
+                    value: InputValue::String("replica lag".into()),
+                },
+            ];
+            if all {
+                options.push(InputOption {
+                    name: "policy".into(),
+                    value: InputValue::String("default".into()),
+                });
+            }
+            let json = to_json(&CommandInput {
+                name: "escalate".into(),
+                options,
+            })
+            .unwrap();
+            let args: EscalateArgs = serde_json::from_value(json).unwrap();
+            assert_eq!(args.policy.is_some(), all);
+        }
+        let extra = serde_json::json!({"target": "dba", "reason": "x", "incident": "INC-1"});
+        assert!(serde_json::from_value::<EscalateArgs>(extra).is_err());
+    }
+
+    #[test]
+    fn button_ids_round_trip() {
+        use crate::domain::IncidentId;
+        let ack = escalation::ack_button_id(IncidentId(7), 3);
+        assert_eq!(ack, "escalation:ack:7:3");
+        assert_eq!(
+            Press::parse(&ack),
+            Some(Press::Acknowledge {
+                incident: IncidentId(7),
+                escalation: 3
+            })
+        );
+        assert_eq!(
+            Press::parse(&escalation::nudge_button_id(IncidentId(7), "sre-oncall")),
+            Some(Press::Escalate {
+                incident: IncidentId(7),
+                target: "sre-oncall".into()
+            })
+        );
+        for bad in [
+            "escalation:ack:x:1",
+            "escalation:ack:7",
+            "incident:ack:7:1",
+            "escalation:boom:7:1",
+        ] {
+            assert_eq!(Press::parse(bad), None, "{bad}");
+        }
+    }
+}

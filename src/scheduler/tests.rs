@@ -1,0 +1,544 @@
+//! Scheduler behaviour on tokio's paused clock, with a chat that records what was posted when.
+
+use super::*;
+use crate::app::{Clock, TokioClock};
+use crate::chat::console::parse_line;
+use crate::chat::{Chat, Place};
+use crate::commands::{self, Invocation, Outcome};
+use crate::domain::{IncidentId, UserRef};
+use crate::error::CommandError;
+use crate::render::{Renderer, TimeStyle};
+use crate::store::Store;
+use async_trait::async_trait;
+use chrono::TimeZone;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+const STAKEHOLDERS: u64 = 1;
+
+#[derive(Debug, Clone)]
+struct Sent {
+    /// Seconds after the test's start.
+    at: i64,
+    channel: u64,
+    post: Post,
+}
+
+struct Recorder {
+    clock: Arc<dyn Clock>,
+    t0: DateTime<Utc>,
+    sent: Mutex<Vec<Sent>>,
+    places: Mutex<u64>,
+    /// Posts to refuse before accepting again, as an unreachable platform would.
+    failures: AtomicU32,
+    /// Runs once while the next post is in flight, as a command typed meanwhile would.
+    meanwhile: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+#[async_trait]
+impl Chat for Recorder {
+    async fn create_place(&self, name: &str, _topic: &str) -> Result<Place, ChatError> {
+        let mut n = self.places.lock().unwrap();
+        *n += 1;
+        Ok(Place {
+            channel: 100 + *n,
+            name: name.into(),
+            mention: format!("#{name}"),
+        })
+    }
+
+    async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
+        let meanwhile = self.meanwhile.lock().unwrap().take();
+        if let Some(f) = meanwhile {
+            f();
+        }
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ChatError::Unavailable("connection reset".into()));
+        }
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(Sent {
+            at: (self.clock.now() - self.t0).num_seconds(),
+            channel,
+            post,
+        });
+        Ok(sent.len() as u64)
+    }
+
+    fn channel_mention(&self, channel: u64) -> String {
+        format!("<#{channel}>")
+    }
+
+    fn user_mention(&self, user: &UserRef) -> String {
+        format!("<@{}>", user.id)
+    }
+
+    fn stakeholder_channel(&self) -> Option<u64> {
+        Some(STAKEHOLDERS)
+    }
+}
+
+fn m(minutes: i64) -> i64 {
+    minutes * 60
+}
+
+struct Harness {
+    app: App,
+    chat: Arc<Recorder>,
+    start: tokio::time::Instant,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        Self::on(config, Store::temporary().unwrap())
+    }
+
+    fn on(config: Config, store: Store) -> Harness {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(t0));
+        let chat = Arc::new(Recorder {
+            clock: clock.clone(),
+            t0,
+            sent: Mutex::new(Vec::new()),
+            places: Mutex::new(0),
+            failures: AtomicU32::new(0),
+            meanwhile: Mutex::new(None),
+        });
+        let app = App::new(
+            Arc::new(config.clone()),
+            store,
+            Arc::new(Renderer::from_config(&config, TimeStyle::Discord).unwrap()),
+            chat.clone(),
+            clock,
+        );
+        let mut h = Harness {
+            app,
+            chat,
+            start: tokio::time::Instant::now(),
+            stop: None,
+            task: None,
+        };
+        h.start_scheduler();
+        h
+    }
+
+    fn start_scheduler(&mut self) {
+        let (tx, rx) = oneshot::channel();
+        self.stop = Some(tx);
+        self.task = Some(Scheduler::spawn(self.app.clone(), async move {
+            let _ = rx.await;
+        }));
+    }
+
+    async fn stop_scheduler(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+
+    /// Runs a command as alice, typed in the incident's channel when there is one.
+    async fn run(&self, line: &str) -> Result<Outcome, CommandError> {
+        let channel = self
+            .app
+            .store
+            .latest_incident()
+            .unwrap()
+            .and_then(|i| i.channel);
+        let inv = Invocation {
+            user: UserRef::new(7, "alice"),
+            member_roles: Vec::new(),
+            channel,
+            input: parse_line(line).unwrap(),
+        };
+        commands::run(&self.app, &inv).await
+    }
+
+    async fn ok(&self, line: &str) -> Outcome {
+        match self.run(line).await {
+            Ok(o) => o,
+            Err(e) => panic!("{line}: {e}"),
+        }
+    }
+
+    /// Lets time pass until `secs` after the start.
+    async fn at(&self, secs: i64) {
+        tokio::time::sleep_until(self.start + Duration::from_secs(secs as u64)).await;
+    }
+
+    fn sent(&self) -> Vec<Sent> {
+        self.chat.sent.lock().unwrap().clone()
+    }
+
+    /// When scheduled status updates reached `channel`.
+    fn updates(&self, channel: u64) -> Vec<i64> {
+        self.sent()
+            .into_iter()
+            .filter(|s| s.channel == channel && is_status_update(&s.post))
+            .map(|s| s.at)
+            .collect()
+    }
+
+    fn reminders(&self) -> Vec<Sent> {
+        self.sent()
+            .into_iter()
+            .filter(|s| s.post.buttons.iter().any(|b| b.label == "Post update"))
+            .collect()
+    }
+
+    fn channel_of(&self, id: u64) -> u64 {
+        self.app
+            .store
+            .incident(IncidentId(id))
+            .unwrap()
+            .unwrap()
+            .channel
+            .unwrap()
+    }
+}
+
+fn is_status_update(post: &Post) -> bool {
+    post.embed
+        .as_ref()
+        .is_some_and(|e| e.title.starts_with("Status update · "))
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_severity_has_its_cadence_and_both_channels_get_it() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:\"Checkout down\" severity:SEV1")
+        .await;
+    h.ok("/incident open title:\"Search slow\" severity:SEV2")
+        .await;
+    h.ok("/incident open title:\"Typo\" severity:SEV4").await;
+    h.at(m(61)).await;
+    let (one, two, four) = (h.channel_of(1), h.channel_of(2), h.channel_of(3));
+    assert_eq!(h.updates(one), [m(15), m(30), m(45), m(60)]);
+    assert_eq!(h.updates(two), [m(30), m(60)]);
+    assert_eq!(
+        h.updates(four),
+        [] as [i64; 0],
+        "SEV4 has no cadence by default"
+    );
+    assert_eq!(h.updates(STAKEHOLDERS).len(), 6);
+    let stakeholder = h
+        .sent()
+        .into_iter()
+        .find(|s| s.channel == STAKEHOLDERS && is_status_update(&s.post))
+        .unwrap();
+    let embed = stakeholder.post.embed.unwrap();
+    assert_eq!(embed.colour, Some(0xd0021b), "coloured by severity");
+    for part in [
+        "**Status:** Investigating for 15m · SEV1",
+        "**Impact:**",
+        "**Current understanding:** No update from the team yet.",
+        "**Actions:** none recorded yet.",
+        "The team has not posted an update yet.",
+        "**Next update:** <t:1795257000:f>",
+    ] {
+        assert!(
+            embed.description.contains(part),
+            "{part:?} in:\n{}",
+            embed.description
+        );
+    }
+    // The timeline says what went out.
+    let events = h.app.store.events(IncidentId(1)).unwrap();
+    let automated = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::StatusPosted {
+                    automated: true,
+                    ..
+                }
+            ) && e.actor == Actor::Scheduler
+        })
+        .count();
+    assert_eq!(automated, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cron_cadence_fires_on_its_schedule() {
+    let mut config = Config::default();
+    let sev3 = config.severities.get_mut("SEV3").unwrap();
+    sev3.update_every = None;
+    sev3.update_cron = Some("0 7,27,47 * * * *".into());
+    let h = Harness::new(config);
+    h.ok("/incident open title:x severity:SEV3").await;
+    h.at(m(50)).await;
+    assert_eq!(h.updates(h.channel_of(1)), [m(7), m(27), m(47)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_incident_can_override_its_cadence_and_go_back() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:x severity:SEV2").await;
+    h.at(m(5)).await;
+    let out = h.ok("/incident cadence every:10m").await;
+    let reply = &out.reply.post.content;
+    assert!(reply.contains("every 10m; the next in 10m"), "{reply}");
+    h.at(m(36)).await;
+    let ch = h.channel_of(1);
+    assert_eq!(h.updates(ch), [m(15), m(25), m(35)]);
+
+    h.ok("/incident cadence off:true").await;
+    h.at(m(120)).await;
+    assert_eq!(h.updates(ch).len(), 3, "off means off");
+    assert_eq!(h.app.store.jobs().unwrap(), []);
+
+    h.ok("/incident cadence default:true").await;
+    h.at(m(151)).await;
+    assert_eq!(
+        h.updates(ch),
+        [m(15), m(25), m(35), m(150)],
+        "SEV2's 30m, from now"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn changing_severity_changes_the_cadence_and_drops_the_override() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:x severity:SEV3").await;
+    h.ok("/incident cadence every:45m").await;
+    h.at(m(10)).await;
+    let out = h.ok("/incident severity level:SEV1").await;
+    let reply = &out.reply.post.content;
+    assert!(reply.contains("every 15m; the next in 15m"), "{reply}");
+    h.at(m(41)).await;
+    assert_eq!(h.updates(h.channel_of(1)), [m(25), m(40)]);
+    let inc = h.app.store.incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(inc.cadence, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_commander_is_reminded_only_when_the_team_was_quiet() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:x severity:SEV1").await;
+    let ch = h.channel_of(1);
+    h.at(m(16)).await;
+    let first = h.reminders();
+    assert_eq!(first.len(), 1, "nothing said since the declaration");
+    let r = &first[0];
+    assert_eq!((r.at, r.channel), (m(15), ch));
+    assert!(r
+        .post
+        .content
+        .starts_with("<@7>, stakeholders have had no update on INC-1"));
+    assert_eq!(
+        r.post.mentions.user_ids(),
+        [7],
+        "pings the commander and nobody else"
+    );
+    assert!(r.post.mentions.role_ids().is_empty());
+    assert_eq!(r.post.buttons[0].custom_id, "incident:update:1");
+
+    h.at(m(20)).await;
+    h.ok("/incident update message:\"Rolling back v2.3\"").await;
+    h.at(m(31)).await;
+    assert_eq!(
+        h.reminders().len(),
+        1,
+        "an update since the last tick: no reminder"
+    );
+    let latest = h
+        .sent()
+        .into_iter()
+        .rfind(|s| s.channel == STAKEHOLDERS)
+        .unwrap();
+    let text = latest.post.embed.unwrap().description;
+    assert!(text.contains("Rolling back v2.3"), "{text}");
+    assert!(
+        text.contains("Last update from the team: <t:1795256400"),
+        "{text}"
+    );
+
+    h.at(m(46)).await;
+    let reminders = h.reminders();
+    assert_eq!(reminders.len(), 2, "quiet again since the 30m tick");
+    assert!(reminders[1].post.content.contains("repeats the last one"));
+    assert_eq!(
+        h.updates(STAKEHOLDERS),
+        [m(15), m(30), m(45)],
+        "stakeholders still hear"
+    );
+    let reminded = h
+        .app
+        .store
+        .events(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::UpdateReminderSent { .. }))
+        .count();
+    assert_eq!(reminded, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolving_cancels_and_reopening_restarts() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:x severity:SEV1").await;
+    h.at(m(20)).await;
+    h.ok("/incident resolve summary:\"Rolled back\"").await;
+    assert_eq!(h.app.store.jobs().unwrap(), []);
+    h.at(m(120)).await;
+    let ch = h.channel_of(1);
+    assert_eq!(h.updates(ch), [m(15)]);
+    let out = h.ok("/incident reopen reason:\"Errors are back\"").await;
+    assert!(out.reply.post.content.contains("the next in 15m"));
+    h.at(m(136)).await;
+    assert_eq!(h.updates(ch), [m(15), m(135)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overdue_job_fires_once_after_a_restart() {
+    let mut h = Harness::new(Config::default());
+    h.ok("/incident open title:x severity:SEV1").await;
+    h.at(m(1)).await;
+    h.stop_scheduler().await;
+    // Down across the 15m, 30m and 45m ticks.
+    h.at(m(50)).await;
+    assert_eq!(h.sent().len(), 0);
+    h.start_scheduler();
+    h.at(m(64)).await;
+    let ch = h.channel_of(1);
+    assert_eq!(h.updates(ch), [m(50)], "once, not once per missed tick");
+    h.at(m(66)).await;
+    assert_eq!(
+        h.updates(ch),
+        [m(50), m(65)],
+        "the next counts from the late one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:x severity:SEV1").await;
+    let ch = h.channel_of(1);
+    let job = h.app.store.next_job().unwrap().unwrap();
+    h.chat.failures.store(2, Ordering::SeqCst);
+    h.at(m(15) + 1).await;
+    assert_eq!(h.sent().len(), 0);
+    let retry = h.app.store.next_job().unwrap().unwrap();
+    assert_eq!(
+        (retry.due, retry.attempts),
+        (job.due, 1),
+        "kept, not dropped"
+    );
+    assert_eq!(retry.runs_at(), job.due + chrono::Duration::seconds(30));
+    // Fails again at 15m30s, then waits twice as long.
+    h.at(m(16) + 29).await;
+    assert_eq!(h.sent().len(), 0);
+    h.at(m(16) + 31).await;
+    assert_eq!(h.updates(ch), [m(16) + 30]);
+    let nonces: Vec<String> = h
+        .sent()
+        .iter()
+        .map(|s| s.post.nonce.clone().unwrap())
+        .collect();
+    let expected = [
+        nonce(&job, 's', ch),
+        nonce(&job, 's', STAKEHOLDERS),
+        nonce(&job, 'r', ch),
+    ];
+    assert_eq!(nonces, expected, "the nonces of the original tick");
+    let recorded = h
+        .app
+        .store
+        .events(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::StatusPosted {
+                    automated: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(recorded, 1);
+    let next = h.app.store.next_job().unwrap().unwrap();
+    assert_eq!((next.attempts, next.retry_at), (0, None));
+    assert_eq!(
+        next.due,
+        job.due + chrono::Duration::seconds(m(16) + 30),
+        "15m after the late one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_moved_while_others_fire_is_not_fired_stale() {
+    let h = Harness::new(Config::default());
+    h.ok("/incident open title:one severity:SEV1").await;
+    h.ok("/incident open title:two severity:SEV1").await;
+    // Both are due at 15m; while INC-1's update is being posted, INC-2 gets a 30m cadence.
+    let (store, config) = (h.app.store.clone(), h.app.config.clone());
+    *h.chat.meanwhile.lock().unwrap() = Some(Box::new(move || {
+        let at = store.job(IncidentId(2), &JobKind::StatusUpdate).unwrap().unwrap().due;
+        let cadence = Some(Cadence::Every { seconds: 1800 });
+        store
+            .append_with_jobs(
+                IncidentId(2),
+                &Actor::User(UserRef::new(7, "alice")),
+                at,
+                |i| i.decide_cadence(cadence.clone(), true),
+                |i, events| plan(&config, i, events),
+            )
+            .unwrap();
+    }));
+    h.at(m(16)).await;
+    assert_eq!(h.updates(h.channel_of(1)), [m(15)]);
+    assert_eq!(h.updates(h.channel_of(2)), [] as [i64; 0]);
+    h.at(m(46)).await;
+    assert_eq!(h.updates(h.channel_of(2)), [m(45)]);
+}
+
+#[test]
+fn nonces_are_deterministic_short_and_distinct() {
+    let t = Utc.with_ymd_and_hms(2026, 11, 21, 10, 15, 0).unwrap();
+    let job = Job::new(IncidentId(12345), JobKind::StatusUpdate, t);
+    let channel = 1_234_567_890_123_456_789;
+    let a = nonce(&job, 's', channel);
+    assert_eq!(a, nonce(&job.clone(), 's', channel));
+    assert!(a.len() <= 25, "{a}");
+    let retried = Job {
+        attempts: 3,
+        retry_at: Some(t + chrono::Duration::minutes(2)),
+        ..job.clone()
+    };
+    assert_eq!(a, nonce(&retried, 's', channel), "retries keep the nonce");
+    let later = Job::new(
+        IncidentId(12345),
+        JobKind::StatusUpdate,
+        t + chrono::Duration::minutes(15),
+    );
+    let others = [
+        nonce(&job, 'r', channel),
+        nonce(&job, 's', channel + 1),
+        nonce(&later, 's', channel),
+        nonce(
+            &Job::new(IncidentId(12346), JobKind::StatusUpdate, t),
+            's',
+            channel,
+        ),
+    ];
+    for o in others {
+        assert_ne!(a, o);
+    }
+    // Pinned: a nonce that changed between builds would defeat a replay after an upgrade.
+    assert_eq!(a, "s1c6acb72f212e41f");
+}
+
+#[test]
+fn backoff_doubles_up_to_a_cap() {
+    assert_eq!(backoff(0), Duration::from_secs(30));
+    assert_eq!(backoff(1), Duration::from_secs(60));
+    assert_eq!(backoff(20), RETRY_MAX);
+}

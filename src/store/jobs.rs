@@ -1,0 +1,473 @@
+//! Timed jobs in the `jobs` tree, keyed by when they run so that the earliest is the first key.
+//!
+//! An incident has at most one job of each kind (its slot); `meta` indexes slot → key, because a
+//! transaction cannot scan, and a job must be replaced in the same transaction as its cause.
+
+use super::{
+    abort, decode, encode, event_key, flatten, tx_incident, AppendError, Store, StoreError,
+    TxResult,
+};
+use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{TransactionError, TransactionalTree, UnabortableTransactionError};
+use sled::Transactional;
+
+const INDEX_PREFIX: &[u8] = b"job:";
+
+/// What a job does when it comes due. Later kinds add their own variants.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum JobKind {
+    /// The scheduled status update (and, when the team has been quiet, the reminder).
+    StatusUpdate,
+    /// Nobody acknowledged `level` of an escalation in time: page the next level of `policy`'s
+    /// ladder, or tell the commander that the ladder ran out. Each escalation has its own slot;
+    /// `level` and `policy` ride along without naming it.
+    EscalationTimeout {
+        escalation: u32,
+        level: u32,
+        policy: Option<String>,
+    },
+    /// A SEV1/SEV2 still investigating after `[escalation] stuck_after`: suggest escalating.
+    StuckNudge,
+}
+
+impl JobKind {
+    /// Names the kind in keys and nonces; stored, so never change or reuse one.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            JobKind::StatusUpdate => "status",
+            JobKind::EscalationTimeout { .. } => "escalation",
+            JobKind::StuckNudge => "stuck",
+        }
+    }
+
+    /// Tells apart the slots of one kind within an incident.
+    fn instance(&self) -> Option<u32> {
+        match self {
+            JobKind::EscalationTimeout { escalation, .. } => Some(*escalation),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub incident: IncidentId,
+    pub kind: JobKind,
+    /// The moment the job stands for. It stays the same across retries, so that everything the
+    /// job posts keeps its nonce.
+    pub due: DateTime<Utc>,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the next attempt runs, after a failure.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    pub fn new(incident: IncidentId, kind: JobKind, due: DateTime<Utc>) -> Job {
+        Job {
+            incident,
+            kind,
+            due,
+            attempts: 0,
+            retry_at: None,
+        }
+    }
+
+    pub fn runs_at(&self) -> DateTime<Utc> {
+        self.retry_at.unwrap_or(self.due)
+    }
+}
+
+/// A change to an incident's jobs, written with the events that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobChange {
+    /// Sets the job of its slot, replacing the one there.
+    Put(Job),
+    Cancel {
+        incident: IncidentId,
+        kind: JobKind,
+    },
+}
+
+fn slot(incident: IncidentId, kind: &JobKind) -> Vec<u8> {
+    let mut s = incident.0.to_be_bytes().to_vec();
+    s.extend_from_slice(kind.tag().as_bytes());
+    if let Some(n) = kind.instance() {
+        s.extend_from_slice(&n.to_be_bytes());
+    }
+    s
+}
+
+fn index_key(incident: IncidentId, kind: &JobKind) -> Vec<u8> {
+    let mut k = INDEX_PREFIX.to_vec();
+    k.extend_from_slice(&slot(incident, kind));
+    k
+}
+
+/// Milliseconds with the sign bit flipped, so that big-endian bytes sort like the times.
+fn time_key(at: DateTime<Utc>) -> [u8; 8] {
+    ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn job_key(job: &Job) -> Vec<u8> {
+    let mut k = time_key(job.runs_at()).to_vec();
+    k.extend_from_slice(&slot(job.incident, &job.kind));
+    k
+}
+
+fn tx_apply(
+    jobs: &TransactionalTree,
+    meta: &TransactionalTree,
+    change: &JobChange,
+) -> Result<(), UnabortableTransactionError> {
+    let (incident, kind) = match change {
+        JobChange::Put(job) => (job.incident, &job.kind),
+        JobChange::Cancel { incident, kind } => (*incident, kind),
+    };
+    let index = index_key(incident, kind);
+    if let Some(old) = meta.get(&index)? {
+        jobs.remove(old)?;
+    }
+    match change {
+        JobChange::Put(job) => {
+            let key = job_key(job);
+            jobs.insert(key.as_slice(), encode(job))?;
+            meta.insert(index, key)?;
+        }
+        JobChange::Cancel { .. } => {
+            meta.remove(index)?;
+        }
+    }
+    Ok(())
+}
+
+/// Transactions on jobs alone decide nothing, so only the database can fail them.
+fn jobs_only(e: TransactionError<AppendError>) -> StoreError {
+    match flatten(e) {
+        AppendError::Store(s) => s,
+        AppendError::Rule(r) => StoreError::Corrupt {
+            tree: "jobs",
+            reason: r.to_string(),
+        },
+    }
+}
+
+impl Store {
+    /// As [`Store::append`], and writes the job changes `plan` makes of the new state and events
+    /// in the same transaction, so that a crash never leaves a job without its cause or the
+    /// reverse.
+    pub fn append_with_jobs<F, P>(
+        &self,
+        id: IncidentId,
+        actor: &Actor,
+        at: DateTime<Utc>,
+        decide: F,
+        plan: P,
+    ) -> Result<(Incident, Vec<Event>), AppendError>
+    where
+        F: Fn(&Incident) -> Result<Vec<EventKind>, RuleError>,
+        P: Fn(&Incident, &[Event]) -> Vec<JobChange>,
+    {
+        let (incident, written, changed) = (&self.incidents, &self.events, &self.jobs, &self.meta)
+            .transaction(|(incidents, events, jobs, meta)| {
+                let mut incident = tx_incident(incidents, id)?;
+                let kinds = match decide(&incident) {
+                    Ok(k) => k,
+                    Err(e) => return abort(e),
+                };
+                let mut written = Vec::with_capacity(kinds.len());
+                for kind in kinds {
+                    let event = Event {
+                        at,
+                        actor: actor.clone(),
+                        kind,
+                    };
+                    events.insert(&event_key(id, incident.events), encode(&event))?;
+                    incident.apply(&event);
+                    written.push(event);
+                }
+                incidents.insert(&id.0.to_be_bytes(), encode(&incident))?;
+                let changes = plan(&incident, &written);
+                for change in &changes {
+                    tx_apply(jobs, meta, change)?;
+                }
+                Ok((incident, written, !changes.is_empty()))
+            })
+            .map_err(flatten)?;
+        if changed {
+            self.job_signal.notify_one();
+        }
+        Ok((incident, written))
+    }
+
+    /// As [`Store::create_incident`], with the jobs `plan` makes for the new incident.
+    pub fn create_incident_with_jobs<P>(
+        &self,
+        id: IncidentId,
+        event: Event,
+        plan: P,
+    ) -> Result<Incident, AppendError>
+    where
+        P: Fn(&Incident, &[Event]) -> Vec<JobChange>,
+    {
+        let incident = Incident::from_opened(id, &event).ok_or_else(|| StoreError::Corrupt {
+            tree: "events",
+            reason: "an incident must start with an Opened event".into(),
+        })?;
+        let changes = plan(&incident, std::slice::from_ref(&event));
+        let inc_bytes = encode(&incident);
+        let ev_bytes = encode(&event);
+        (&self.incidents, &self.events, &self.jobs, &self.meta)
+            .transaction(|(incidents, events, jobs, meta)| {
+                if incidents.get(id.0.to_be_bytes())?.is_some() {
+                    return abort(StoreError::Corrupt {
+                        tree: "incidents",
+                        reason: format!("{id} exists already"),
+                    });
+                }
+                incidents.insert(&id.0.to_be_bytes(), inc_bytes.as_slice())?;
+                events.insert(&event_key(id, 0), ev_bytes.as_slice())?;
+                if let Some(ch) = incident.channel {
+                    meta.insert(super::channel_key(ch), &id.0.to_be_bytes())?;
+                }
+                for change in &changes {
+                    tx_apply(jobs, meta, change)?;
+                }
+                Ok(())
+            })
+            .map_err(flatten)?;
+        if !changes.is_empty() {
+            self.job_signal.notify_one();
+        }
+        Ok(incident)
+    }
+
+    /// Changes jobs on their own, e.g. dropping one whose incident no longer wants it.
+    pub fn apply_jobs(&self, changes: &[JobChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        (&self.jobs, &self.meta)
+            .transaction(|(jobs, meta)| -> TxResult<()> {
+                for change in changes {
+                    tx_apply(jobs, meta, change)?;
+                }
+                Ok(())
+            })
+            .map_err(jobs_only)?;
+        self.job_signal.notify_one();
+        Ok(())
+    }
+
+    /// Moves `job` to run again at `at`, counting the failed attempt, unless something replaced
+    /// or cancelled it meanwhile (then that decision stands). Returns whether it moved.
+    pub fn retry_job(&self, job: &Job, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let index = index_key(job.incident, &job.kind);
+        let current = job_key(job);
+        let next = Job {
+            attempts: job.attempts + 1,
+            retry_at: Some(at),
+            ..job.clone()
+        };
+        let moved = (&self.jobs, &self.meta)
+            .transaction(|(jobs, meta)| -> TxResult<bool> {
+                if meta.get(&index)?.as_deref() != Some(current.as_slice()) {
+                    return Ok(false);
+                }
+                tx_apply(jobs, meta, &JobChange::Put(next.clone()))?;
+                Ok(true)
+            })
+            .map_err(jobs_only)?;
+        if moved {
+            self.job_signal.notify_one();
+        }
+        Ok(moved)
+    }
+
+    /// The job in an incident's slot of `kind`, if any.
+    pub fn job(&self, incident: IncidentId, kind: &JobKind) -> Result<Option<Job>, StoreError> {
+        let Some(key) = self.meta.get(index_key(incident, kind))? else {
+            return Ok(None);
+        };
+        self.jobs.get(key)?.map(|v| decode("jobs", &v)).transpose()
+    }
+
+    /// Every job, the one to run first first.
+    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.jobs
+            .iter()
+            .values()
+            .map(|v| decode("jobs", &v?))
+            .collect()
+    }
+
+    /// The job to run first, if any.
+    pub fn next_job(&self) -> Result<Option<Job>, StoreError> {
+        self.jobs
+            .first()?
+            .map(|(_, v)| decode("jobs", &v))
+            .transpose()
+    }
+
+    /// Jobs whose time has come by `now`, in the order they came due.
+    pub fn jobs_due(&self, now: DateTime<Utc>) -> Result<Vec<Job>, StoreError> {
+        // Keys run on past the time with the slot, so `..=time_key(now)` would leave out a job
+        // due in `now`'s very millisecond, and the scheduler would wake for it again and again.
+        self.jobs
+            .range(..time_key(now + chrono::Duration::milliseconds(1)))
+            .values()
+            .map(|v| decode("jobs", &v?))
+            .collect()
+    }
+
+    /// Completes when jobs changed since the last call returned (or since the store opened), so
+    /// that the scheduler looks again instead of sleeping through a new, earlier job.
+    pub async fn jobs_changed(&self) {
+        self.job_signal.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Severity, State, UserRef};
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap() + chrono::Duration::minutes(min)
+    }
+
+    fn opened(store: &Store) -> IncidentId {
+        let id = store.reserve_incident_id().unwrap();
+        let event = Event {
+            at: t(0),
+            actor: Actor::User(UserRef::new(1, "alice")),
+            kind: EventKind::Opened {
+                title: "x".into(),
+                severity: Severity(1),
+                summary: None,
+                service: None,
+                started: t(0),
+                channel: Some(500 + id.0),
+                channel_name: None,
+                drill: false,
+            },
+        };
+        store
+            .create_incident_with_jobs(id, event, |inc, _| {
+                vec![JobChange::Put(Job::new(
+                    inc.id,
+                    JobKind::StatusUpdate,
+                    t(15),
+                ))]
+            })
+            .unwrap();
+        id
+    }
+
+    #[test]
+    fn keys_sort_by_time_even_before_1970() {
+        let old = Utc.with_ymd_and_hms(1960, 1, 1, 0, 0, 0).unwrap();
+        assert!(time_key(old) < time_key(t(0)));
+        assert!(time_key(t(0)) < time_key(t(1)));
+    }
+
+    #[test]
+    fn one_job_per_slot_replaced_in_the_same_transaction_as_its_cause() {
+        let store = Store::temporary().unwrap();
+        let a = opened(&store);
+        let b = opened(&store);
+        store
+            .apply_jobs(&[JobChange::Put(Job::new(b, JobKind::StatusUpdate, t(5)))])
+            .unwrap();
+        let order: Vec<_> = store
+            .jobs()
+            .unwrap()
+            .into_iter()
+            .map(|j| j.incident)
+            .collect();
+        assert_eq!(order, [b, a], "earliest first");
+        assert_eq!(store.jobs_due(t(5)).unwrap().len(), 1);
+        assert_eq!(store.next_job().unwrap().unwrap().due, t(5));
+
+        let actor = Actor::User(UserRef::new(1, "alice"));
+        store
+            .append_with_jobs(
+                a,
+                &actor,
+                t(2),
+                |i| i.decide_update(Some(State::Identified), "found it"),
+                |inc, events| {
+                    assert_eq!(events.len(), 2);
+                    vec![JobChange::Put(Job::new(
+                        inc.id,
+                        JobKind::StatusUpdate,
+                        t(30),
+                    ))]
+                },
+            )
+            .unwrap();
+        assert_eq!(store.jobs().unwrap().len(), 2, "replaced, not added");
+        assert_eq!(
+            store.job(a, &JobKind::StatusUpdate).unwrap().unwrap().due,
+            t(30)
+        );
+
+        // A rejected change writes neither events nor jobs.
+        let before = store.dump().unwrap();
+        let err = store.append_with_jobs(
+            a,
+            &actor,
+            t(3),
+            |i| i.decide_reopen("not resolved"),
+            |inc, _| {
+                vec![JobChange::Cancel {
+                    incident: inc.id,
+                    kind: JobKind::StatusUpdate,
+                }]
+            },
+        );
+        assert!(err.is_err());
+        assert_eq!(store.dump().unwrap(), before);
+
+        store
+            .apply_jobs(&[JobChange::Cancel {
+                incident: a,
+                kind: JobKind::StatusUpdate,
+            }])
+            .unwrap();
+        assert_eq!(store.job(a, &JobKind::StatusUpdate).unwrap(), None);
+        assert_eq!(store.jobs().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retries_move_a_job_but_never_resurrect_a_replaced_one() {
+        let store = Store::temporary().unwrap();
+        let a = opened(&store);
+        let job = store.job(a, &JobKind::StatusUpdate).unwrap().unwrap();
+        assert!(store.retry_job(&job, t(16)).unwrap());
+        let moved = store.job(a, &JobKind::StatusUpdate).unwrap().unwrap();
+        assert_eq!(
+            (moved.due, moved.runs_at(), moved.attempts),
+            (t(15), t(16), 1)
+        );
+        assert_eq!(store.jobs().unwrap().len(), 1);
+        // `job` is stale now: retrying it again must not bring it back.
+        assert!(!store.retry_job(&job, t(17)).unwrap());
+        assert_eq!(store.job(a, &JobKind::StatusUpdate).unwrap(), Some(moved));
+    }
+
+    #[tokio::test]
+    async fn writers_wake_the_scheduler() {
+        let store = Store::temporary().unwrap();
+        opened(&store);
+        tokio::time::timeout(std::time::Duration::from_secs(5), store.jobs_changed())
+            .await
+            .expect("a job change is signalled even when nobody was waiting yet");
+    }
+}
