@@ -1212,3 +1212,92 @@ fn the_example_config_documents_the_deploy_sections() {
         "{problems}"
     );
 }
+
+#[tokio::test]
+async fn what_changed_at_open_lists_deploys_before_impact_and_records_them() {
+    let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink: Sink = out.clone();
+    let config = Config::default();
+    let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
+    let app = App::new(
+        Arc::new(config),
+        Store::temporary().unwrap(),
+        Arc::new(renderer),
+        Arc::new(ConsoleChat::new(sink, [])),
+        FixedClock::at(noon()),
+    );
+    let deploy = |id: &str, version: &str, at: DateTime<Utc>| Deploy {
+        source: DeploySource::Webhook,
+        id: id.into(),
+        service: "checkout".into(),
+        version: version.into(),
+        commit: None,
+        author: Some("dana".into()),
+        environment: Some("production".into()),
+        status: Some("success".into()),
+        url: None,
+        time: at,
+    };
+    // Impact began at 11:50; the default lookback is 2h, so 09:50 onwards counts.
+    for d in [
+        deploy("a", "v2.1", noon() - Duration::hours(3)),
+        deploy("b", "v2.3", noon() - Duration::minutes(40)),
+        deploy("c", "v2.4", noon() - Duration::minutes(5)),
+    ] {
+        app.store.put_deploy(&d).unwrap();
+    }
+    let inv = Invocation {
+        user: UserRef::new(1, "alice"),
+        member_roles: vec![],
+        channel: None,
+        input: CommandInput {
+            name: "incident".into(),
+            options: vec![InputOption {
+                name: "open".into(),
+                value: InputValue::Sub(vec![
+                    InputOption {
+                        name: "title".into(),
+                        value: InputValue::Raw("Checkout 500s".into()),
+                    },
+                    InputOption {
+                        name: "severity".into(),
+                        value: InputValue::Raw("SEV2".into()),
+                    },
+                    InputOption {
+                        name: "started".into(),
+                        value: InputValue::Raw("10m ago".into()),
+                    },
+                ]),
+            }],
+        },
+    };
+    let outcome = commands::run(&app, &inv).await.unwrap();
+    commands::after(&app, &inv, &outcome).await;
+    let printed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    let post = printed
+        .split("\n[")
+        .find(|p| p.contains("What changed"))
+        .unwrap_or_else(|| panic!("no what-changed post in:\n{printed}"));
+    assert!(post.contains("v2.3") && post.contains("v2.4"), "{post}");
+    assert!(!post.contains("v2.1"), "outside the lookback: {post}");
+    assert!(
+        post.contains("(after impact began)"),
+        "v2.4 came after 11:50: {post}"
+    );
+    let id = outcome.incident.unwrap();
+    let observed: Vec<String> = app
+        .store
+        .events(id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            sitrep::domain::EventKind::DeployObserved { version, .. } => Some(version),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        observed,
+        ["v2.4", "v2.3"],
+        "newest first, both in the timeline"
+    );
+}

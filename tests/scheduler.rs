@@ -349,19 +349,3 @@ async fn open_without_scheduler(db: &std::path::Path, at: chrono::DateTime<chron
     let printed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
     printed
 }
-
-/// The scripted session of the README, in real time: a one-minute cadence, and a minute's wait.
-#[test]
-#[ignore = "takes a minute of real time; run with `cargo test --test scheduler -- --ignored`"]
-fn the_console_binary_posts_on_the_cadence_in_real_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = console(
-        dir.path(),
-        "/incident open title:\"Checkout returns 500\" severity:SEV1\n",
-        &[("SITREP_SEVERITIES__SEV1__UPDATE_EVERY", "1m")],
-        Duration::from_secs(65),
-    );
-    assert!(out.contains("[reply] Opened INC-1 (SEV1)"), "{out}");
-    assert_eq!(count(&out, UPDATE_STAKEHOLDERS), 1, "{out}");
-    assert_eq!(count(&out, REMINDER), 1, "{out}");
-}

@@ -567,6 +567,7 @@ async fn every_admin_route_needs_the_token() {
         format!("/incidents/{}", s.main),
         format!("/incidents/{}/postmortem", s.main),
         format!("/incidents/{}/postmortem.md", s.main),
+        format!("/postmortems/{}.md", s.main),
         format!("/incidents/{}/charts/{}.png", s.main, s.chart_seq),
     ];
     for path in &routes {
@@ -824,6 +825,8 @@ async fn the_postmortem_page_renders_the_draft_and_its_versions() {
     let old = h.admin_text("/incidents/INC-1/postmortem?version=1").await;
     assert!(old.contains("Version 1 of 2"), "{old}");
 
+    // The scripts' address serves the same file.
+    let via_scripts = h.admin_text("/postmortems/INC-1.md?version=1").await;
     let res = h.admin("/incidents/INC-1/postmortem.md?version=1").await;
     assert_eq!(
         res.headers()["content-type"],
@@ -834,6 +837,7 @@ async fn the_postmortem_page_renders_the_draft_and_its_versions() {
         "attachment; filename=\"INC-1-postmortem-v1.md\""
     );
     let md = res.text().await.unwrap();
+    assert_eq!(md, via_scripts);
     let stored = h
         .store()
         .postmortem(IncidentId(1), Some(1))

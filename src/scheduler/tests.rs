@@ -481,7 +481,11 @@ async fn a_job_moved_while_others_fire_is_not_fired_stale() {
     // Both are due at 15m; while INC-1's update is being posted, INC-2 gets a 30m cadence.
     let (store, config) = (h.app.store.clone(), h.app.config.clone());
     *h.chat.meanwhile.lock().unwrap() = Some(Box::new(move || {
-        let at = store.job(IncidentId(2), &JobKind::StatusUpdate).unwrap().unwrap().due;
+        let at = store
+            .job(IncidentId(2), &JobKind::StatusUpdate)
+            .unwrap()
+            .unwrap()
+            .due;
         let cadence = Some(Cadence::Every { seconds: 1800 });
         store
             .append_with_jobs(

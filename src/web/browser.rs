@@ -603,6 +603,17 @@ pub async fn postmortem(
     )
 }
 
+/// `GET /postmortems/INC-7.md`: the export for scripts, behind the same bearer token.
+pub async fn postmortem_export(
+    admin: Admin,
+    web: Extract<Arc<Web>>,
+    Path(file): Path<String>,
+    q: Query<VersionQuery>,
+) -> Response {
+    let raw = file.strip_suffix(".md").unwrap_or(&file).to_string();
+    postmortem_md(admin, web, Path(raw), q).await
+}
+
 pub async fn postmortem_md(
     _: Admin,
     Extract(web): Extract<Arc<Web>>,

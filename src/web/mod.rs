@@ -56,6 +56,7 @@ pub fn router(app: App, secrets: &Secrets) -> Router {
         .route("/incidents/:id", get(browser::incident))
         .route("/incidents/:id/postmortem", get(browser::postmortem))
         .route("/incidents/:id/postmortem.md", get(browser::postmortem_md))
+        .route("/postmortems/:file", get(browser::postmortem_export))
         .route("/incidents/:id/charts/:file", get(browser::chart))
         .layer(axum::middleware::map_response(harden))
         .with_state(web)
