@@ -616,52 +616,6 @@ fn list(app: &App, filter: Option<&str>) -> Result<Outcome, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::options::{kind, manifest, to_json};
-    use crate::commands::{CommandInput, InputOption, InputValue};
-    use serde_json::Value;
-
-    fn sample(spec: &Value) -> InputValue {
-        if let Some(c) = spec["choices"].as_array() {
-            return InputValue::Raw(c[0]["value"].as_str().unwrap().into());
-        }
-        match spec["type"].as_u64().unwrap() {
-            kind::USER => InputValue::User(UserRef::new(7, "bob")),
-            kind::BOOLEAN => InputValue::Bool(true),
-            kind::INTEGER => InputValue::Integer(1),
-            _ => InputValue::String("x".into()),
-        }
-    }
-
-    /// Every subcommand of the manifest, with only its required options and with all of them,
-    /// goes through the same option-tree → JSON → serde path that Discord and the console use.
-    #[test]
-    fn every_manifest_subcommand_deserializes_into_its_args() {
-        let m = manifest("incident").unwrap();
-        for sub in m["options"].as_array().unwrap() {
-            let specs = sub["options"].as_array().cloned().unwrap_or_default();
-            for all in [false, true] {
-                let opts = specs
-                    .iter()
-                    .filter(|s| all || s["required"] == true)
-                    .map(|s| InputOption {
-                        name: s["name"].as_str().unwrap().into(),
-                        value: sample(s),
-                    })
-                    .collect();
-                let input = CommandInput {
-                    name: "incident".into(),
-                    options: vec![InputOption {
-                        name: sub["name"].as_str().unwrap().into(),
-                        value: InputValue::Sub(opts),
-                    }],
-                };
-                let json = to_json(&input).unwrap();
-                if let Err(e) = serde_json::from_value::<IncidentArgs>(json.clone()) {
-                    panic!("{} ({json}): {e}", input.path());
-                }
-            }
-        }
-    }
 
     #[test]
     fn args_structs_refuse_options_the_manifest_lacks() {

@@ -177,3 +177,103 @@ pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
         other => Err(UserError::UnknownCommand(format!("/{other}")).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::options::{kind, manifests, to_json};
+    use super::*;
+    use serde_json::Value;
+
+    fn sample(spec: &Value) -> InputValue {
+        if let Some(c) = spec["choices"].as_array().filter(|c| !c.is_empty()) {
+            return match &c[0]["value"] {
+                Value::String(s) => InputValue::Raw(s.clone()),
+                v => InputValue::Raw(v.to_string()),
+            };
+        }
+        match spec["type"].as_u64().unwrap() {
+            kind::USER => InputValue::User(UserRef::new(7, "bob")),
+            kind::BOOLEAN => InputValue::Bool(true),
+            kind::INTEGER => InputValue::Integer(1),
+            kind::NUMBER => InputValue::Number(1.5),
+            kind::CHANNEL => InputValue::Channel(9),
+            kind::ROLE => InputValue::Role(9),
+            _ => InputValue::String("x".into()),
+        }
+    }
+
+    /// The leaves of a manifest: each runnable (sub)command with its own option specs.
+    fn leaves(spec: &Value, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<Value>)>) {
+        let opts = spec["options"].as_array().cloned().unwrap_or_default();
+        let subs: Vec<&Value> = opts
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o["type"].as_u64(),
+                    Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
+                )
+            })
+            .collect();
+        if subs.is_empty() {
+            out.push((path, opts));
+            return;
+        }
+        for s in subs {
+            let mut p = path.clone();
+            p.push(s["name"].as_str().unwrap().to_string());
+            leaves(s, p, out);
+        }
+    }
+
+    fn deserializes(name: &str, json: Value) -> Result<(), serde_json::Error> {
+        match name {
+            "incident" => serde_json::from_value::<incident::IncidentArgs>(json).map(drop),
+            "deploys" => serde_json::from_value::<deploys::DeploysArgs>(json).map(drop),
+            "metrics" => serde_json::from_value::<metrics::MetricsArgs>(json).map(drop),
+            "postmortem" => serde_json::from_value::<postmortem::PostmortemArgs>(json).map(drop),
+            "escalate" => serde_json::from_value::<escalate::EscalateArgs>(json).map(drop),
+            other => panic!("no args type for /{other}: add it here and to run()"),
+        }
+    }
+
+    /// Every (sub)command of every slash-command manifest, with only its required options and
+    /// with all of them, goes through the option-tree → JSON → serde path Discord and the
+    /// console use; a manifest option its args struct lacks fails here (`deny_unknown_fields`).
+    #[test]
+    fn every_manifest_subcommand_deserializes_into_its_args() {
+        let mut checked = 0;
+        for m in manifests().into_iter().filter(|m| m["type"] == 1) {
+            let name = m["name"].as_str().unwrap().to_string();
+            let mut found = Vec::new();
+            leaves(&m, Vec::new(), &mut found);
+            for (path, specs) in found {
+                for all in [false, true] {
+                    let mut options: Vec<InputOption> = specs
+                        .iter()
+                        .filter(|s| all || s["required"] == true)
+                        .map(|s| InputOption {
+                            name: s["name"].as_str().unwrap().into(),
+                            value: sample(s),
+                        })
+                        .collect();
+                    for sub in path.iter().rev() {
+                        options = vec![InputOption {
+                            name: sub.clone(),
+                            value: InputValue::Sub(options),
+                        }];
+                    }
+                    let input = CommandInput {
+                        name: name.clone(),
+                        options,
+                    };
+                    let json = to_json(&input).unwrap_or_else(|e| panic!("{}: {e}", input.path()));
+                    if let Err(e) = deserializes(&name, json.clone()) {
+                        panic!("{} ({json}): {e}", input.path());
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 30, "only {checked} shapes checked");
+    }
+}

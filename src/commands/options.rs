@@ -363,11 +363,9 @@ fn user_from_text(raw: &str) -> Result<UserRef, String> {
 
 /// A made-up, stable id for a name typed in the console (FNV-1a; below Discord's snowflake range).
 pub fn console_user_id(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in name.to_lowercase().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = crate::domain::StableHash::default()
+        .feed(name.to_lowercase().as_bytes())
+        .finish();
     h % 1_000_000_000 + 1
 }
 

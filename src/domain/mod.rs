@@ -117,6 +117,31 @@ impl FromStr for State {
 /// The role everyone has to know; others (communications, scribe, configured ones) are plain names.
 pub const COMMANDER: &str = "commander";
 
+/// FNV-1a: a hash that stays the same across builds and platforms (std's hasher promises
+/// neither), for ids and nonces that must be recomputed identically after a restart.
+#[derive(Debug, Clone, Copy)]
+pub struct StableHash(u64);
+
+impl Default for StableHash {
+    fn default() -> Self {
+        StableHash(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl StableHash {
+    pub fn feed(&mut self, bytes: &[u8]) -> &mut Self {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Formats a duration the way responders say it: `1h 5m`, `42s`.
 pub fn human_duration(d: chrono::Duration) -> String {
     let secs = d.num_seconds().max(0);

@@ -203,20 +203,13 @@ pub fn page_message(
 /// The same for every post of one escalation step, so that a retry after a crash between
 /// sending and recording is dropped by Discord (`enforce_nonce`) instead of paging twice.
 fn nonce(incident: IncidentId, n: u32, level: u32, part: char) -> String {
-    // FNV-1a: stable across builds and platforms.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(b"escalation");
-    feed(&incident.0.to_be_bytes());
-    feed(&n.to_be_bytes());
-    feed(&level.to_be_bytes());
+    let mut h = crate::domain::StableHash::default();
+    h.feed(b"escalation")
+        .feed(&incident.0.to_be_bytes())
+        .feed(&n.to_be_bytes())
+        .feed(&level.to_be_bytes());
     let mut buf = [0u8; 4];
-    feed(part.encode_utf8(&mut buf).as_bytes());
+    let h = h.feed(part.encode_utf8(&mut buf).as_bytes()).finish();
     format!("{part}{h:016x}")
 }
 

@@ -95,20 +95,13 @@ pub fn status_plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<Job
 /// (with `enforce_nonce`) drops a second send after a crash between sending and recording.
 /// `part` tells apart two posts of one job to one channel. Discord allows 25 characters; this is 17.
 pub fn nonce(job: &Job, part: char, channel: u64) -> String {
-    // FNV-1a: stable across builds and platforms, which std's hasher does not promise.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(&job.incident.0.to_be_bytes());
-    feed(job.kind.tag().as_bytes());
-    feed(&job.due.timestamp_millis().to_be_bytes());
-    feed(&channel.to_be_bytes());
+    let mut h = crate::domain::StableHash::default();
+    h.feed(&job.incident.0.to_be_bytes())
+        .feed(job.kind.tag().as_bytes())
+        .feed(&job.due.timestamp_millis().to_be_bytes())
+        .feed(&channel.to_be_bytes());
     let mut tag = [0u8; 4];
-    feed(part.encode_utf8(&mut tag).as_bytes());
+    let h = h.feed(part.encode_utf8(&mut tag).as_bytes()).finish();
     format!("{part}{h:016x}")
 }
 
