@@ -3,6 +3,7 @@
 use crate::app::App;
 use crate::domain::{Actor, IncidentId, UserRef};
 use crate::store::{CapturedMessage, MessageAttachment};
+use governor::DefaultDirectRateLimiter;
 use serenity::all::{
     ChannelId, GetMessages, Http, Message, MessageId, MessageUpdateEvent, Reaction,
 };
@@ -108,12 +109,14 @@ pub async fn on_delete(app: &App, channel: ChannelId, message: MessageId) {
 pub async fn highlight(
     app: &App,
     http: &Http,
+    limiter: &DefaultDirectRateLimiter,
     channel: ChannelId,
     message: MessageId,
     by: Actor,
 ) -> Result<IncidentId, crate::error::CommandError> {
     let id = incident_of(app, channel).ok_or(crate::error::UserError::NoIncidentHere)?;
     if app.store.message(id, message.get())?.is_none() {
+        limiter.until_ready().await;
         match channel.message(http, message).await {
             Ok(m) => {
                 app.store.capture_message(id, &captured(&m))?;
@@ -127,7 +130,12 @@ pub async fn highlight(
     Ok(id)
 }
 
-pub async fn on_reaction(app: &App, http: &Http, r: &Reaction) {
+pub async fn on_reaction(
+    app: &App,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    r: &Reaction,
+) {
     if !crate::postmortem::is_highlight_reaction(&app.config, &r.emoji.to_string()) {
         return;
     }
@@ -139,15 +147,21 @@ pub async fn on_reaction(app: &App, http: &Http, r: &Reaction) {
         (None, Some(u)) => Actor::User(UserRef::new(u.get(), format!("user-{u}"))),
         _ => Actor::System,
     };
-    if let Err(e) = highlight(app, http, r.channel_id, r.message_id, by).await {
+    if let Err(e) = highlight(app, http, limiter, r.channel_id, r.message_id, by).await {
         tracing::warn!(message = %r.message_id, error = %e, "highlighting a reacted message failed");
     }
 }
 
-pub async fn on_pins(app: &App, http: &Http, channel: ChannelId) {
+pub async fn on_pins(
+    app: &App,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    channel: ChannelId,
+) {
     if !app.config.postmortem.highlight_pins || incident_of(app, channel).is_none() {
         return;
     }
+    limiter.until_ready().await;
     let pins = match channel.pins(http).await {
         Ok(p) => p,
         Err(e) => {
@@ -173,6 +187,7 @@ pub async fn on_pins(app: &App, http: &Http, channel: ChannelId) {
 pub async fn backfill(
     app: &App,
     http: &Http,
+    limiter: &DefaultDirectRateLimiter,
     incident: IncidentId,
     bot_user: Option<u64>,
 ) -> usize {
@@ -192,6 +207,7 @@ pub async fn backfill(
         .unwrap_or(channel.get());
     let mut fresh = 0;
     for _ in 0..MAX_PAGES {
+        limiter.until_ready().await;
         let page = match channel
             .messages(
                 http,
@@ -231,7 +247,12 @@ pub async fn backfill(
 }
 
 /// Backfills every open incident; at startup and after a reconnect.
-pub async fn backfill_open(app: &App, http: &Http, bot_user: Option<u64>) {
+pub async fn backfill_open(
+    app: &App,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    bot_user: Option<u64>,
+) {
     let open: Vec<IncidentId> = app
         .store
         .incidents()
@@ -241,6 +262,6 @@ pub async fn backfill_open(app: &App, http: &Http, bot_user: Option<u64>) {
         .map(|i| i.id)
         .collect();
     for id in open {
-        backfill(app, http, id, bot_user).await;
+        backfill(app, http, limiter, id, bot_user).await;
     }
 }

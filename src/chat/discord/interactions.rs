@@ -28,6 +28,8 @@ pub struct Handler {
 /// The bot's state across interactions: the app, what is in flight, what was already handled.
 pub struct Bot {
     app: App,
+    /// Shared with the Chat adapter: reads of channels count against the same global budget.
+    limiter: Arc<governor::DefaultDirectRateLimiter>,
     /// The bot's own user id, from READY; its own messages are not captured.
     bot_user: OnceLock<u64>,
     closing: AtomicBool,
@@ -145,9 +147,10 @@ impl Responder<'_> {
 }
 
 impl Bot {
-    pub fn new(app: App) -> Self {
+    pub fn new(app: App, limiter: Arc<governor::DefaultDirectRateLimiter>) -> Self {
         Bot {
             app,
+            limiter,
             bot_user: OnceLock::new(),
             closing: AtomicBool::new(false),
             in_flight: tokio::sync::RwLock::new(()),
@@ -249,7 +252,7 @@ impl Bot {
                     .ok()
                     .and_then(|j| j["incident"].as_str().map(str::to_string));
                 if let Ok(inc) = commands::incident::target(&self.app, &inv, named.as_deref()) {
-                    super::capture::backfill(&self.app, http, inc.id, self.bot_user.get().copied())
+                    super::capture::backfill(&self.app, http, &self.limiter, inc.id, self.bot_user.get().copied())
                         .await;
                 }
             }
@@ -306,7 +309,7 @@ impl Bot {
             return;
         };
         let res =
-            super::capture::highlight(&self.app, http, cmd.channel_id, target, Actor::User(user))
+            super::capture::highlight(&self.app, http, &self.limiter, cmd.channel_id, target, Actor::User(user))
                 .await;
         match res {
             Ok(id) => {
@@ -590,7 +593,7 @@ impl EventHandler for Handler {
         let (bot, http) = (bot.clone(), ctx.http.clone());
         // Whatever was said while the bot was away goes into the record before anything else.
         tokio::spawn(async move {
-            super::capture::backfill_open(&bot.app, &http, bot.bot_user.get().copied()).await
+            super::capture::backfill_open(&bot.app, &http, &bot.limiter, bot.bot_user.get().copied()).await
         });
     }
 
@@ -598,7 +601,7 @@ impl EventHandler for Handler {
         let Some(bot) = self.bot.get() else { return };
         let (bot, http) = (bot.clone(), ctx.http.clone());
         tokio::spawn(async move {
-            super::capture::backfill_open(&bot.app, &http, bot.bot_user.get().copied()).await
+            super::capture::backfill_open(&bot.app, &http, &bot.limiter, bot.bot_user.get().copied()).await
         });
     }
 
@@ -631,12 +634,12 @@ impl EventHandler for Handler {
 
     async fn reaction_add(&self, ctx: Context, reaction: serenity::all::Reaction) {
         let Some(bot) = self.bot.get() else { return };
-        super::capture::on_reaction(&bot.app, &ctx.http, &reaction).await;
+        super::capture::on_reaction(&bot.app, &ctx.http, &bot.limiter, &reaction).await;
     }
 
     async fn channel_pins_update(&self, ctx: Context, pin: serenity::all::ChannelPinsUpdateEvent) {
         let Some(bot) = self.bot.get() else { return };
-        super::capture::on_pins(&bot.app, &ctx.http, pin.channel_id).await;
+        super::capture::on_pins(&bot.app, &ctx.http, &bot.limiter, pin.channel_id).await;
     }
 
     async fn shard_stage_update(&self, _ctx: Context, ev: ShardStageUpdateEvent) {

@@ -134,11 +134,15 @@ pub fn global_limiter() -> DefaultDirectRateLimiter {
 }
 
 impl DiscordChat {
-    pub fn new(http: Arc<Http>, config: Arc<Config>) -> Self {
+    pub fn new(
+        http: Arc<Http>,
+        config: Arc<Config>,
+        limiter: Arc<DefaultDirectRateLimiter>,
+    ) -> Self {
         DiscordChat {
             http,
             config,
-            limiter: Arc::new(global_limiter()),
+            limiter,
         }
     }
 
@@ -269,8 +273,14 @@ pub async fn run(
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Gateway(e.to_string()))?;
-    let chat = Arc::new(DiscordChat::new(client.http.clone(), config.clone()));
-    let bot = Arc::new(Bot::new(make_app(chat)));
+    // One limiter for every REST call the bot makes, posts and channel reads alike.
+    let limiter = Arc::new(global_limiter());
+    let chat = Arc::new(DiscordChat::new(
+        client.http.clone(),
+        config.clone(),
+        limiter.clone(),
+    ));
+    let bot = Arc::new(Bot::new(make_app(chat), limiter));
     let _ = slot.set(bot.clone());
     let shards = client.shard_manager.clone();
     let closing_bot = bot.clone();

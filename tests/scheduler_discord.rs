@@ -1,0 +1,134 @@
+//! The scheduler through the real binary and the Discord fake: many updates due at once go out
+//! steadily under Discord's global limit, once each, and survive a restart.
+
+mod support;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use sitrep::domain::{Actor, Event, EventKind, IncidentId, Severity, UserRef};
+use sitrep::store::{Job, JobChange, JobKind, Store};
+use std::time::Duration;
+use support::bot::{world, Bot};
+use support::discord::{ChannelKind, FakeDiscord, FakeOptions};
+
+const INCIDENTS: u64 = 200;
+
+/// `INCIDENTS` open incidents whose status updates all came due a second ago, each in a channel
+/// the fake knows.
+fn prepare(fake: &FakeDiscord, category: u64, db: &std::path::Path) -> Vec<u64> {
+    let store = Store::open(db).unwrap();
+    let due = Utc::now() - ChronoDuration::seconds(1);
+    let mut channels = Vec::new();
+    for n in 0..INCIDENTS {
+        let id = store.reserve_incident_id().unwrap();
+        let name = format!("inc-{}-load-{n}", id.0);
+        let channel = fake.add_channel(&name, ChannelKind::Text, Some(category));
+        channels.push(channel);
+        let event = Event {
+            at: due - ChronoDuration::minutes(20),
+            actor: Actor::User(UserRef::new(1, "alice")),
+            kind: EventKind::Opened {
+                title: format!("load {n}"),
+                severity: Severity(2),
+                summary: None,
+                service: None,
+                started: due - ChronoDuration::minutes(20),
+                channel: Some(channel),
+                channel_name: Some(name),
+                drill: false,
+            },
+        };
+        store
+            .create_incident_with_jobs(id, event, |_, _| {
+                vec![JobChange::Put(Job::new(id, JobKind::StatusUpdate, due))]
+            })
+            .unwrap();
+    }
+    futures::executor::block_on(store.flush()).unwrap();
+    channels
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
+    let fake = FakeDiscord::start_with(FakeOptions {
+        global_limit: Some(50),
+        wait_timeout: Duration::from_secs(60),
+        ..FakeOptions::default()
+    })
+    .await;
+    let w = world(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let channels = prepare(&fake, w.category, &db);
+
+    let started = std::time::Instant::now();
+    let mut bot = Bot::start_on_db(&fake, w, &db);
+    fake.wait_ready().await;
+    let posted = |f: &FakeDiscord| {
+        f.requests_to("POST /channels/{channel}/messages")
+            .into_iter()
+            .filter(|r| r.status < 300)
+            .count()
+    };
+    // Each incident posts to its channel and to the stakeholders, and reminds its commander
+    // (nobody posted an update since it opened).
+    let expected = channels.len() * 3;
+    fake.wait_until(Duration::from_secs(60), |f| {
+        (posted(f) >= expected).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "only {} of {expected} posts; log:\n{}",
+            posted(&fake),
+            bot.log()
+        )
+    });
+    let took = started.elapsed();
+    assert_eq!(fake.rate_limited_count(), 0, "no 429 from Discord");
+    for ch in &channels {
+        let n = fake
+            .messages(*ch)
+            .iter()
+            .filter(|m| {
+                m["embeds"][0]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Status update"))
+            })
+            .count();
+        assert_eq!(n, 1, "channel {ch}: one status update");
+    }
+    let rate = expected as f64 / took.as_secs_f64();
+    assert!(
+        rate <= 50.0,
+        "{rate:.1} posts/s is over Discord's global limit"
+    );
+    assert!(bot.stop().success());
+
+    // A restart finds nothing overdue: no update is posted twice.
+    let before = posted(&fake);
+    let mut again = Bot::start_on_db(&fake, w, &db);
+    fake.wait_until(Duration::from_secs(10), |f| {
+        (f.gateway_stats().identifies >= 2).then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(posted(&fake), before, "nothing re-sent after a restart");
+    assert!(again.stop().success());
+
+    let store = Store::open(&db).unwrap();
+    let recorded = (1..=INCIDENTS)
+        .filter(|n| {
+            store.events(IncidentId(*n)).unwrap().iter().any(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::StatusPosted {
+                        automated: true,
+                        ..
+                    }
+                )
+            })
+        })
+        .count();
+    assert_eq!(recorded as u64, INCIDENTS, "every post is in its timeline");
+}
