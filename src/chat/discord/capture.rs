@@ -130,12 +130,7 @@ pub async fn highlight(
     Ok(id)
 }
 
-pub async fn on_reaction(
-    app: &App,
-    http: &Http,
-    limiter: &DefaultDirectRateLimiter,
-    r: &Reaction,
-) {
+pub async fn on_reaction(app: &App, http: &Http, limiter: &DefaultDirectRateLimiter, r: &Reaction) {
     if !crate::postmortem::is_highlight_reaction(&app.config, &r.emoji.to_string()) {
         return;
     }

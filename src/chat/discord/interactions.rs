@@ -252,8 +252,14 @@ impl Bot {
                     .ok()
                     .and_then(|j| j["incident"].as_str().map(str::to_string));
                 if let Ok(inc) = commands::incident::target(&self.app, &inv, named.as_deref()) {
-                    super::capture::backfill(&self.app, http, &self.limiter, inc.id, self.bot_user.get().copied())
-                        .await;
+                    super::capture::backfill(
+                        &self.app,
+                        http,
+                        &self.limiter,
+                        inc.id,
+                        self.bot_user.get().copied(),
+                    )
+                    .await;
                 }
             }
             match commands::run(&self.app, &inv).await {
@@ -308,9 +314,15 @@ impl Bot {
             r.error("That command works on a message.".into()).await;
             return;
         };
-        let res =
-            super::capture::highlight(&self.app, http, &self.limiter, cmd.channel_id, target, Actor::User(user))
-                .await;
+        let res = super::capture::highlight(
+            &self.app,
+            http,
+            &self.limiter,
+            cmd.channel_id,
+            target,
+            Actor::User(user),
+        )
+        .await;
         match res {
             Ok(id) => {
                 let _ = self.app.store.flush().await;
@@ -593,7 +605,13 @@ impl EventHandler for Handler {
         let (bot, http) = (bot.clone(), ctx.http.clone());
         // Whatever was said while the bot was away goes into the record before anything else.
         tokio::spawn(async move {
-            super::capture::backfill_open(&bot.app, &http, &bot.limiter, bot.bot_user.get().copied()).await
+            super::capture::backfill_open(
+                &bot.app,
+                &http,
+                &bot.limiter,
+                bot.bot_user.get().copied(),
+            )
+            .await
         });
     }
 
@@ -601,7 +619,13 @@ impl EventHandler for Handler {
         let Some(bot) = self.bot.get() else { return };
         let (bot, http) = (bot.clone(), ctx.http.clone());
         tokio::spawn(async move {
-            super::capture::backfill_open(&bot.app, &http, &bot.limiter, bot.bot_user.get().copied()).await
+            super::capture::backfill_open(
+                &bot.app,
+                &http,
+                &bot.limiter,
+                bot.bot_user.get().copied(),
+            )
+            .await
         });
     }
 
