@@ -14,11 +14,11 @@ const INCIDENTS: u64 = 200;
 
 /// `INCIDENTS` open incidents whose status updates all came due a second ago, each in a channel
 /// the fake knows.
-fn prepare(fake: &FakeDiscord, category: u64, db: &std::path::Path) -> Vec<u64> {
+fn prepare(fake: &FakeDiscord, category: u64, db: &std::path::Path, count: u64) -> Vec<u64> {
     let store = Store::open(db).unwrap();
     let due = Utc::now() - ChronoDuration::seconds(1);
     let mut channels = Vec::new();
-    for n in 0..INCIDENTS {
+    for n in 0..count {
         let id = store.reserve_incident_id().unwrap();
         let name = format!("inc-{}-load-{n}", id.0);
         let channel = fake.add_channel(&name, ChannelKind::Text, Some(category));
@@ -58,7 +58,7 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
     let w = world(&fake);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let channels = prepare(&fake, w.category, &db);
+    let channels = prepare(&fake, w.category, &db, INCIDENTS);
 
     let started = std::time::Instant::now();
     let mut bot = Bot::start_on_db(&fake, w, &db);
@@ -131,4 +131,86 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
         })
         .count();
     assert_eq!(recorded as u64, INCIDENTS, "every post is in its timeline");
+}
+
+/// A crash after Discord accepted a scheduled post but before the bot recorded it: the post is
+/// already in the channel with the job's nonce when the bot starts again and fires the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_sent_before_a_crash_is_not_sent_twice() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let channel = prepare(&fake, w.category, &db, 1)[0];
+    let job = {
+        let store = Store::open(&db).unwrap();
+        store.jobs().unwrap().remove(0)
+    };
+    let nonce = sitrep::scheduler::nonce(&job, 's', channel);
+    let http = fake.proxy_http();
+    serenity::all::ChannelId::new(channel)
+        .send_message(
+            &http,
+            serenity::all::CreateMessage::new()
+                .content("Status update (sent just before the crash)")
+                .nonce(serenity::all::Nonce::String(nonce.clone()))
+                .enforce_nonce(true),
+        )
+        .await
+        .unwrap();
+
+    let mut bot = Bot::start_on_db(&fake, w, &db);
+    fake.wait_ready().await;
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.messages(w.stakeholders)
+            .iter()
+            .any(|m| m["author"]["bot"] == true)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the job fired; log:\n{}", bot.log()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let in_channel = fake.messages(channel);
+    let updates: Vec<_> = in_channel
+        .iter()
+        .filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("Status update"))
+                || m["embeds"][0]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Status update"))
+        })
+        .collect();
+    assert_eq!(
+        updates.len(),
+        1,
+        "the update is in the channel once: {in_channel:#?}"
+    );
+    let sent_with_nonce = fake
+        .requests_to("POST /channels/{channel}/messages")
+        .into_iter()
+        .filter(|r| r.body["nonce"] == nonce.as_str())
+        .count();
+    assert_eq!(
+        sent_with_nonce, 2,
+        "sent again with the same nonce, and Discord kept one"
+    );
+    assert!(bot.stop().success());
+    let store = Store::open(&db).unwrap();
+    let recorded = store
+        .events(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::StatusPosted {
+                    automated: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(recorded, 1);
 }
