@@ -596,37 +596,28 @@ pub fn modal_update(
     })
 }
 
+/// Backfills every open incident's channel in the background (at READY and after a resume).
+fn spawn_backfill(bot: &Arc<Bot>, ctx: &Context) {
+    let (bot, http) = (bot.clone(), ctx.http.clone());
+    tokio::spawn(async move {
+        let user = bot.bot_user.get().copied();
+        super::capture::backfill_open(&bot.app, &http, &bot.limiter, user).await
+    });
+}
+
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
         let Some(bot) = self.bot.get() else { return };
         let _ = bot.bot_user.set(ready.user.id.get());
-        let (bot, http) = (bot.clone(), ctx.http.clone());
         // Whatever was said while the bot was away goes into the record before anything else.
-        tokio::spawn(async move {
-            super::capture::backfill_open(
-                &bot.app,
-                &http,
-                &bot.limiter,
-                bot.bot_user.get().copied(),
-            )
-            .await
-        });
+        spawn_backfill(bot, &ctx);
     }
 
     async fn resume(&self, ctx: Context, _: serenity::all::ResumedEvent) {
         let Some(bot) = self.bot.get() else { return };
-        let (bot, http) = (bot.clone(), ctx.http.clone());
-        tokio::spawn(async move {
-            super::capture::backfill_open(
-                &bot.app,
-                &http,
-                &bot.limiter,
-                bot.bot_user.get().copied(),
-            )
-            .await
-        });
+        spawn_backfill(bot, &ctx);
     }
 
     async fn message(&self, _ctx: Context, msg: serenity::all::Message) {
