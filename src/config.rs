@@ -86,6 +86,10 @@ pub struct DiscordConfig {
     pub connect_to: Option<String>,
     pub connect_timeout: Dur,
     pub request_timeout: Dur,
+    /// How long after resolution an incident's place is put away; unset keeps it as it is.
+    pub archive_after: Option<Dur>,
+    /// Where archived incident channels go (threads are archived in place).
+    pub archive_category_id: Option<u64>,
 }
 
 pub const DISCORD_API: &str = "https://discord.com";
@@ -106,6 +110,8 @@ impl Default for DiscordConfig {
             connect_to: None,
             connect_timeout: Dur(std::time::Duration::from_secs(5)),
             request_timeout: Dur(std::time::Duration::from_secs(15)),
+            archive_after: None,
+            archive_category_id: None,
         }
     }
 }

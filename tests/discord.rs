@@ -626,3 +626,65 @@ async fn renders_past_discords_limits_go_out_as_files() {
     );
     assert_eq!(fake.invalid_request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_channels_are_archived_after_the_delay_and_reopen_cancels_it() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let archive = fake.add_channel("archive", support::discord::ChannelKind::Category, None);
+    let _bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[
+            ("SITREP_DISCORD__ARCHIVE_AFTER", "2s"),
+            ("SITREP_DISCORD__ARCHIVE_CATEGORY_ID", &archive.to_string()),
+        ],
+    );
+    fake.wait_ready().await;
+    let (kept, _) = open(
+        &fake,
+        OWNER_ID,
+        json!({"title": "Comes back", "severity": "SEV3"}),
+    )
+    .await;
+    let (gone, _) = open(
+        &fake,
+        OWNER_ID,
+        json!({"title": "Done for good", "severity": "SEV3"}),
+    )
+    .await;
+    for ch in [kept, gone] {
+        run_in(
+            &fake,
+            OWNER_ID,
+            ch,
+            json!({"resolve": {"summary": "fixed"}}),
+        )
+        .await;
+    }
+    run_in(
+        &fake,
+        OWNER_ID,
+        kept,
+        json!({"reopen": {"reason": "it came back"}}),
+    )
+    .await;
+    let moved = fake
+        .wait_until(Duration::from_secs(10), |f| {
+            f.channel(gone)
+                .filter(|c| c["parent_id"].as_str() == Some(archive.to_string().as_str()))
+        })
+        .await;
+    assert!(
+        moved.is_some(),
+        "the resolved channel moves to the archive category"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.channel(kept).unwrap()["parent_id"],
+        w.category.to_string(),
+        "the reopened incident stays where it is"
+    );
+}

@@ -113,6 +113,11 @@ impl Chat for ConsoleChat {
         format!("#{}", self.name(channel))
     }
 
+    async fn archive(&self, channel: u64) -> Result<(), ChatError> {
+        self.print(&format!("#{}", self.name(channel)), "(archived)");
+        Ok(())
+    }
+
     fn user_mention(&self, user: &UserRef) -> String {
         format!("@{}", user.name)
     }

@@ -208,6 +208,13 @@ pub trait Chat: Send + Sync {
         Err(ChatError::Refused("this chat cannot edit messages".into()))
     }
 
+    /// Puts a resolved incident's place away: a thread is archived, a channel moved to the
+    /// archive category. Chats without such a notion do nothing.
+    async fn archive(&self, channel: u64) -> Result<(), ChatError> {
+        let _ = channel;
+        Ok(())
+    }
+
     /// A link that opens the channel from outside the chat (e.g. from a PagerDuty alert).
     fn channel_url(&self, channel: u64) -> Option<String> {
         let _ = channel;

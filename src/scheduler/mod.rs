@@ -68,7 +68,30 @@ fn restarts_cadence(kind: &EventKind) -> bool {
 pub fn plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange> {
     let mut changes = status_plan(config, inc, events);
     changes.extend(crate::escalation::plan(config, inc, events));
+    changes.extend(archive_plan(config, inc, events));
     changes
+}
+
+/// Resolving schedules the channel's archival; reopening takes it back.
+pub fn archive_plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange> {
+    let Some(after) = config.discord.archive_after else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in events {
+        match e.kind {
+            EventKind::Resolved { .. } => {
+                let due = e.at + chrono::Duration::from_std(after.0).unwrap_or_default();
+                out.push(JobChange::Put(Job::new(inc.id, JobKind::Archive, due)));
+            }
+            EventKind::Reopened { .. } => out.push(JobChange::Cancel {
+                incident: inc.id,
+                kind: JobKind::Archive,
+            }),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The job changes that `events`, just folded into `inc`, call for. Pass it to
@@ -191,7 +214,27 @@ impl Scheduler {
                 Ok(crate::escalation::timeout(&self.app, job).await?)
             }
             JobKind::StuckNudge => Ok(crate::escalation::nudge(&self.app, job).await?),
+            JobKind::Archive => self.archive(job).await,
         }
+    }
+
+    /// Archives a still-resolved incident's channel, then forgets the job.
+    async fn archive(&self, job: &Job) -> Result<(), JobError> {
+        let app = &self.app;
+        if let Some(inc) = app.store.incident(job.incident)? {
+            if let (false, Some(channel)) = (inc.is_open(), inc.channel) {
+                app.chat
+                    .archive(channel)
+                    .await
+                    .map_err(|source| JobError::Chat { channel, source })?;
+                tracing::info!(incident = %inc.id, channel, "archived the incident's channel");
+            }
+        }
+        app.store.apply_jobs(&[JobChange::Cancel {
+            incident: job.incident,
+            kind: JobKind::Archive,
+        }])?;
+        Ok(())
     }
 
     /// Posts the status update to the incident and stakeholder channels and, when the team has

@@ -31,6 +31,8 @@ pub enum JobKind {
     },
     /// A SEV1/SEV2 still investigating after `[escalation] stuck_after`: suggest escalating.
     StuckNudge,
+    /// A resolved incident's channel is archived after `[discord] archive_after`.
+    Archive,
 }
 
 impl JobKind {
@@ -40,6 +42,7 @@ impl JobKind {
             JobKind::StatusUpdate => "status",
             JobKind::EscalationTimeout { .. } => "escalation",
             JobKind::StuckNudge => "stuck",
+            JobKind::Archive => "archive",
         }
     }
 

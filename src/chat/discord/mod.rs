@@ -228,6 +228,28 @@ impl Chat for DiscordChat {
         Ok(sent.id.get())
     }
 
+    async fn archive(&self, channel: u64) -> Result<(), ChatError> {
+        let id = ChannelId::new(channel);
+        match self.config.discord.incident_mode {
+            IncidentMode::Thread => {
+                let b = serenity::all::EditThread::new().archived(true);
+                self.call("archive thread", || id.edit_thread(&self.http, b.clone()))
+                    .await?;
+            }
+            IncidentMode::Channel => {
+                let Some(cat) = self.config.discord.archive_category_id else {
+                    return Ok(());
+                };
+                let b = serenity::all::EditChannel::new().category(ChannelId::new(cat));
+                self.call("move channel to the archive", || {
+                    id.edit(&self.http, b.clone())
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     fn channel_mention(&self, channel: u64) -> String {
         format!("<#{channel}>")
     }
