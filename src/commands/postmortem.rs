@@ -116,7 +116,12 @@ async fn draft(app: &App, inv: &Invocation, a: DraftArgs) -> Result<Outcome, Com
     Ok(outcome(Reply::public(text), Some(inc.id)))
 }
 
-fn show(app: &App, inv: &Invocation, a: VersionArgs) -> Result<Outcome, CommandError> {
+/// The incident a `show` or `export` is about, and the draft version it asks for.
+fn exported(
+    app: &App,
+    inv: &Invocation,
+    a: &VersionArgs,
+) -> Result<(crate::domain::Incident, postmortem::Exported), CommandError> {
     let inc = target(app, inv, a.incident.as_deref())?;
     let found = postmortem::export_draft(
         &app.store,
@@ -125,6 +130,11 @@ fn show(app: &App, inv: &Invocation, a: VersionArgs) -> Result<Outcome, CommandE
         inc.id,
         version(a.version)?,
     )?;
+    Ok((inc, found))
+}
+
+fn show(app: &App, inv: &Invocation, a: VersionArgs) -> Result<Outcome, CommandError> {
+    let (inc, found) = exported(app, inv, &a)?;
     let which = match (found.version, found.latest) {
         (Some(v), Some(l)) => format!("version {v} of {l}"),
         _ => "not stored yet; `/postmortem draft` stores one".into(),
@@ -153,14 +163,7 @@ pub fn file_name(id: IncidentId, version: Option<u32>) -> String {
 }
 
 fn export(app: &App, inv: &Invocation, a: VersionArgs) -> Result<Outcome, CommandError> {
-    let inc = target(app, inv, a.incident.as_deref())?;
-    let found = postmortem::export_draft(
-        &app.store,
-        &app.renderer,
-        &app.config,
-        inc.id,
-        version(a.version)?,
-    )?;
+    let (inc, found) = exported(app, inv, &a)?;
     let content = match (found.version, found.latest) {
         (Some(v), Some(l)) => format!("Post-mortem of {}, version {v} of {l}.", inc.id),
         _ => format!(

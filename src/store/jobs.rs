@@ -190,8 +190,7 @@ impl Store {
                         actor: actor.clone(),
                         kind,
                     };
-                    events.insert(&event_key(id, incident.events), encode(&event))?;
-                    incident.apply(&event);
+                    super::tx_push(events, &mut incident, &event)?;
                     written.push(event);
                 }
                 incidents.insert(&id.0.to_be_bytes(), encode(&incident))?;

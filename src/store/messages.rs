@@ -5,7 +5,7 @@
 //! not timeline events (a busy channel would drown the timeline); a message becomes a timeline
 //! event only when someone highlights it, and from then on its edits and deletion are events too.
 
-use super::{decode, encode, event_key, flatten, tx_incident, AppendError, Store, StoreError};
+use super::{decode, encode, flatten, tx_incident, AppendError, Store, StoreError};
 use crate::domain::{Actor, Event, EventKind, IncidentId, UserRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -131,8 +131,7 @@ fn tx_append(
     event: &Event,
 ) -> super::TxResult<()> {
     let mut incident = tx_incident(incidents, id)?;
-    events.insert(&event_key(id, incident.events), encode(event))?;
-    incident.apply(event);
+    super::tx_push(events, &mut incident, event)?;
     incidents.insert(&id.0.to_be_bytes(), encode(&incident))?;
     Ok(())
 }

@@ -125,6 +125,18 @@ fn tx_incident(tx: &TransactionalTree, id: IncidentId) -> TxResult<Incident> {
     }
 }
 
+/// Appends `event` to `incident`'s timeline inside a transaction: written at the next sequence
+/// number and folded in. The caller writes the incident back.
+pub(crate) fn tx_push(
+    events: &TransactionalTree,
+    incident: &mut Incident,
+    event: &Event,
+) -> TxResult<()> {
+    events.insert(&event_key(incident.id, incident.events), encode(event))?;
+    incident.apply(event);
+    Ok(())
+}
+
 fn flatten(e: TransactionError<AppendError>) -> AppendError {
     match e {
         TransactionError::Abort(e) => e,
