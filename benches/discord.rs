@@ -55,7 +55,14 @@ async fn footprint_and_burst(burst: usize) {
     let hang = HangingServer::start();
     let extra = format!("[prometheus]\nurl = \"{}\"\ntimeout = \"5s\"\n", hang.url());
     let started = Instant::now();
-    let bot = Bot::start(&fake, w, Mode::Proxy, &extra);
+    // The log level a deployment runs with, not the tests' debug level.
+    let bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        &extra,
+        &[("SITREP_LOG", "warn,sitrep=info")],
+    );
     fake.wait_ready().await;
     let to_ready = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -152,6 +159,24 @@ async fn footprint_and_burst(burst: usize) {
             ms(percentile(v, 0.5)),
             ms(percentile(v, 0.99)),
             ms(*v.last().unwrap())
+        );
+    }
+    // The bot's own share: from the handler's start to its first response sent, as it logs it.
+    let mut handler: Vec<Duration> = bot
+        .log()
+        .lines()
+        .filter_map(|l| l.split("ack_us=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_micros)
+        .collect();
+    handler.sort();
+    if !handler.is_empty() {
+        println!(
+            "  inside the bot's handler: p50 {} · p99 {} · max {} over {}",
+            ms(percentile(&handler, 0.5)),
+            ms(percentile(&handler, 0.99)),
+            ms(*handler.last().unwrap()),
+            handler.len()
         );
     }
     drop(bot);

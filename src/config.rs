@@ -294,7 +294,9 @@ pub struct PostmortemConfig {
     pub highlight_reaction: String,
     /// Pinning a message in an incident channel puts it on the timeline too.
     pub highlight_pins: bool,
-    /// Appends every captured message to the draft, not only the highlighted ones.
+    /// Appends every captured message of the channel to the draft as an appendix, edits as
+    /// their final text and deletions marked, so that nothing said is missing from the record.
+    /// Off, the draft holds only the key moments.
     pub transcript: bool,
     /// Keeps the built-in blameless-lint phrases; `lint` adds to them.
     pub builtin_lint: bool,
@@ -307,7 +309,7 @@ impl Default for PostmortemConfig {
             anonymize: false,
             highlight_reaction: "📌".into(),
             highlight_pins: true,
-            transcript: false,
+            transcript: true,
             builtin_lint: true,
             lint: Vec::new(),
         }
@@ -708,7 +710,7 @@ impl Config {
             // Validate the file alone first so that errors point at its lines.
             toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
                 origin: origin.into(),
-                message: e.to_string(),
+                message: misplaced_secret(&e, text).unwrap_or_else(|| e.to_string()),
             })?;
             merge(&mut value, parsed, true);
         }
@@ -953,6 +955,31 @@ impl Config {
     }
 }
 
+/// A secret written into the file under a key that is not a setting (`token = "..."`): says
+/// where secrets go instead of the parser's message, which quotes the line and so the secret.
+fn misplaced_secret(e: &toml::de::Error, text: &str) -> Option<String> {
+    let key = e
+        .message()
+        .strip_prefix("unknown field `")?
+        .split('`')
+        .next()?;
+    let lower = key.to_ascii_lowercase();
+    if !["token", "secret", "password", "key"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return None;
+    }
+    let line = e.span().map_or(0, |s| {
+        text.get(..s.start)
+            .map_or(0, |before| before.matches('\n').count() + 1)
+    });
+    Some(format!(
+        "line {line}: `{key}` is not a setting; secrets are read from the environment only ({}, and the variables named by pagerduty_routing_key_env): remove it from the file",
+        SECRET_VARS.join(", ")
+    ))
+}
+
 fn url_like(s: &str) -> Result<(), String> {
     if s.starts_with("http://") || s.starts_with("https://") {
         Ok(())
@@ -1089,6 +1116,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_pasted_into_the_file_is_not_quoted_back() {
+        let toml = "[discord]\nguild_id = 1\ntoken = \"MTMw.pasted-by-mistake\"\n";
+        let err = Config::from_parts(Some(("a.toml", toml)), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pasted-by-mistake"), "{err}");
+        assert!(
+            err.contains("a.toml: line 3: `token` is not a setting")
+                && err.contains("SITREP_DISCORD_TOKEN"),
+            "{err}"
+        );
+        // Other unknown keys keep the parser's message, which shows the line.
+        let err = Config::from_parts(Some(("a.toml", "[discord]\nguild = 1\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("guild = 1"), "{err}");
     }
 
     #[test]
@@ -1310,13 +1356,17 @@ mod tests {
     fn postmortem_section_from_a_file() {
         let d = Config::default();
         assert!(!d.postmortem.anonymize);
+        assert!(
+            d.postmortem.transcript,
+            "nothing said is missing by default"
+        );
         assert_eq!(d.postmortem.highlight_reaction, "📌");
         assert!(d.postmortem.builtin_lint && d.postmortem.lint.is_empty());
         let toml = r#"
             [postmortem]
             anonymize = true
             highlight_reaction = "⭐"
-            transcript = true
+            transcript = false
 
             [[postmortem.lint]]
             phrase = "dropped the ball"
@@ -1331,7 +1381,7 @@ mod tests {
             &env(&[("SITREP_POSTMORTEM__BUILTIN_LINT", "false")]),
         )
         .unwrap();
-        assert!(c.postmortem.anonymize && c.postmortem.transcript);
+        assert!(c.postmortem.anonymize && !c.postmortem.transcript);
         assert!(!c.postmortem.builtin_lint);
         assert_eq!(c.postmortem.highlight_reaction, "⭐");
         assert_eq!(c.postmortem.lint.len(), 2);

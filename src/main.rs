@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tracing_subscriber::prelude::*;
 
 #[derive(Parser)]
 #[command(name = "sitrep", version, about = "Incident coordination for Discord")]
@@ -87,15 +88,22 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SITREP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sitrep=info")),
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SITREP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sitrep=info"));
+    // The close watch has its own filter: it must see serenity's gateway closes whatever the
+    // terminal is told.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes are noise in a journal or a log file.
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(filter),
         )
-        .with_writer(std::io::stderr)
+        .with(discord::close_watch())
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    match cli.command {
+    let result = match cli.command {
         Cmd::Console { config, db, user } => runtime.block_on(console(config, db, user)),
         Cmd::CheckConfig { config, console } => check_config(config, console),
         Cmd::Run { config } => runtime.block_on(run(config)),
@@ -107,7 +115,11 @@ fn main() -> anyhow::Result<()> {
             db,
         } => export(config, db, &incident, version, out),
         Cmd::RegisterCommands { config, guild } => runtime.block_on(register(config, guild)),
-    }
+    };
+    // A task stuck in a dependency (serenity spinning on a socket Discord closed for good) must
+    // not keep the process alive once the bot has decided to stop.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use sitrep::domain::{EventKind, IncidentId};
+use sitrep::domain::{Actor, EventKind, IncidentId};
 use sitrep::store::Store;
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
@@ -59,8 +59,9 @@ async fn messages_edits_deletes_highlights_and_backfill_are_kept() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(bot.stop().success(), "{}", bot.log());
 
-    // Said while the bot was down: backfilled at the next start.
+    // Said, and pinned, while the bot was down: backfilled at the next start.
     let away = fake.say(ana, channel, "said while the bot was away");
+    fake.pin(OWNER_ID, away);
     let mut bot = bot.restart(&fake, w, Mode::Proxy, "");
     let backfilled = fake
         .wait_for_request(|r| {
@@ -90,12 +91,13 @@ async fn messages_edits_deletes_highlights_and_backfill_are_kept() {
         .wait_for_request(|r| !r.files.is_empty() && r.files[0].filename.ends_with(".md"))
         .await;
     let attached = String::from_utf8(upload.files[0].bytes.clone()).unwrap();
-    // Key moments are listed in the order they were marked; the edit may land on either side
-    // of its highlight (gateway events are handled concurrently), so match its first words.
+    // Key moments sit where they were said; the edit may land on either side of its highlight
+    // (gateway events are handled concurrently), so match its first words.
     for needle in [
         "consumer back, draining",
         "restarting the consumer",
         "lag back under 1s",
+        "said while the bot was away",
     ] {
         let line = attached
             .lines()
@@ -149,21 +151,34 @@ async fn messages_edits_deletes_highlights_and_backfill_are_kept() {
 
     // Gateway events are handled concurrently, so the edit may land before or after the
     // highlight: what must hold is which messages are key moments, each once.
-    let mut highlighted: Vec<u64> = store
+    let marks: Vec<(u64, Actor, Option<chrono::DateTime<chrono::Utc>>)> = store
         .events(IncidentId(1))
         .unwrap()
         .into_iter()
         .filter_map(|e| match e.kind {
             EventKind::MessageCaptured {
-                change, message_id, ..
-            } if change == "highlighted" => Some(message_id),
+                change,
+                message_id,
+                said_at,
+                ..
+            } if change == "highlighted" => Some((message_id, e.actor, said_at)),
             _ => None,
         })
         .collect();
+    let mut highlighted: Vec<u64> = marks.iter().map(|m| m.0).collect();
     highlighted.sort();
     assert_eq!(
         highlighted,
-        vec![second, third, fourth],
+        vec![second, third, fourth, away],
         "each message once"
     );
+    for (id, _, said_at) in &marks {
+        assert_eq!(*said_at, Some(by_id(*id).at), "when {id} was said");
+    }
+    // The owner pinned ana's messages, live and while the bot was away: the pin notices say
+    // so (the pins event says nobody), and the pins are not put down to ana.
+    for pinned in [fourth, away] {
+        let (_, by, _) = marks.iter().find(|m| m.0 == pinned).unwrap();
+        assert_eq!(by.user().map(|u| u.id), Some(OWNER_ID), "{by:?}");
+    }
 }

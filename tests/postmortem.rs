@@ -1,7 +1,11 @@
-//! Post-mortems end to end through the command layer: capture, key moments, drafts and their
-//! versions, export (in chat and offline), the blameless lint, anonymity and statistics.
+//! Post-mortems end to end: through the command layer (capture, key moments, drafts and their
+//! versions, export in chat and offline, the blameless lint, anonymity, the transcript,
+//! `/incident stats`), and through the Discord fake for reading a big channel before a draft.
+
+mod support;
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
 use sitrep::app::{App, Clock};
 use sitrep::chat::console::{parse_line, ConsoleChat, Sink};
 use sitrep::commands::options::console_user_id;
@@ -14,6 +18,9 @@ use sitrep::render::{Renderer, TimeStyle};
 use sitrep::store::{CapturedMessage, Deploy, DeploySource, Highlighted, MessageAttachment, Store};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::bot::{world, Bot, Mode};
+use support::discord::{FakeDiscord, FakeOptions, Fault, Request, GENERAL_CHANNEL_ID, OWNER_ID};
 
 /// A clock the test sets, so that every event lands at a known minute.
 struct SetClock(Mutex<DateTime<Utc>>);
@@ -219,7 +226,7 @@ async fn checkout_incident(h: &Harness) -> IncidentId {
         EventKind::EscalationAcknowledged { escalation: 1 },
     );
     h.set(at(10, 12));
-    let carol = h.invocation("carol", "/postmortem stats");
+    let carol = h.invocation("carol", "/postmortem lint");
     let out = add_to_timeline(&h.app, &carol, 1002, None).await.unwrap();
     assert!(
         out.reply.post.content.contains("Added to INC-1's timeline"),
@@ -253,9 +260,16 @@ async fn checkout_incident(h: &Harness) -> IncidentId {
     id
 }
 
+/// Only the key moments: how drafts read with `[postmortem] transcript = false`.
+fn without_transcript() -> Config {
+    let mut config = Config::default();
+    config.postmortem.transcript = false;
+    config
+}
+
 #[tokio::test]
 async fn draft_contains_all_of_it_in_order() {
-    let h = Harness::new();
+    let h = Harness::with(without_transcript(), None);
     let id = checkout_incident(&h).await;
     h.set(at(11, 0));
     let reply = h.reply("alice", "/postmortem draft").await;
@@ -343,8 +357,119 @@ async fn draft_contains_all_of_it_in_order() {
         "a message nobody highlighted stays out of the draft"
     );
     assert!(!md.contains("incident still open"));
-    assert!(!md.contains("channel transcript"));
+    assert!(!md.contains("Channel transcript"));
     assert!(md.ends_with(".\n") || md.ends_with("|\n"), "{md}");
+}
+
+#[tokio::test]
+async fn the_transcript_keeps_everything_said() {
+    let h = Harness::new();
+    let id = checkout_incident(&h).await;
+    h.say(1004, "bob", at(10, 31), "cert monitor added");
+    h.say(1005, "dave", at(10, 32), "pasted the wrong token here");
+    h.store()
+        .edit_message(
+            id,
+            1004,
+            "cert expiry monitor added to the dashboard",
+            at(10, 33),
+        )
+        .unwrap();
+    h.store().delete_message(id, 1005, at(10, 34)).unwrap();
+    h.set(at(11, 0));
+    let reply = h.reply("alice", "/postmortem draft").await;
+    // "@bob forgot" once (the key moment, not again in the transcript), and "careless".
+    assert!(reply.contains("2 phrases to reword"), "{reply}");
+    let md = h.latest_markdown(id);
+    in_order(
+        &md,
+        &[
+            "## Timeline",
+            "· Key moment · @bob forgot to renew the cert · _dave_",
+            "## Lessons learned",
+            "## Reviewer notes",
+            "- **\"@bob forgot\"** (Timeline, 2026-11-21 10:05:00 UTC)",
+            "- **\"careless\"** (Transcript, 2026-11-21 10:05:00 UTC)",
+            "## Appendix: Channel transcript",
+            "- 2026-11-21 10:04:00 UTC **bob**: Seeing 500s from the payment gateway since 09:50 · [errors.png](https://cdn.example.com/errors.png)\n",
+            "- 2026-11-21 10:05:00 UTC **dave**: @bob forgot to renew the cert\n",
+            "- 2026-11-21 10:05:00 UTC **erin**: what a careless rollout\n",
+            "- 2026-11-21 10:31:00 UTC **bob**: cert expiry monitor added to the dashboard _(edited)_\n",
+            "- 2026-11-21 10:32:00 UTC **dave**: _(deleted)_\n",
+        ],
+    );
+    assert!(
+        md.ends_with("_(deleted)_\n"),
+        "the transcript closes the draft"
+    );
+    assert!(
+        !md.contains("cert monitor added"),
+        "an edit shows its final text"
+    );
+    assert!(
+        !md.contains("wrong token"),
+        "a deleted message's text stays out"
+    );
+
+    // The same incident with the transcript off: the key moments only.
+    let off = Harness::with(without_transcript(), None);
+    let id = checkout_incident(&off).await;
+    off.run("alice", "/postmortem draft").await;
+    let md = off.latest_markdown(id);
+    assert!(md.contains("@bob forgot to renew the cert"), "{md}");
+    assert!(!md.contains("Channel transcript") && !md.contains("careless"));
+}
+
+#[tokio::test]
+async fn key_moments_sit_where_they_were_said() {
+    let h = Harness::new();
+    h.run(
+        "alice",
+        r#"/incident open title:"Search is slow" severity:SEV3"#,
+    )
+    .await;
+    let id = IncidentId(1);
+    h.say(4001, "bob", at(10, 1), "search-3 disk is full");
+    h.set(at(10, 6));
+    h.run("carol", r#"/incident note text:"Cleared old snapshots""#)
+        .await;
+    // Pinned ten minutes after it was said, five after the note.
+    h.set(at(10, 11));
+    let carol = Actor::User(user("carol"));
+    let Highlighted::Added(ev) = postmortem::highlight(&h.app, id, 4001, &carol)
+        .await
+        .unwrap()
+    else {
+        panic!("not added")
+    };
+    assert_eq!(ev.at, at(10, 11), "the event is dated when it was marked");
+    assert_eq!(ev.actor, carol, "and says who marked it");
+    match &ev.kind {
+        EventKind::MessageCaptured {
+            author, said_at, ..
+        } => {
+            assert_eq!(author.name, "bob");
+            assert_eq!(*said_at, Some(at(10, 1)));
+        }
+        other => panic!("{other:?}"),
+    }
+    h.set(at(10, 20));
+    h.run("alice", "/postmortem draft").await;
+    let md = h.latest_markdown(id);
+    in_order(
+        &md,
+        &[
+            "## Timeline",
+            "- **2026-11-21 10:00:00 UTC** · Declared",
+            "- **2026-11-21 10:01:00 UTC** · Key moment · search-3 disk is full · _bob_",
+            "- **2026-11-21 10:06:00 UTC** · Note · Cleared old snapshots · _carol_",
+            "## Root cause",
+        ],
+    );
+    assert!(
+        !md.contains("10:11:00"),
+        "nothing is dated when it was marked:\n{md}"
+    );
 }
 
 #[tokio::test]
@@ -543,7 +668,7 @@ async fn anonymized_drafts_name_roles_not_people() {
             "| Alert 14 days before certificates expire | Responder 1 | 2026-12-01 |",
             "- **\"Responder 1 forgot\"**",
             "**\"careless\"** (Transcript, 2026-11-21 10:05:00 UTC)",
-            "## Appendix: channel transcript",
+            "## Appendix: Channel transcript",
             "- 2026-11-21 10:04:00 UTC **Responder 1**: Seeing 500s",
             "- 2026-11-21 10:05:00 UTC **Responder 3**: what a careless rollout",
         ],
@@ -581,7 +706,7 @@ async fn key_moments_are_added_once() {
         at(10, 1),
         "p99 doubled after the index rebuild",
     );
-    let inv = h.invocation("carol", "/postmortem stats");
+    let inv = h.invocation("carol", "/postmortem lint");
     let first = add_to_timeline(&h.app, &inv, 2001, None).await.unwrap();
     assert!(first.reply.ephemeral);
     let again = add_to_timeline(&h.app, &inv, 2001, None).await.unwrap();
@@ -654,7 +779,7 @@ async fn stats_count_real_incidents_by_severity() {
     )
     .await;
     h.set(at(12, 0));
-    let text = h.reply("bob", "/postmortem stats since:3h").await;
+    let text = h.reply("bob", "/incident stats since:3h").await;
     in_order(
         &text,
         &[
@@ -664,16 +789,18 @@ async fn stats_count_real_incidents_by_severity() {
             "SEV2          1         0  4m        —",
         ],
     );
-    let all = h.reply("bob", "/postmortem stats").await;
+    let all = h.reply("bob", "/incident stats").await;
     assert!(
         all.starts_with("**Incidents, all time:** 3 (1 resolved, 2 open)"),
         "{all}"
     );
-    let err = h.error("bob", "/postmortem stats since:tomorrow").await;
+    let err = h.error("bob", "/incident stats since:tomorrow").await;
     assert!(
         err.contains("`since:tomorrow` is not a time in the past"),
         "{err}"
     );
+    let moved = parse_line("/postmortem stats").unwrap_err().to_string();
+    assert!(moved.contains("not one of"), "{moved}");
 }
 
 #[tokio::test]
@@ -687,7 +814,7 @@ async fn edits_and_deletes_of_key_moments_reach_the_draft() {
     let id = IncidentId(1);
     h.say(3001, "bob", at(10, 1), "restarting search-3");
     h.say(3002, "bob", at(10, 2), "it was the disk");
-    let inv = h.invocation("alice", "/postmortem stats");
+    let inv = h.invocation("alice", "/postmortem lint");
     add_to_timeline(&h.app, &inv, 3001, None).await.unwrap();
     add_to_timeline(&h.app, &inv, 3002, None).await.unwrap();
     h.store()
@@ -724,4 +851,247 @@ fn the_example_config_documents_the_postmortem_section() {
         !problems.iter().any(|p| p.contains("postmortem")),
         "{problems:?}"
     );
+}
+
+/// History reads of one channel, as the fake answered them.
+fn history_reads(fake: &FakeDiscord, channel: u64) -> Vec<Request> {
+    let path = format!("/channels/{channel}/messages");
+    fake.requests_to("GET /channels/{channel}/messages")
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect()
+}
+
+/// Edits of an interaction's original response, oldest first: what its placeholder said.
+fn original_edits(fake: &FakeDiscord, token: &str) -> Vec<String> {
+    fake.requests_to("PATCH /webhooks/{application}/{token}/messages/{message}")
+        .into_iter()
+        .filter(|r| r.status == 200 && r.path.contains(token) && r.path.ends_with("/@original"))
+        .map(|r| r.body["content"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// A channel far bigger than one history page, said while the bot was down, is read in full
+/// before the draft, 100 messages a request, with the placeholder telling how far it got.
+///
+/// `SITREP_TEST_BACKFILL_MESSAGES=100000 cargo test --release --test postmortem big_channel`
+/// runs it at 100k messages (about 1,000 reads); the default, 5,000, keeps CI short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_channel_is_read_in_full_with_progress_before_the_draft() {
+    let n: usize = std::env::var("SITREP_TEST_BACKFILL_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let fake = FakeDiscord::start_with(FakeOptions {
+        wait_timeout: Duration::from_secs(15 + n as u64 / 500),
+        ..FakeOptions::default()
+    })
+    .await;
+    let w = world(&fake);
+    let content = [("SITREP_DISCORD__MESSAGE_CONTENT", "true")];
+    let mut bot = Bot::start_with_env(&fake, w, Mode::Proxy, "", &content);
+    fake.wait_ready().await;
+    let open = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({"open": {"title": "Orders stuck", "severity": "SEV2"}}),
+    );
+    fake.wait_response(&open).await;
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.original(&open)
+            .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
+    })
+    .await
+    .expect("opened");
+    let channel: u64 = fake
+        .channel_named("inc-1-orders-stuck")
+        .expect("its channel")["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Said, then a note, then marked: the key moment goes before the note.
+    let ana = fake.add_member("ana", &[]);
+    let said = fake.say(ana, channel, "queue depth is 40k");
+    let note = fake.slash(
+        OWNER_ID,
+        channel,
+        "incident",
+        json!({"note": {"text": "consumer restarted"}}),
+    );
+    fake.wait_response(&note).await;
+    fake.react(OWNER_ID, said, "📌");
+    let resolve = fake.slash(
+        OWNER_ID,
+        channel,
+        "incident",
+        json!({"resolve": {"summary": "drained the queue"}}),
+    );
+    fake.wait_response(&resolve).await;
+    // Gateway events are handled beside interactions; give the reaction time to land.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(bot.stop().success(), "{}", bot.log());
+    let last_stored = {
+        let store = Store::open(bot.db_path()).unwrap();
+        let inc = store.incident(IncidentId(1)).unwrap().unwrap();
+        assert!(
+            !inc.is_open(),
+            "resolved: startup will not read its channel"
+        );
+        store
+            .last_message_id(IncidentId(1))
+            .unwrap()
+            .expect("ana's message")
+    };
+
+    let seeded = fake.seed_messages(ana, channel, n);
+    let mut bot = bot.restart(&fake, w, Mode::Proxy, "");
+    fake.wait_ready().await;
+    let unread = fake
+        .messages(channel)
+        .iter()
+        .filter(|m| m["id"].as_str().unwrap().parse::<u64>().unwrap() > last_stored)
+        .count();
+    assert!(unread >= n, "{unread}");
+    let reads_before = history_reads(&fake, channel).len();
+
+    // A flaky Discord must not leave a hole: the first page fails once and is read again.
+    fake.fail_next("GET /channels/{channel}/messages", Fault::ServerError(502));
+    let started = std::time::Instant::now();
+    let d = fake.slash(OWNER_ID, channel, "postmortem", json!({"draft": {}}));
+    assert_eq!(fake.wait_response(&d).await.kind, 5, "deferred");
+    let drafted = fake
+        .wait_until(Duration::from_secs(15 + n as u64 / 500), |f| {
+            f.original(&d)
+                .and_then(|m| m["content"].as_str().map(str::to_string))
+                .filter(|c| c.contains("Post-mortem draft"))
+        })
+        .await
+        .unwrap_or_else(|| panic!("no draft; log:\n{}", bot.log()));
+    let took = started.elapsed();
+    assert!(drafted.contains("**version 1** of INC-1"), "{drafted}");
+    assert!(!drafted.contains("stopped after"), "{drafted}");
+
+    // Pages of 100, forward from the last stored message; one more only if the last was full.
+    let reads: Vec<Request> = history_reads(&fake, channel)
+        .into_iter()
+        .skip(reads_before)
+        .collect();
+    assert!(reads
+        .iter()
+        .all(|r| r.query("limit") == Some("100") && r.query("after").is_some()));
+    assert_eq!(
+        reads[0].query("after"),
+        Some(last_stored.to_string().as_str())
+    );
+    let failed = reads.iter().filter(|r| r.status != 200).count();
+    let pages = reads.len() - failed;
+    assert_eq!(failed, 1, "the injected 502, retried");
+    let expected = unread.div_ceil(100) + usize::from(unread % 100 == 0);
+    assert_eq!(pages, expected, "{unread} messages to read");
+    assert!(
+        pages == n.div_ceil(100) || pages == n.div_ceil(100) + 1,
+        "{pages} reads for {n} messages"
+    );
+
+    // The placeholder said how far reading had got before the draft replaced it.
+    let edits = original_edits(&fake, &d.token);
+    let last = edits.last().expect("edits of the deferred response");
+    assert!(last.contains("Post-mortem draft"), "{edits:?}");
+    let progress: Vec<&String> = edits[..edits.len() - 1].iter().collect();
+    assert!(!progress.is_empty(), "no progress shown: {edits:?}");
+    for p in &progress {
+        assert!(
+            p.starts_with("Reading #inc-1-orders-stuck … ") && p.ends_with(" messages so far"),
+            "{p}"
+        );
+    }
+    assert!(
+        progress.len() <= 1 + took.as_secs() as usize / 2,
+        "{} progress edits in {took:?}: at most one every 2 s after the first",
+        progress.len()
+    );
+
+    // The export holds every seeded message: first, middle and last, in order, after the
+    // key moment that was said before the note and marked after it.
+    let e = fake.slash(OWNER_ID, channel, "postmortem", json!({"export": {}}));
+    fake.wait_response(&e).await;
+    let upload = fake
+        .wait_for_request(|r| {
+            r.path.contains(&e.token) && r.files.iter().any(|f| f.filename.ends_with(".md"))
+        })
+        .await;
+    let md = String::from_utf8(upload.files[0].bytes.clone()).unwrap();
+    in_order(
+        &md,
+        &[
+            "· Key moment · queue depth is 40k · _ana_",
+            "· Note · consumer restarted · _owner_",
+            "## Appendix: Channel transcript",
+            "**ana**: queue depth is 40k\n",
+            &format!("**ana**: message 1 of {n}\n"),
+            &format!("**ana**: message {} of {n}\n", n / 2),
+            &format!("**ana**: message {n} of {n}\n"),
+        ],
+    );
+    assert_eq!(
+        md.matches(&format!(" of {n}\n")).count(),
+        seeded.len(),
+        "each seeded message once"
+    );
+
+    // Mistakes are answered at once and privately, not in the channel after a deferral.
+    let missing = fake.slash(
+        OWNER_ID,
+        channel,
+        "postmortem",
+        json!({"export": {"version": 9}}),
+    );
+    let r = fake.wait_response(&missing).await;
+    assert_eq!(r.kind, 4, "{:?}", r.data);
+    assert!(r.ephemeral());
+    assert_eq!(
+        r.content(),
+        "INC-1 has no post-mortem version 9; the versions are 1 to 1"
+    );
+    let nowhere = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "postmortem",
+        json!({"draft": {}}),
+    );
+    let r = fake.wait_response(&nowhere).await;
+    assert!(r.kind == 4 && r.ephemeral(), "{:?}", r.data);
+    assert!(r.content().contains("which incident?"), "{}", r.content());
+
+    // When Discord keeps failing, the draft is still made, and says what it may miss.
+    fake.seed_messages(ana, channel, 3);
+    fake.fail_next_n(
+        "GET /channels/{channel}/messages",
+        Fault::ServerError(503),
+        4,
+    );
+    let again = fake.slash(OWNER_ID, channel, "postmortem", json!({"draft": {}}));
+    fake.wait_response(&again).await;
+    let warned = fake
+        .wait_until(Duration::from_secs(15 + n as u64 / 500), |f| {
+            f.original(&again)
+                .and_then(|m| m["content"].as_str().map(str::to_string))
+                .filter(|c| c.contains("Post-mortem draft"))
+        })
+        .await
+        .expect("the second draft");
+    assert!(
+        warned.starts_with("⚠️ Reading #inc-1-orders-stuck stopped after 0 messages (")
+            && warned.contains("`/postmortem draft` again reads on from there")
+            && warned.contains("**version 2**"),
+        "{warned}"
+    );
+    eprintln!(
+        "backfill of {unread} messages: {pages} reads, {} progress edits, draft in {took:?}",
+        progress.len()
+    );
+    assert!(bot.stop().success(), "{}", bot.log());
 }

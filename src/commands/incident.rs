@@ -1,5 +1,5 @@
-//! `/incident`: open, update, severity, role, note, action, status, list, resolve, reopen, cadence,
-//! public.
+//! `/incident`: open, update, severity, role, note, action, status, list, stats, resolve, reopen,
+//! cadence, public.
 
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
@@ -27,6 +27,7 @@ pub enum IncidentArgs {
     Action(ActionArgs),
     Status(StatusArgs),
     List(ListArgs),
+    Stats(StatsArgs),
     Resolve(ResolveArgs),
     Reopen(ReopenArgs),
     Cadence(CadenceArgs),
@@ -95,6 +96,13 @@ pub struct StatusArgs {
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
     pub filter: Option<String>,
+}
+
+/// `/incident stats [since]`: how many incidents, how fast acknowledged and resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsArgs {
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +204,7 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
         }
         IncidentArgs::Status(a) => status(app, inv, a.incident),
         IncidentArgs::List(a) => list(app, a.filter.as_deref()),
+        IncidentArgs::Stats(a) => stats(app, a.since.as_deref()),
         IncidentArgs::Resolve(a) => {
             let summary = a.summary;
             change(app, inv, a.incident, move |i| i.decide_resolve(&summary)).await
@@ -608,6 +617,21 @@ fn list(app: &App, filter: Option<&str>) -> Result<Outcome, CommandError> {
             post: Post::text(lines.join("\n")).fit_limits(),
             ephemeral: true,
         },
+        posts: Vec::new(),
+        incident: None,
+    })
+}
+
+/// Count, MTTA and MTTR of the incidents declared since `since` (all time without it), overall
+/// and by severity; drills are left out.
+fn stats(app: &App, since: Option<&str>) -> Result<Outcome, CommandError> {
+    let since = match since.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Some(super::deploys::parse_since(Some(s), app.now())?),
+        None => None,
+    };
+    let s = crate::postmortem::stats(&app.store.incidents()?, since);
+    Ok(Outcome {
+        reply: Reply::public(s.to_text()),
         posts: Vec::new(),
         incident: None,
     })

@@ -141,6 +141,7 @@ pub fn precheck(app: &App, inv: &Invocation) -> Result<(), CommandError> {
         "incident" => incident::precheck(app, &serde_json::from_value(json).map_err(bad)?),
         "metrics" => metrics::precheck(app, &serde_json::from_value(json).map_err(bad)?),
         "escalate" => escalate::precheck(app, inv, &serde_json::from_value(json).map_err(bad)?),
+        "postmortem" => postmortem::precheck(app, inv, &serde_json::from_value(json).map_err(bad)?),
         _ => Ok(()),
     }
 }

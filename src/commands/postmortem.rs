@@ -1,6 +1,5 @@
-//! `/postmortem`: draft, show, export, lint, stats; and the "Add to timeline" message command.
+//! `/postmortem`: draft, show, export, lint; and the "Add to timeline" message command.
 
-use super::deploys::parse_since;
 use super::incident::target;
 use super::{Invocation, Outcome, Reply};
 use crate::app::App;
@@ -19,7 +18,6 @@ pub enum PostmortemArgs {
     Show(VersionArgs),
     Export(VersionArgs),
     Lint(LintArgs),
-    Stats(StatsArgs),
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,12 +40,6 @@ pub struct LintArgs {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatsArgs {
-    pub since: Option<String>,
-}
-
 /// The name of the message command in `commands/timeline.json`.
 pub const ADD_TO_TIMELINE: &str = "Add to timeline";
 
@@ -64,7 +56,32 @@ pub async fn run(
         PostmortemArgs::Show(a) => show(app, inv, a),
         PostmortemArgs::Export(a) => export(app, inv, a),
         PostmortemArgs::Lint(a) => lint(app, inv, a),
-        PostmortemArgs::Stats(a) => stats(app, a),
+    }
+}
+
+/// What can be refused before the edge defers (draft and export wait on Discord): an incident
+/// that is not there, a version that was never compiled. Refused at once, the answer stays
+/// private; after a deferral it would replace a public placeholder.
+pub fn precheck(app: &App, inv: &Invocation, args: &PostmortemArgs) -> Result<(), CommandError> {
+    match args {
+        PostmortemArgs::Draft(a) => target(app, inv, a.incident.as_deref()).map(drop),
+        PostmortemArgs::Show(a) | PostmortemArgs::Export(a) => {
+            let inc = target(app, inv, a.incident.as_deref())?;
+            let Some(v) = version(a.version)? else {
+                return Ok(());
+            };
+            let versions = app.store.postmortem_versions(inc.id)?;
+            if versions.contains(&v) {
+                return Ok(());
+            }
+            Err(postmortem::ExportError::NoSuchVersion {
+                id: inc.id,
+                version: v,
+                latest: versions.last().copied(),
+            }
+            .into())
+        }
+        PostmortemArgs::Lint(_) => Ok(()),
     }
 }
 
@@ -264,15 +281,6 @@ fn lint(app: &App, inv: &Invocation, a: LintArgs) -> Result<Outcome, CommandErro
         },
         Some(inc.id),
     ))
-}
-
-fn stats(app: &App, a: StatsArgs) -> Result<Outcome, CommandError> {
-    let since = match a.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => Some(parse_since(Some(s), app.now())?),
-        None => None,
-    };
-    let s = postmortem::stats(&app.store.incidents()?, since);
-    Ok(outcome(Reply::public(s.to_text()), None))
 }
 
 /// The "Add to timeline" message command: `message_id` is the command's target. Edges pass the

@@ -136,6 +136,11 @@ pub enum EventKind {
         content: String,
         /// `created`, `edited`, `deleted` or `highlighted`.
         change: String,
+        /// When the message was said. The event's own time is when it was marked (or edited,
+        /// deleted); a key moment belongs on the timeline at the time it was said. Absent in
+        /// events stored before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        said_at: Option<DateTime<Utc>>,
     },
     Resolved {
         summary: String,

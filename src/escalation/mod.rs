@@ -410,6 +410,46 @@ async fn post_page(
     Ok(Some(message))
 }
 
+/// Posts the current page of every running ladder that has no message on record: the bot
+/// stopped between recording an escalation and posting its page, and nothing else would ever
+/// page that level. The page carries the nonce of the first attempt, so one that did go out
+/// (only its id unrecorded) is not posted twice while Discord remembers the nonce. Run once at
+/// start, before any timer fires.
+pub async fn resume_pages(app: &App) -> Result<usize, JobFailed> {
+    let mut posted = 0;
+    for job in app.store.jobs()? {
+        let JobKind::EscalationTimeout {
+            escalation: n,
+            level,
+            policy,
+        } = &job.kind
+        else {
+            continue;
+        };
+        let (n, level) = (*n, *level);
+        if page_message(app, job.incident, n, level)?.is_some() {
+            continue;
+        }
+        let Some(inc) = app.store.incident(job.incident)? else {
+            continue;
+        };
+        let Some(esc) = inc.escalations.get(n) else {
+            continue;
+        };
+        if !inc.is_open() || !esc.is_running() || esc.current().map(|p| p.level) != Some(level) {
+            continue;
+        }
+        let ladder = ladder_of(&app.config, esc, policy.as_deref());
+        if post_page(app, &inc, n, level, &ladder).await?.is_some() {
+            tracing::info!(incident = %inc.id, escalation = n, level, "posted a page left unsent when the bot stopped");
+            // PagerDuty merges a second trigger with the same dedup key into the open alert.
+            tokio::spawn(pagerduty_trigger(app.clone(), inc.clone(), n, level));
+            posted += 1;
+        }
+    }
+    Ok(posted)
+}
+
 /// What a new escalation did.
 #[derive(Debug, Clone)]
 pub struct Paged {

@@ -125,6 +125,8 @@ pub struct PagerDuty {
     /// Routing keys by escalation target.
     keys: BTreeMap<String, String>,
     backoff: Backoff,
+    /// `[pagerduty] timeout`, to name it when PagerDuty does not answer.
+    timeout: Duration,
 }
 
 impl fmt::Debug for PagerDuty {
@@ -153,6 +155,7 @@ impl PagerDuty {
             url: config.events_url.clone(),
             keys,
             backoff: Backoff::default(),
+            timeout: config.timeout.0,
         })
     }
 
@@ -285,6 +288,14 @@ impl PagerDuty {
                     last = format!("{status}");
                     wait = retry_after;
                 }
+                // reqwest's own wording names the URL but not what went wrong.
+                Err(e) if e.is_timeout() => {
+                    last = format!(
+                        "no answer within {} ([pagerduty] timeout)",
+                        crate::integrations::prometheus::seconds(self.timeout)
+                    )
+                }
+                Err(e) if e.is_connect() => last = format!("cannot connect to {}", self.url),
                 Err(e) => last = scrub(e.to_string()),
             }
             if attempt < attempts {

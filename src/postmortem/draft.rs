@@ -411,6 +411,16 @@ fn replace_word(s: &str, needle: &str, with: &str) -> String {
     out
 }
 
+/// Discord's epoch, 2015-01-01, in Unix milliseconds.
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// The moment a Discord snowflake id was made, which for a message is when it was sent. Ids
+/// too small to be snowflakes (the console's) have none.
+fn snowflake_time(id: u64) -> Option<DateTime<Utc>> {
+    let ms = i64::try_from(id >> 22).ok().filter(|ms| *ms > 0)?;
+    DateTime::from_timestamp_millis(DISCORD_EPOCH_MS + ms)
+}
+
 /// Markdown table cells cannot hold pipes or line breaks.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|")
@@ -650,30 +660,36 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 author,
                 content,
                 change,
+                said_at,
             } if change == "highlighted" => {
                 highlights += 1;
                 let stored = by_id.get(message_id).copied();
-                let (at, text, links_) = match stored {
-                    Some(m) if m.is_deleted() => (m.at, "(message since deleted)".into(), vec![]),
+                // A key moment sits where it was said, however much later it was marked.
+                let said = stored
+                    .map(|m| m.at)
+                    .or(*said_at)
+                    .or_else(|| snowflake_time(*message_id).filter(|t| *t <= e.at))
+                    .unwrap_or(e.at);
+                let (text, links_) = match stored {
+                    Some(m) if m.is_deleted() => ("(message since deleted)".into(), vec![]),
                     Some(m) => {
-                        lint(format!("Timeline, {}", utc(m.at)), &m.content);
+                        lint(format!("Timeline, {}", utc(said)), &m.content);
                         let edited = if m.edited_at.is_some() {
                             " (edited)"
                         } else {
                             ""
                         };
                         (
-                            m.at,
                             format!("{}{edited}", people.text(&m.content)),
                             links(&people, &m.attachments),
                         )
                     }
                     None => {
-                        lint(place, content);
-                        (e.at, people.text(content), vec![])
+                        lint(format!("Timeline, {}", utc(said)), content);
+                        (people.text(content), vec![])
                     }
                 };
-                let mut t = entry(at, "Key moment", text, Some(people.label(author)));
+                let mut t = entry(said, "Key moment", text, Some(people.label(author)));
                 t.entry.links = links_;
                 Some(t)
             }
@@ -906,7 +922,10 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                     text: if m.is_deleted() {
                         String::new()
                     } else {
-                        lint(format!("Transcript, {}", utc(m.at)), &m.content);
+                        // A key moment was linted where the timeline shows it; once is enough.
+                        if m.highlighted.is_none() {
+                            lint(format!("Transcript, {}", utc(m.at)), &m.content);
+                        }
                         format!("{reply}{}", people.text(&m.content))
                     },
                     edited: m.edited_at.is_some(),
@@ -1021,6 +1040,91 @@ mod tests {
         assert_eq!(replace_word("nothing here", "bob", "R1"), "nothing here");
         assert_eq!(replace_word("zoë said", "zoë", "R2"), "R2 said");
         assert_eq!(replace_word("Ann Lee, ann", "ann lee", "C"), "C, ann");
+    }
+
+    #[test]
+    fn postmortem_snowflakes_tell_when_a_message_was_sent() {
+        // Discord's documented example: 175928847299117063 was made at 2016-04-30 11:18:25.796 UTC.
+        assert_eq!(
+            snowflake_time(175_928_847_299_117_063).map(|t| t.timestamp_millis()),
+            Some(1_462_015_105_796)
+        );
+        assert_eq!(snowflake_time(1001), None);
+    }
+
+    #[test]
+    fn postmortem_key_moments_sit_where_they_were_said_even_without_the_message() {
+        use crate::domain::{IncidentId, Severity};
+        use chrono::TimeZone;
+        let t = |m: u32| Utc.with_ymd_and_hms(2026, 11, 21, 10, m, 0).unwrap();
+        let alice = Actor::User(UserRef::new(1, "alice"));
+        let opened = Event {
+            at: t(0),
+            actor: alice.clone(),
+            kind: EventKind::Opened {
+                title: "Search is slow".into(),
+                severity: Severity(3),
+                summary: None,
+                service: None,
+                started: t(0),
+                channel: Some(9),
+                channel_name: None,
+                drill: false,
+            },
+        };
+        let incident = Incident::from_opened(IncidentId(1), &opened).unwrap();
+        // Marked at 10:30, long after any of them was said.
+        let marked = |message_id: u64, said_at| Event {
+            at: t(30),
+            actor: alice.clone(),
+            kind: EventKind::MessageCaptured {
+                message_id,
+                author: UserRef::new(2, "bob"),
+                content: format!("said {message_id}"),
+                change: "highlighted".into(),
+                said_at,
+            },
+        };
+        let at_five = ((t(5).timestamp_millis() - DISCORD_EPOCH_MS) as u64) << 22;
+        let src = Sources {
+            incident,
+            events: vec![
+                opened,
+                Event {
+                    at: t(10),
+                    actor: alice.clone(),
+                    kind: EventKind::NoteAdded {
+                        text: "looking".into(),
+                    },
+                },
+                marked(77, Some(t(3))),
+                marked(at_five, None),
+                // Neither recorded nor a snowflake: when it was marked is all there is.
+                marked(42, None),
+            ],
+            messages: Vec::new(),
+            deploys: Vec::new(),
+        };
+        let meta = Meta {
+            version: None,
+            compiled_at: t(40),
+            compiled_by: None,
+        };
+        let d = compile(&src, &Config::default(), &meta);
+        let got: Vec<(String, String)> = d
+            .timeline
+            .iter()
+            .map(|e| (e.at[11..16].to_string(), e.text.clone()))
+            .collect();
+        let want = [
+            ("10:00", "Declared as SEV3: Search is slow".to_string()),
+            ("10:03", "said 77".to_string()),
+            ("10:05", format!("said {at_five}")),
+            ("10:10", "looking".to_string()),
+            ("10:30", "said 42".to_string()),
+        ];
+        let want: Vec<(String, String)> = want.into_iter().map(|(a, b)| (a.into(), b)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -153,6 +153,10 @@ impl Scheduler {
     /// and its nonce stops a second copy.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Before any timer fires, so that a page cut off by a crash goes out ahead of the next level.
+        if let Err(e) = crate::escalation::resume_pages(&self.app).await {
+            tracing::warn!(error = %e, "could not post the escalation pages left unsent before the restart");
+        }
         loop {
             let next = tokio::select! {
                 _ = &mut shutdown => return,

@@ -157,6 +157,7 @@ fn captured_event(msg: &CapturedMessage, change: &str) -> EventKind {
             msg.content.clone()
         },
         change: change.into(),
+        said_at: Some(msg.at),
     }
 }
 
@@ -191,6 +192,34 @@ impl Store {
                 Some(bytes) => {
                     let stored: CapturedMessage = decode(TREE, &bytes)?;
                     if stored.is_deleted() {
+                        return Ok(false);
+                    }
+                    // A copy from before the stored edit (gateway events are handled
+                    // concurrently, so an edit can overtake its message): its text is an
+                    // earlier revision, not a new one.
+                    if msg.edited_at < stored.edited_at {
+                        let known = stored.content == msg.content
+                            || stored.history.iter().any(|r| r.content == msg.content);
+                        if !known {
+                            let mut merged = stored.clone();
+                            let at = msg.edited_at.unwrap_or(msg.at);
+                            let i = merged.history.partition_point(|r| r.at <= at);
+                            merged.history.insert(
+                                i,
+                                MessageRevision {
+                                    at,
+                                    content: msg.content.clone(),
+                                },
+                            );
+                            let swapped = self.messages.compare_and_swap(
+                                key,
+                                Some(bytes),
+                                Some(encode(&merged).as_slice()),
+                            )?;
+                            if swapped.is_err() {
+                                continue;
+                            }
+                        }
                         return Ok(false);
                     }
                     // A first capture without content (no message-content intent) lacks them.
@@ -459,6 +488,30 @@ mod tests {
         assert!(!store.edit_message(id, 1, "ghost", t(7)).unwrap());
         // Plain messages never touch the timeline.
         assert_eq!(store.events(id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_edit_that_overtakes_its_message_is_not_undone() {
+        let (store, id) = setup();
+        let mut edited = msg(1, 1, "restarting the consumer on node 3");
+        edited.edited_at = Some(t(2));
+        assert!(store.capture_message(id, &edited).unwrap());
+        // The original arrives late: it becomes the earlier revision, once.
+        for _ in 0..2 {
+            assert!(!store
+                .capture_message(id, &msg(1, 1, "restarting the consumer"))
+                .unwrap());
+        }
+        let m = store.message(id, 1).unwrap().unwrap();
+        assert_eq!(m.content, "restarting the consumer on node 3");
+        assert_eq!(m.edited_at, Some(t(2)));
+        assert_eq!(
+            m.history,
+            [MessageRevision {
+                at: t(1),
+                content: "restarting the consumer".into()
+            }]
+        );
     }
 
     #[test]

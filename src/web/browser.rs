@@ -317,6 +317,7 @@ fn timeline(
                     author,
                     content,
                     change,
+                    ..
                 } => {
                     row.who = author.name.clone();
                     let stored = messages.get(message_id);

@@ -16,15 +16,10 @@ fn utc(ts: &serenity::all::Timestamp) -> chrono::DateTime<chrono::Utc> {
 }
 
 fn captured(msg: &Message) -> CapturedMessage {
-    let name = msg
-        .member
-        .as_ref()
-        .and_then(|m| m.nick.clone())
-        .unwrap_or_else(|| msg.author.display_name().to_string());
     let mut c = CapturedMessage::new(
         msg.id.get(),
         msg.channel_id.get(),
-        UserRef::new(msg.author.id.get(), name),
+        UserRef::new(msg.author.id.get(), author_name(msg)),
         utc(&msg.timestamp),
         msg.content.clone(),
     );
@@ -55,9 +50,19 @@ fn incident_of(app: &App, channel: ChannelId) -> Option<IncidentId> {
     app.store.incident_by_channel(channel.get()).ok().flatten()
 }
 
+fn author_name(msg: &Message) -> String {
+    msg.member
+        .as_ref()
+        .and_then(|m| m.nick.clone())
+        .unwrap_or_else(|| msg.author.display_name().to_string())
+}
+
 /// Keeps a new message if it was said in an incident's channel. The bot's own posts are
 /// already in the timeline as events.
 pub async fn on_message(app: &App, bot_user: Option<u64>, msg: &Message) {
+    if msg.kind == serenity::all::MessageType::PinsAdd {
+        return on_pin_notice(app, msg).await;
+    }
     if Some(msg.author.id.get()) == bot_user || !said(msg) {
         return;
     }
@@ -81,6 +86,52 @@ pub async fn on_update(app: &App, ev: &MessageUpdateEvent) {
         .map(utc)
         .unwrap_or_else(|| app.now());
     match app.store.edit_message(id, ev.id.get(), content, at) {
+        Ok(false) if matches!(app.store.message(id, ev.id.get()), Ok(None)) => {
+            // Handlers run concurrently: the edit can overtake the message it edits. Kept as
+            // it reads now; the message, when its turn comes, adds the earlier text.
+            let said = matches!(
+                ev.kind,
+                Some(serenity::all::MessageType::Regular | serenity::all::MessageType::InlineReply)
+            );
+            if let (Some(author), Some(ts), true) = (&ev.author, &ev.timestamp, said) {
+                if author.bot {
+                    return;
+                }
+                let name = ev
+                    .member
+                    .as_ref()
+                    .and_then(|m| m.as_ref())
+                    .and_then(|m| m.nick.clone())
+                    .unwrap_or_else(|| author.display_name().to_string());
+                let mut m = CapturedMessage::new(
+                    ev.id.get(),
+                    ev.channel_id.get(),
+                    UserRef::new(author.id.get(), name),
+                    utc(ts),
+                    content.clone(),
+                );
+                m.edited_at = Some(at);
+                m.attachments = ev
+                    .attachments
+                    .iter()
+                    .flatten()
+                    .map(|a| MessageAttachment {
+                        name: a.filename.clone(),
+                        url: a.url.clone(),
+                        content_type: a.content_type.clone(),
+                    })
+                    .collect();
+                m.reply_to = ev
+                    .message_reference
+                    .as_ref()
+                    .and_then(|r| r.as_ref())
+                    .and_then(|r| r.message_id)
+                    .map(|id| id.get());
+                if app.store.capture_message(id, &m).is_ok() {
+                    let _ = app.store.flush().await;
+                }
+            }
+        }
         Ok(_) => {
             let _ = app.store.flush().await;
         }
@@ -90,16 +141,31 @@ pub async fn on_update(app: &App, ev: &MessageUpdateEvent) {
     }
 }
 
+/// Gateway events are handled concurrently, so one can overtake the event it follows (a delete
+/// its message, the pins event the notice that says who pinned); this long is given for the
+/// other to land.
+const OVERTAKEN: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub async fn on_delete(app: &App, channel: ChannelId, message: MessageId) {
     let Some(id) = incident_of(app, channel) else {
         return;
     };
-    match app.store.delete_message(id, message.get(), app.now()) {
-        Ok(_) => {
-            let _ = app.store.flush().await;
+    let at = app.now();
+    for retry in [false, true] {
+        if retry {
+            tokio::time::sleep(OVERTAKEN).await;
         }
-        Err(e) => {
-            tracing::error!(incident = %id, message = %message, error = %e, "recording a delete failed")
+        match app.store.delete_message(id, message.get(), at) {
+            Ok(true) => {
+                let _ = app.store.flush().await;
+                return;
+            }
+            Ok(false) if matches!(app.store.message(id, message.get()), Ok(None)) => continue,
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(incident = %id, message = %message, error = %e, "recording a delete failed");
+                return;
+            }
         }
     }
 }
@@ -147,6 +213,41 @@ pub async fn on_reaction(app: &App, http: &Http, limiter: &DefaultDirectRateLimi
     }
 }
 
+/// "X pinned a message": the one place Discord says who pinned, so the key moment is recorded
+/// as theirs. A pinned message the capture missed is left to [`on_pins`], which fetches it.
+async fn on_pin_notice(app: &App, msg: &Message) {
+    if !app.config.postmortem.highlight_pins {
+        return;
+    }
+    if let Some(id) = incident_of(app, msg.channel_id) {
+        pin_noticed(app, id, msg, true).await;
+    }
+}
+
+/// Marks the message a pin notice refers to, as pinned by the notice's author. With `patience`
+/// (live), a message pinned as soon as it was said is given time to be captured, well before
+/// [`on_pins`] stops waiting for this notice.
+async fn pin_noticed(app: &App, incident: IncidentId, notice: &Message, patience: bool) {
+    let Some(target) = notice.message_reference.as_ref().and_then(|r| r.message_id) else {
+        return;
+    };
+    let by = Actor::User(UserRef::new(notice.author.id.get(), author_name(notice)));
+    let tries = if patience { 5 } else { 1 };
+    for n in 0..tries {
+        if n > 0 {
+            tokio::time::sleep(OVERTAKEN / 5).await;
+        }
+        match crate::postmortem::highlight(app, incident, target.get(), &by).await {
+            Ok(crate::store::Highlighted::UnknownMessage) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(message = %target, error = %e, "highlighting a pinned message failed");
+                return;
+            }
+        }
+    }
+}
+
 pub async fn on_pins(
     app: &App,
     http: &Http,
@@ -156,6 +257,8 @@ pub async fn on_pins(
     if !app.config.postmortem.highlight_pins || incident_of(app, channel).is_none() {
         return;
     }
+    // The pin notice comes right behind this event and says who pinned; let it record first.
+    tokio::time::sleep(OVERTAKEN * 2).await;
     limiter.until_ready().await;
     let pins = match channel.pins(http).await {
         Ok(p) => p,
@@ -167,15 +270,75 @@ pub async fn on_pins(
     for m in pins {
         let id = incident_of(app, channel).expect("checked above");
         let _ = app.store.capture_message(id, &captured(&m));
-        let by = Actor::User(UserRef::new(
-            m.author.id.get(),
-            m.author.display_name().to_string(),
-        ));
-        if let Err(e) = crate::postmortem::highlight(app, id, m.id.get(), &by).await {
+        // Only the pin notice says who pinned; a message marked here had none.
+        if let Err(e) = crate::postmortem::highlight(app, id, m.id.get(), &Actor::System).await {
             tracing::warn!(message = %m.id, error = %e, "highlighting a pinned message failed");
         }
     }
 }
+
+/// How far a backfill has read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// History pages read, 100 messages each but the last.
+    pub pages: usize,
+    /// Messages read, whoever said them.
+    pub messages: usize,
+    /// Messages stored for the first time.
+    pub fresh: usize,
+}
+
+impl Progress {
+    /// "Reading #inc-7-checkout … 3,400 messages so far"
+    pub fn text(&self, place: &str) -> String {
+        format!(
+            "Reading {place} … {} messages so far",
+            thousands(self.messages)
+        )
+    }
+}
+
+/// What a backfill did: how much it read, and whether it got to the end of the channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backfilled {
+    pub progress: Progress,
+    /// Why reading stopped before the end, when it did.
+    pub stopped: Option<String>,
+}
+
+impl Backfilled {
+    /// A line for the answer when the channel could not be read to its end.
+    pub fn warning(&self, place: &str) -> Option<String> {
+        let why = self.stopped.as_deref()?;
+        Some(format!(
+            "⚠️ Reading {place} stopped after {} messages ({why}); the draft may miss what was said since. `/postmortem draft` again reads on from there.",
+            thousands(self.progress.messages)
+        ))
+    }
+}
+
+/// `3400` as `3,400`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first report comes after this many full pages (2,000 messages), or after
+/// [`REPORT_EVERY`] if that is sooner; then at most one per [`REPORT_EVERY`]. Reports edit a
+/// message, so they stay rare next to the page reads.
+const REPORT_PAGES: usize = 20;
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Attempts per history page: a 429 or 5xx (seen when serenity's own limiter is off) or a
+/// timeout is tried again, so that a hiccup does not leave a hole in the record.
+const PAGE_ATTEMPTS: u32 = 4;
 
 /// Reads what was said in `incident`'s channel after the last stored message, 100 at a time,
 /// so that nothing said while the bot was away is missing. Returns how many were new.
@@ -186,11 +349,32 @@ pub async fn backfill(
     incident: IncidentId,
     bot_user: Option<u64>,
 ) -> usize {
+    backfill_reporting(app, http, limiter, incident, bot_user, |_| async {})
+        .await
+        .progress
+        .fresh
+}
+
+/// As [`backfill`], calling `report` now and then while a long channel is read (never for a
+/// channel that fits in one page). Every page counts against the global `limiter`.
+pub async fn backfill_reporting<F, Fut>(
+    app: &App,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    incident: IncidentId,
+    bot_user: Option<u64>,
+    mut report: F,
+) -> Backfilled
+where
+    F: FnMut(Progress) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut done = Backfilled::default();
     let Ok(Some(inc)) = app.store.incident(incident) else {
-        return 0;
+        return done;
     };
     let Some(channel) = inc.channel else {
-        return 0;
+        return done;
     };
     let channel = ChannelId::new(channel);
     // Snowflakes sort by time: the channel's own id is older than anything said in it.
@@ -200,45 +384,111 @@ pub async fn backfill(
         .ok()
         .flatten()
         .unwrap_or(channel.get());
-    let mut fresh = 0;
+    let started = std::time::Instant::now();
+    let mut reported: Option<std::time::Instant> = None;
+    let p = &mut done.progress;
+    let mut to_the_end = false;
     for _ in 0..MAX_PAGES {
-        limiter.until_ready().await;
-        let page = match channel
-            .messages(
-                http,
-                GetMessages::new().after(MessageId::new(after)).limit(100),
-            )
-            .await
-        {
+        let page = match read_page(http, limiter, channel, after).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(incident = %incident, error = %e, "backfill stopped");
+                done.stopped = Some(e.to_string());
                 break;
             }
         };
         if page.is_empty() {
+            to_the_end = true;
             break;
         }
         let mut page = page;
         page.sort_by_key(|m| m.id);
+        p.pages += 1;
+        p.messages += page.len();
+        let mut notices = Vec::new();
         for m in &page {
             after = after.max(m.id.get());
+            if m.kind == serenity::all::MessageType::PinsAdd {
+                notices.push(m);
+            }
             if Some(m.author.id.get()) == bot_user || !said(m) {
                 continue;
             }
             if let Ok(true) = app.store.capture_message(incident, &captured(m)) {
-                fresh += 1;
+                p.fresh += 1;
+            }
+        }
+        // Pins made while the bot was away; the pinned message is earlier on this page or
+        // already stored.
+        if app.config.postmortem.highlight_pins {
+            for n in notices {
+                pin_noticed(app, incident, n, false).await;
             }
         }
         if page.len() < 100 {
+            to_the_end = true;
             break;
         }
+        let due = match reported {
+            None => p.pages >= REPORT_PAGES || started.elapsed() >= REPORT_EVERY,
+            Some(at) => at.elapsed() >= REPORT_EVERY,
+        };
+        if due {
+            report(*p).await;
+            reported = Some(std::time::Instant::now());
+        }
     }
+    if !to_the_end && done.stopped.is_none() {
+        done.stopped = Some(format!(
+            "one reading stops at {} messages",
+            thousands(MAX_PAGES * 100)
+        ));
+    }
+    let p = &done.progress;
     let _ = app.store.flush().await;
-    if fresh > 0 {
-        tracing::info!(incident = %incident, messages = fresh, "backfilled");
+    if p.fresh > 0 {
+        tracing::info!(
+            incident = %incident,
+            messages = p.fresh,
+            pages = p.pages,
+            ms = started.elapsed().as_millis() as u64,
+            "backfilled"
+        );
     }
-    fresh
+    done
+}
+
+/// One page of history after `after`, under the global limiter, retried when Discord says so.
+async fn read_page(
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    channel: ChannelId,
+    after: u64,
+) -> serenity::Result<Vec<Message>> {
+    let mut delay = std::time::Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        limiter.until_ready().await;
+        let read = channel
+            .messages(
+                http,
+                GetMessages::new().after(MessageId::new(after)).limit(100),
+            )
+            .await;
+        match read {
+            Err(e) if attempt < PAGE_ATTEMPTS && worth_retrying(&e) => {
+                tracing::info!(channel = %channel, attempt, error = %e, "retrying a history page");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn worth_retrying(e: &serenity::Error) -> bool {
+    matches!(super::outgoing::status_of(e), Some(429 | 500..=599)) || super::outgoing::is_timeout(e)
 }
 
 /// Backfills every open incident; at startup and after a reconnect.
@@ -258,5 +508,27 @@ pub async fn backfill_open(
         .collect();
     for id in open {
         backfill(app, http, limiter, id, bot_user).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_read_like_people_write_them() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(3_400), "3,400");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        let p = Progress {
+            pages: 34,
+            messages: 3_400,
+            fresh: 3_390,
+        };
+        assert_eq!(
+            p.text("#inc-7-checkout"),
+            "Reading #inc-7-checkout … 3,400 messages so far"
+        );
     }
 }

@@ -51,9 +51,8 @@ pub fn fatal(e: serenity::Error) -> DiscordError {
         serenity::Error::Gateway(G::InvalidGatewayIntents | G::DisallowedGatewayIntents) => {
             DiscordError::Intents
         }
-        serenity::Error::Gateway(G::InvalidShardData | G::OverloadedShard) => {
-            DiscordError::Sharding
-        }
+        serenity::Error::Gateway(G::InvalidShardData) => DiscordError::Sharding(4010),
+        serenity::Error::Gateway(G::OverloadedShard) => DiscordError::Sharding(4011),
         other => DiscordError::Gateway(other.to_string()),
     }
 }
@@ -231,40 +230,67 @@ impl Bot {
         };
         let started = Instant::now();
         if cmd.data.kind == serenity::all::CommandType::Message {
+            // `[permissions]` names context-menu commands too; they skip `commands::run`.
+            if let Err(e) = commands::precheck(&self.app, &inv) {
+                r.error(e.to_chat(&path)).await;
+                tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
+                return;
+            }
             return self.on_message_command(http, &r, &cmd, inv.user).await;
         }
         if commands::defers(&inv.input) {
             // Mistakes are refused privately at once; only valid work is deferred.
             if let Err(e) = commands::precheck(&self.app, &inv) {
                 r.error(e.to_chat(&path)).await;
-                tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "refused");
+                tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
             }
             let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new());
             if !r.respond(defer).await {
                 return;
             }
-            tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "deferred");
+            tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "deferred");
+            let mut warning = None;
             if path == "postmortem draft" {
                 // A resolved incident is no longer backfilled at startup: read its channel
-                // once more so that the draft misses nothing said while the bot was away.
+                // once more so that the draft misses nothing said while the bot was away. A
+                // big channel takes a while; the placeholder says how far reading has got.
                 let named = commands::options::to_json(&inv.input)
                     .ok()
                     .and_then(|j| j["incident"].as_str().map(str::to_string));
                 if let Ok(inc) = commands::incident::target(&self.app, &inv, named.as_deref()) {
-                    super::capture::backfill(
+                    let place = inc
+                        .channel_name
+                        .as_deref()
+                        .map_or_else(|| inc.id.to_string(), |n| format!("#{n}"));
+                    let token = r.token;
+                    let done = super::capture::backfill_reporting(
                         &self.app,
                         http,
                         &self.limiter,
                         inc.id,
                         self.bot_user.get().copied(),
+                        |p| {
+                            let edit = outgoing::edit(crate::chat::Post::text(p.text(&place)));
+                            // Interaction webhooks are outside Discord's global limit.
+                            async move {
+                                if let Err(e) = edit.execute(http, token).await {
+                                    tracing::warn!(error = %e, "reporting backfill progress failed");
+                                }
+                            }
+                        },
                     )
                     .await;
+                    warning = done.warning(&place);
                 }
             }
             match commands::run(&self.app, &inv).await {
                 Ok(outcome) => {
-                    let edit = outgoing::edit(outcome.reply.post.clone());
+                    let mut post = outcome.reply.post.clone();
+                    if let Some(w) = warning {
+                        post.content = format!("{w}\n{}", post.content);
+                    }
+                    let edit = outgoing::edit(post);
                     if let Err(e) = edit.execute(http, r.token).await {
                         tracing::warn!(command = %path, error = %e, "editing the deferred response failed");
                     }
@@ -288,12 +314,12 @@ impl Bot {
                 let ok = r
                     .reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
                     .await;
-                tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, ok, "answered");
+                tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, ok, "answered");
                 self.deliver(&inv, outcome).await;
             }
             Err(e) => {
                 r.error(e.to_chat(&path)).await;
-                tracing::info!(command = %path, ack_ms = started.elapsed().as_millis() as u64, "refused");
+                tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
             }
         }
     }

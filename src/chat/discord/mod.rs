@@ -1,8 +1,9 @@
 //! The Discord edge: serenity's gateway in, REST out, and the [`Chat`] trait over both.
 
 mod capture;
+mod closes;
 mod interactions;
-mod outgoing;
+pub mod outgoing;
 
 use super::{Chat, ChatError, Place, Post};
 use crate::app::App;
@@ -19,6 +20,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use closes::layer as close_watch;
 pub use interactions::Bot;
 
 /// Why the bot could not start or had to stop. Worded for the operator reading the terminal.
@@ -30,8 +32,10 @@ pub enum DiscordError {
     BadToken,
     #[error("Discord refused the gateway intents (close 4013/4014). With [discord] message_content = true, enable the Message Content intent under Bot → Privileged Gateway Intents in the developer portal, or set message_content = false.")]
     Intents,
-    #[error("Discord refused the shard setup (close 4010/4011): the bot is in too many servers for one shard or sent bad shard data.")]
-    Sharding,
+    #[error("Discord refused the shard setup (gateway close {0}): sitrep runs one shard, which Discord allows for up to 2,500 servers; remove the bot from servers it does not serve.")]
+    Sharding(u16),
+    #[error("Discord refused the gateway API version (close 4012): this build speaks gateway v10. Upgrade sitrep, or check that [discord] api_base leads to Discord or a proxy that passes the gateway through unchanged.")]
+    ApiVersion,
     #[error("Discord keeps closing the gateway before the session starts ({0} attempts in a row); giving up instead of reconnecting in a loop. Check the token, the intents and the API version.")]
     ReconnectLoop(u32),
     #[error("registering commands failed: {0}")]
@@ -113,8 +117,16 @@ pub async fn register_commands(http: &Http, guild: Option<u64>) -> Result<usize,
         }
         None => http.create_global_commands(&manifests).await,
     };
-    res.map(|_| n)
-        .map_err(|e| DiscordError::Register(e.to_string()))
+    res.map(|_| n).map_err(|e| {
+        // Registration is the first call made with the token: name the setting to fix.
+        if outgoing::status_of(&e) == Some(401) {
+            DiscordError::Register(format!(
+                "{e}: Discord refused the bot token; check SITREP_DISCORD_TOKEN"
+            ))
+        } else {
+            DiscordError::Register(e.to_string())
+        }
+    })
 }
 
 /// The Discord side of [`Chat`].
@@ -320,7 +332,18 @@ pub async fn run(
             watchdog_shards.shutdown_all().await;
         }
     });
-    let result = client.start().await;
+    // Waited on here rather than in a task: after 4010 or 4011 serenity's shard task spins on
+    // the closed socket and may hold the only worker thread.
+    let result = tokio::select! {
+        r = client.start() => r,
+        code = closes::fatal_close() => {
+            bot.fail(match code {
+                4012 => DiscordError::ApiVersion,
+                code => DiscordError::Sharding(code),
+            });
+            Ok(())
+        }
+    };
     bot.close().await;
     if let Some(err) = bot.failure() {
         return Err(err);

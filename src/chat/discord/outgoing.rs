@@ -67,6 +67,7 @@ fn files(post: &Post) -> Vec<CreateAttachment> {
 }
 
 pub fn message(post: Post) -> CreateMessage {
+    let post = post.fit_limits();
     let mut m = CreateMessage::new().allowed_mentions(allowed(&post.mentions));
     if !post.content.is_empty() {
         m = m.content(&post.content);

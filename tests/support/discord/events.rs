@@ -90,6 +90,7 @@ impl World {
                 channel_id: channel,
                 user_id: user,
                 dispatched: Instant::now(),
+                on_socket: false,
                 payload: payload.clone(),
                 source_message,
                 ack: None,

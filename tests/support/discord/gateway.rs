@@ -156,6 +156,20 @@ impl World {
 
     fn record_frame(&mut self, conn: u32, direction: Direction, payload: Value) {
         let at = self.elapsed();
+        // An interaction's clock starts when its frame is on the socket, as at Discord, not when
+        // a test queued it: a burst queued in one go would otherwise charge the bot for the
+        // time the test took to build it.
+        if direction == Direction::ToBot && payload["t"] == "INTERACTION_CREATE" {
+            let id = payload["d"]["id"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(rec) = id.and_then(|id| self.interactions.get_mut(&id)) {
+                if !rec.on_socket {
+                    rec.dispatched = Instant::now();
+                    rec.on_socket = true;
+                }
+            }
+        }
         self.frames.push(GatewayFrame {
             conn,
             direction,

@@ -37,6 +37,7 @@
 //!
 //! [`FakeDiscord::say`] posts a member's message (MESSAGE_CREATE); [`FakeDiscord::edit`],
 //! [`FakeDiscord::delete`], [`FakeDiscord::react`], [`FakeDiscord::pin`] follow.
+//! [`FakeDiscord::seed_messages`] fills a channel with history nobody was told about.
 //!
 //! # What Discord enforces here
 //!
@@ -60,7 +61,8 @@
 //!
 //! [`FakeDiscord::fail_next`] makes the next request to a route (e.g.
 //! `"POST /channels/{channel}/messages"`, or `"*"`) answer 429 (route, shared or global scope,
-//! with `retry-after` in seconds), a 5xx, or arrive late. Every answer carries
+//! with `retry-after` in seconds), a 5xx, or arrive late; [`FakeDiscord::fail_next_n`] the next
+//! N, and [`FakeDiscord::fail_for`] every one for a while (a 429 storm, a 5xx outage). Every answer carries
 //! `X-RateLimit-*` headers; [`FakeOptions::global_limit`] enforces a requests-per-second ceiling.
 //! [`FakeDiscord::gateway_fault`] drops the socket, closes with a code, sends op 7 or op 9;
 //! [`FakeDiscord::close_identify_with`] answers IDENTIFY with a close code.
@@ -843,6 +845,14 @@ impl FakeDiscord {
         self.shared.with(|w| w.user_message(user, channel, &body))
     }
 
+    /// `n` messages by `user` said in `channel` without the gateway telling anyone, as while
+    /// the bot is down; the i-th (from 1) reads `message i of n`. Returns their ids, oldest
+    /// first. History reads (`after`, `limit` ≤ 100) page through them as Discord would.
+    pub fn seed_messages(&self, user: u64, channel: u64, n: usize) -> Vec<u64> {
+        self.shared
+            .with(|w| w.seed_messages(user, channel, n, |i| format!("message {i} of {n}")))
+    }
+
     /// The author edits a message (MESSAGE_UPDATE).
     pub fn edit(&self, message: u64, content: &str) {
         self.shared.with(|w| {
@@ -1032,6 +1042,19 @@ impl FakeDiscord {
         );
         self.shared
             .with(|w| w.limits.add_fault(route, fault, times));
+    }
+
+    /// A storm: every request to `route` (or `"*"`) for the next `window` gets `fault`. A 429's
+    /// `retry_after` becomes the time left in the window when that is longer, as Discord says
+    /// when its limit lifts; a global 429 storm on `"*"` spares interaction routes, which
+    /// Discord's global limit does not cover.
+    pub fn fail_for(&self, route: &str, fault: Fault, window: Duration) {
+        assert!(
+            rest::known_route(route),
+            "{route:?} is not a route the fake serves; see Request::route"
+        );
+        self.shared
+            .with(|w| w.limits.add_storm(route, fault, window));
     }
 
     /// Enforces (or lifts) a global ceiling of requests per second.

@@ -18,6 +18,8 @@ struct PendingFault {
     matcher: String,
     fault: Fault,
     times: u32,
+    /// Set for a storm: every matching request until then gets the fault, `times` unused.
+    until: Option<Instant>,
 }
 
 /// What to do with a request before it reaches its handler.
@@ -112,7 +114,54 @@ impl RateState {
             matcher: matcher.to_string(),
             fault,
             times,
+            until: None,
         });
+    }
+
+    pub fn add_storm(&mut self, matcher: &str, fault: Fault, window: Duration) {
+        self.faults.push(PendingFault {
+            matcher: matcher.to_string(),
+            fault,
+            times: 0,
+            until: Some(Instant::now() + window),
+        });
+    }
+
+    /// The fault for this request, if one applies; spends it unless it is a storm.
+    fn take_fault(&mut self, route: &str, global_exempt: bool) -> Option<Fault> {
+        let now = Instant::now();
+        self.faults.retain(|f| f.until.map_or(true, |u| u > now));
+        let pos = self.faults.iter().position(|f| {
+            let matches = f.matcher == "*" || f.matcher == route;
+            // Interaction routes are outside Discord's global limit: a global storm spares them.
+            let spared = global_exempt
+                && f.matcher == "*"
+                && matches!(f.fault, Fault::GlobalRateLimit { .. });
+            matches && !spared
+        })?;
+        let f = &mut self.faults[pos];
+        let Some(until) = f.until else {
+            let fault = f.fault.clone();
+            f.times -= 1;
+            if f.times == 0 {
+                self.faults.remove(pos);
+            }
+            return Some(fault);
+        };
+        // During a storm Discord's answer says when it ends, rounded up to the millisecond.
+        let left = ((until - now).as_secs_f64() * 1000.0).ceil() / 1000.0;
+        Some(match f.fault.clone() {
+            Fault::RateLimit { retry_after } => Fault::RateLimit {
+                retry_after: retry_after.max(left),
+            },
+            Fault::SharedRateLimit { retry_after } => Fault::SharedRateLimit {
+                retry_after: retry_after.max(left),
+            },
+            Fault::GlobalRateLimit { retry_after } => Fault::GlobalRateLimit {
+                retry_after: retry_after.max(left),
+            },
+            other => other,
+        })
     }
 
     pub fn set_global_limit(&mut self, limit: Option<u32>) {
@@ -190,16 +239,7 @@ impl RateState {
     /// bucket, or on to the handler with the bucket's headers.
     pub fn gate(&mut self, route: &str, major: &str, global_exempt: bool) -> Gate {
         let (mut headers, exhausted) = self.bucket_headers(route, major);
-        if let Some(pos) = self
-            .faults
-            .iter()
-            .position(|f| f.matcher == "*" || f.matcher == route)
-        {
-            let fault = self.faults[pos].fault.clone();
-            self.faults[pos].times -= 1;
-            if self.faults[pos].times == 0 {
-                self.faults.remove(pos);
-            }
+        if let Some(fault) = self.take_fault(route, global_exempt) {
             return match fault {
                 Fault::RateLimit { retry_after } | Fault::SharedRateLimit { retry_after } => {
                     let scope = if matches!(fault, Fault::RateLimit { .. }) {

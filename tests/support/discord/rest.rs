@@ -440,6 +440,11 @@ async fn process(
             body,
             headers,
         } => {
+            // Recorded with what was sent, so that a test can tell which request came again.
+            let sent = match &bytes {
+                Ok(b) => parse_body(content_type, b.clone()).await.ok(),
+                Err(_) => None,
+            };
             return early(
                 route,
                 Outcome {
@@ -447,7 +452,7 @@ async fn process(
                     body: Some(body),
                     headers,
                 },
-                None,
+                sent.as_ref(),
             );
         }
         Gate::Proceed { headers, delay } => (headers, delay),

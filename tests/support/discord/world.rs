@@ -193,6 +193,8 @@ pub struct InteractionRec {
     pub channel_id: u64,
     pub user_id: u64,
     pub dispatched: Instant,
+    /// Whether `dispatched` is the moment the frame first went onto a socket.
+    pub on_socket: bool,
     pub payload: Value,
     /// The message a component sat on (component and component-modal interactions).
     pub source_message: Option<u64>,
@@ -1154,6 +1156,71 @@ impl World {
             obj["components"] = json!([]);
         }
         obj
+    }
+
+    /// Messages said in a channel with nobody told: no MESSAGE_CREATE, as while the bot is
+    /// away. Only a history read finds them. The i-th (from 1) says `content(i)`.
+    pub fn seed_messages(
+        &mut self,
+        user: u64,
+        channel_id: u64,
+        n: usize,
+        content: impl Fn(usize) -> String,
+    ) -> Vec<u64> {
+        assert!(
+            self.members.contains_key(&user),
+            "user {user} is not a member of the guild"
+        );
+        self.textual_channel(channel_id)
+            .unwrap_or_else(|e| panic!("cannot seed channel {channel_id}: {}", e.body));
+        let author = self.user_json(user);
+        let mut ids = Vec::with_capacity(n);
+        for i in 1..=n {
+            let id = self.next_id();
+            let obj = json!({
+                "id": id_str(id),
+                "type": 0,
+                "content": content(i),
+                "channel_id": id_str(channel_id),
+                "author": author.clone(),
+                "attachments": [],
+                "embeds": [],
+                "mentions": [],
+                "mention_roles": [],
+                "mention_everyone": false,
+                "pinned": false,
+                "tts": false,
+                "timestamp": iso(snowflake_ms(id)),
+                "edited_timestamp": null,
+                "flags": 0,
+                "components": [],
+            });
+            self.messages.insert(
+                id,
+                MessageRec {
+                    obj,
+                    channel_id,
+                    author_id: user,
+                    pings: Pings::default(),
+                    nonce: None,
+                    created: Instant::now(),
+                    ephemeral: false,
+                    deleted: false,
+                    files: vec![],
+                    reactions: vec![],
+                    interaction: None,
+                    pinned_at: None,
+                },
+            );
+            ids.push(id);
+        }
+        if let Some(c) = self.channels.get_mut(&channel_id) {
+            c.last_message_id = ids.last().copied().or(c.last_message_id);
+            if let Some(t) = &mut c.thread {
+                t.message_count += n as u64;
+            }
+        }
+        ids
     }
 
     pub fn channel_messages(&self, channel_id: u64) -> Vec<u64> {
