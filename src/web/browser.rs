@@ -253,7 +253,7 @@ fn timeline(
     messages: &HashMap<u64, &CapturedMessage>,
     charts: &BTreeSet<u32>,
 ) -> Vec<Row> {
-    events
+    let mut rows: Vec<Row> = events
         .iter()
         .enumerate()
         .map(|(seq, e)| {
@@ -317,11 +317,15 @@ fn timeline(
                     author,
                     content,
                     change,
-                    ..
+                    said_at,
                 } => {
                     row.who = author.name.clone();
                     let stored = messages.get(message_id);
                     if change == "highlighted" {
+                        // A key moment belongs where it was said, not where it was marked.
+                        if let Some(said) = stored.map(|m| m.at).or(*said_at) {
+                            row.at = said;
+                        }
                         row.text = match stored {
                             Some(m) if m.is_deleted() => "(message since deleted)".into(),
                             Some(m) if m.edited_at.is_some() => format!("{} (edited)", m.content),
@@ -350,7 +354,10 @@ fn timeline(
             row.label = label;
             row
         })
-        .collect()
+        .collect();
+    // Stable: events of the same instant keep the order they were recorded in.
+    rows.sort_by_key(|r| r.at);
+    rows
 }
 
 #[derive(Debug, Serialize)]
