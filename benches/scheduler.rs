@@ -9,12 +9,14 @@
 mod support;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sitrep::domain::{Actor, Event, EventKind, IncidentId, Severity, UserRef};
-use sitrep::store::{Job, JobChange, JobKind, Store};
+use sitrep::store::Store;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot};
-use support::discord::{ChannelKind, FakeDiscord, FakeOptions};
+use support::discord::{FakeDiscord, FakeOptions};
+use support::load::{
+    accepted_posts, incidents_with_updates_due, status_updates_in, timelines_with_automated_update,
+};
 
 /// Discord's global budget for a bot: 50 requests per second.
 const GLOBAL_LIMIT: u32 = 50;
@@ -32,42 +34,6 @@ fn main() {
     rt.block_on(run(incidents));
 }
 
-/// Open incidents whose updates all fall due within the same minute, spread over it.
-fn prepare(fake: &FakeDiscord, category: u64, db: &std::path::Path, count: u64) -> Vec<u64> {
-    let store = Store::open(db).unwrap();
-    let minute = Utc::now() - ChronoDuration::seconds(61);
-    let mut channels = Vec::new();
-    for n in 0..count {
-        let id = store.reserve_incident_id().unwrap();
-        let name = format!("inc-{}-load-{n}", id.0);
-        let channel = fake.add_channel(&name, ChannelKind::Text, Some(category));
-        channels.push(channel);
-        let due = minute + ChronoDuration::milliseconds((n * 60_000 / count) as i64);
-        let opened = due - ChronoDuration::minutes(20);
-        let event = Event {
-            at: opened,
-            actor: Actor::User(UserRef::new(1, "alice")),
-            kind: EventKind::Opened {
-                title: format!("load {n}"),
-                severity: Severity(2),
-                summary: None,
-                service: None,
-                started: opened,
-                channel: Some(channel),
-                channel_name: Some(name),
-                drill: false,
-            },
-        };
-        store
-            .create_incident_with_jobs(id, event, |_, _| {
-                vec![JobChange::Put(Job::new(id, JobKind::StatusUpdate, due))]
-            })
-            .unwrap();
-    }
-    futures::executor::block_on(store.flush()).unwrap();
-    channels
-}
-
 async fn run(incidents: u64) {
     let fake = FakeDiscord::start_with(FakeOptions {
         global_limit: Some(GLOBAL_LIMIT),
@@ -79,7 +45,11 @@ async fn run(incidents: u64) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let built = Instant::now();
-    let channels = prepare(&fake, w.category, &db, incidents);
+    // Due times spread over the minute before the bot starts.
+    let minute = Utc::now() - ChronoDuration::seconds(61);
+    let channels = incidents_with_updates_due(&fake, w.category, &db, incidents, |n| {
+        minute + ChronoDuration::milliseconds((n * 60_000 / incidents) as i64)
+    });
     println!(
         "scheduler: {incidents} open incidents, updates due within one minute (built in {:.1} s)",
         built.elapsed().as_secs_f64()
@@ -88,12 +58,7 @@ async fn run(incidents: u64) {
     let mut bot = Bot::start_on_db(&fake, w, &db);
     fake.wait_ready().await;
     let ready_at = fake.requests().last().map(|r| r.at).unwrap_or_default();
-    let posted = |f: &FakeDiscord| {
-        f.requests_to("POST /channels/{channel}/messages")
-            .into_iter()
-            .filter(|r| r.status < 300)
-            .count()
-    };
+    let posted = accepted_posts;
     // Each incident posts its update to its channel and to the stakeholders, and reminds its
     // commander (nobody wrote an update since it opened).
     let expected = channels.len() * 3;
@@ -125,34 +90,12 @@ async fn run(incidents: u64) {
     }
     let busiest = per_second.values().copied().max().unwrap_or(0);
     let rate = requests.len() as f64 / span;
-    let mut updates_per_channel: HashMap<u64, usize> = HashMap::new();
-    for ch in &channels {
-        let n = fake
-            .messages(*ch)
-            .iter()
-            .filter(|m| {
-                m["embeds"][0]["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("Status update"))
-            })
-            .count();
-        updates_per_channel.insert(*ch, n);
-    }
-    let once = updates_per_channel.values().filter(|n| **n == 1).count();
-    let store = Store::open(&db).unwrap();
-    let recorded = (1..=incidents)
-        .filter(|n| {
-            store.events(IncidentId(*n)).unwrap().iter().any(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::StatusPosted {
-                        automated: true,
-                        ..
-                    }
-                )
-            })
-        })
+    let once = channels
+        .iter()
+        .filter(|ch| status_updates_in(&fake, **ch) == 1)
         .count();
+    let store = Store::open(&db).unwrap();
+    let recorded = timelines_with_automated_update(&store, incidents);
     println!(
         "scheduler: {} posts delivered of {expected}; {} REST requests in {span:.1} s \
          = {rate:.1} req/s ({:.0}% of Discord's {GLOBAL_LIMIT}/s); busiest second {busiest}; \

@@ -4,48 +4,16 @@
 mod support;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sitrep::domain::{Actor, Event, EventKind, IncidentId, Severity, UserRef};
-use sitrep::store::{Job, JobChange, JobKind, Store};
+use sitrep::domain::{EventKind, IncidentId};
+use sitrep::store::Store;
 use std::time::Duration;
 use support::bot::{world, Bot};
-use support::discord::{ChannelKind, FakeDiscord, FakeOptions};
+use support::discord::{FakeDiscord, FakeOptions};
+use support::load::{
+    accepted_posts, incidents_with_updates_due, status_updates_in, timelines_with_automated_update,
+};
 
 const INCIDENTS: u64 = 200;
-
-/// `INCIDENTS` open incidents whose status updates all came due a second ago, each in a channel
-/// the fake knows.
-fn prepare(fake: &FakeDiscord, category: u64, db: &std::path::Path, count: u64) -> Vec<u64> {
-    let store = Store::open(db).unwrap();
-    let due = Utc::now() - ChronoDuration::seconds(1);
-    let mut channels = Vec::new();
-    for n in 0..count {
-        let id = store.reserve_incident_id().unwrap();
-        let name = format!("inc-{}-load-{n}", id.0);
-        let channel = fake.add_channel(&name, ChannelKind::Text, Some(category));
-        channels.push(channel);
-        let event = Event {
-            at: due - ChronoDuration::minutes(20),
-            actor: Actor::User(UserRef::new(1, "alice")),
-            kind: EventKind::Opened {
-                title: format!("load {n}"),
-                severity: Severity(2),
-                summary: None,
-                service: None,
-                started: due - ChronoDuration::minutes(20),
-                channel: Some(channel),
-                channel_name: Some(name),
-                drill: false,
-            },
-        };
-        store
-            .create_incident_with_jobs(id, event, |_, _| {
-                vec![JobChange::Put(Job::new(id, JobKind::StatusUpdate, due))]
-            })
-            .unwrap();
-    }
-    futures::executor::block_on(store.flush()).unwrap();
-    channels
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
@@ -58,17 +26,14 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
     let w = world(&fake);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let channels = prepare(&fake, w.category, &db, INCIDENTS);
+    // Every update came due a second ago.
+    let due = Utc::now() - ChronoDuration::seconds(1);
+    let channels = incidents_with_updates_due(&fake, w.category, &db, INCIDENTS, |_| due);
 
     let started = std::time::Instant::now();
     let mut bot = Bot::start_on_db(&fake, w, &db);
     fake.wait_ready().await;
-    let posted = |f: &FakeDiscord| {
-        f.requests_to("POST /channels/{channel}/messages")
-            .into_iter()
-            .filter(|r| r.status < 300)
-            .count()
-    };
+    let posted = accepted_posts;
     // Each incident posts to its channel and to the stakeholders, and reminds its commander
     // (nobody posted an update since it opened).
     let expected = channels.len() * 3;
@@ -86,16 +51,11 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
     let took = started.elapsed();
     assert_eq!(fake.rate_limited_count(), 0, "no 429 from Discord");
     for ch in &channels {
-        let n = fake
-            .messages(*ch)
-            .iter()
-            .filter(|m| {
-                m["embeds"][0]["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("Status update"))
-            })
-            .count();
-        assert_eq!(n, 1, "channel {ch}: one status update");
+        assert_eq!(
+            status_updates_in(&fake, *ch),
+            1,
+            "channel {ch}: one status update"
+        );
     }
     let rate = expected as f64 / took.as_secs_f64();
     assert!(
@@ -117,19 +77,7 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
     assert!(again.stop().success());
 
     let store = Store::open(&db).unwrap();
-    let recorded = (1..=INCIDENTS)
-        .filter(|n| {
-            store.events(IncidentId(*n)).unwrap().iter().any(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::StatusPosted {
-                        automated: true,
-                        ..
-                    }
-                )
-            })
-        })
-        .count();
+    let recorded = timelines_with_automated_update(&store, INCIDENTS);
     assert_eq!(recorded as u64, INCIDENTS, "every post is in its timeline");
 }
 
@@ -141,7 +89,8 @@ async fn a_post_sent_before_a_crash_is_not_sent_twice() {
     let w = world(&fake);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let channel = prepare(&fake, w.category, &db, 1)[0];
+    let due = Utc::now() - ChronoDuration::seconds(1);
+    let channel = incidents_with_updates_due(&fake, w.category, &db, 1, |_| due)[0];
     let job = {
         let store = Store::open(&db).unwrap();
         store.jobs().unwrap().remove(0)

@@ -786,7 +786,9 @@ async fn the_incident_page_shows_the_whole_timeline() {
     assert!(page.contains("class=\"ev ev-metric\""));
     // The key moment sits at the time it was said (10:03), not when it was marked (10:04).
     let timeline = &page[page.find("<ol class=\"timeline\">").unwrap()..];
-    let moment = timeline.find("<span class=\"label\">Key moment</span>").unwrap();
+    let moment = timeline
+        .find("<span class=\"label\">Key moment</span>")
+        .unwrap();
     let stamp = timeline[..moment].rfind("<time").unwrap();
     assert!(
         timeline[stamp..moment].contains("2026-11-21 10:03:00 UTC"),

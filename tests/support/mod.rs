@@ -3,4 +3,6 @@
 #[allow(dead_code)]
 pub mod bot;
 pub mod discord;
+#[allow(dead_code)]
+pub mod load;
 pub mod prometheus;
