@@ -5,10 +5,12 @@ use crate::chat::{Attachment, Post};
 use crate::commands::metrics::{compare_options, named_request, CHART_FILE};
 use crate::domain::{Actor, EventKind, IncidentId};
 use crate::metrics;
+use crate::store::JobChange;
 use std::collections::BTreeMap;
 
-/// Gathers what changed around `id`'s start, posts it in the incident's channel and records it
-/// in the timeline. Runs after the open was acknowledged, so a slow Prometheus delays only this.
+/// Gathers what changed around `id`'s start, queues the post for the incident's channel and
+/// records it in the timeline. Runs after the open was acknowledged, so a slow Prometheus
+/// delays only this.
 pub async fn post(app: &App, id: IncidentId) {
     if let Err(e) = try_post(app, id).await {
         tracing::warn!(incident = %id, error = %e, "the what-changed post failed");
@@ -111,18 +113,31 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
             }
         }
     }
-    if !kinds.is_empty() {
-        let (after, written) = app
-            .store
-            .append(id, &Actor::System, app.now(), move |_| Ok(kinds.clone()))?;
+    let mut post = Post::text(lines.join("\n"));
+    post.files = files;
+    // Queued with the events it tells of, and delivered by the scheduler, so that an outage of
+    // the chat delays the post rather than losing it.
+    let send = JobChange::Send {
+        incident: id,
+        channel,
+        post: Box::new(post.fit_limits()),
+        due: app.now(),
+    };
+    if kinds.is_empty() {
+        app.store.apply_jobs(&[send])?;
+    } else {
+        let (after, written) = app.store.append_with_jobs(
+            id,
+            &Actor::System,
+            app.now(),
+            move |_| Ok(kinds.clone()),
+            |_, _| vec![send.clone()],
+        )?;
         for (index, png) in &charts {
             let seq = crate::store::written_seq(&after, written.len(), *index);
             app.store.put_chart(id, seq, png)?;
         }
-        app.store.flush().await?;
     }
-    let mut post = Post::text(lines.join("\n"));
-    post.files = files;
-    app.chat.post(channel, post.fit_limits()).await?;
+    app.store.flush().await?;
     Ok(())
 }

@@ -1273,6 +1273,11 @@ async fn what_changed_at_open_lists_deploys_before_impact_and_records_them() {
     };
     let outcome = commands::run(&app, &inv).await.unwrap();
     commands::after(&app, &inv, &outcome).await;
+    // The post waits in the outbox until the scheduler sends it; no scheduler runs here.
+    sitrep::scheduler::Scheduler::new(app.clone())
+        .deliver_outbox()
+        .await
+        .unwrap();
     let printed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
     let post = printed
         .split("\n[")

@@ -421,6 +421,383 @@ async fn proxy_mode_backs_off_through_429_storms_and_5xx_bursts_and_loses_nothin
     assert!(r.invalid <= 20, "{} invalid requests", r.invalid);
 }
 
+// ----- the outbox: posts that commands make -----
+
+/// Where `needle` first appears among the bot's posts in `channel`, in the order they were made.
+fn position(fake: &FakeDiscord, channel: u64, needle: &str) -> Option<usize> {
+    fake.messages(channel)
+        .iter()
+        .filter(|m| m["author"]["bot"] == true && m["type"] == 0)
+        .position(|m| text_of(m).contains(needle))
+}
+
+/// Message posts whose text contains `needle`, as sent (failed ones too).
+fn sends_of(fake: &FakeDiscord, needle: &str) -> Vec<support::discord::Request> {
+    fake.requests_to(POSTS)
+        .into_iter()
+        .filter(|r| text_of(&r.body).contains(needle))
+        .collect()
+}
+
+/// How long the storm on the message route lasts: longer than the chat adapter's own retries
+/// (0.5 s doubling, five attempts, 7.5 s), which used to drop a command's posts.
+const LONG_STORM: Duration = Duration::from_secs(10);
+
+/// What one long storm measured.
+struct StormReport {
+    /// From a command's reply to its post, before the storm.
+    prompt: Duration,
+    /// From the storm's end until the last post had landed.
+    landed_after_storm: Duration,
+    failed_sends: usize,
+}
+
+/// Updates, notes and a severity change run while every message post fails with `fault` for
+/// [`LONG_STORM`]; afterwards each of their posts is in its channel once, in order.
+async fn long_storm(mode: Mode, fault: Fault) -> StormReport {
+    let fake = FakeDiscord::start_with(FakeOptions {
+        wait_timeout: Duration::from_secs(30),
+        ..FakeOptions::default()
+    })
+    .await;
+    let w = world(&fake);
+    let mut bot = Bot::start(&fake, w, mode, "");
+    fake.wait_ready().await;
+    let title = "INC-1 · Long storm";
+    let channel = open(&fake, "Long storm", "SEV3").await;
+    fake.wait_until(Duration::from_secs(10), |f| {
+        (posted(f, channel, title) == 1 && posted(f, w.stakeholders, title) == 1).then_some(())
+    })
+    .await
+    .expect("the opening posts");
+
+    // Before the storm: how soon a command's post follows its reply.
+    update_lands(&fake, w, channel, "calm update").await;
+    let callback = fake
+        .requests_to("POST /interactions/{interaction}/{token}/callback")
+        .into_iter()
+        .rfind(|r| text_of(&r.body["data"]).contains("calm update"))
+        .expect("the update's reply");
+    let post = sends_of(&fake, "calm update")
+        .into_iter()
+        .find(|r| r.status < 300)
+        .expect("the update's post");
+    let prompt = post.at.saturating_sub(callback.at);
+
+    fake.fail_for(POSTS, fault, LONG_STORM);
+    let storm = Instant::now();
+    let mut needles = Vec::new();
+    for n in 0..3 {
+        let text = format!("storm update {n}");
+        let i = fake.slash(
+            OWNER_ID,
+            channel,
+            "incident",
+            json!({ "update": { "message": text } }),
+        );
+        let r = fake.wait_response(&i).await;
+        assert!(r.latency < ACK_DEADLINE, "{text}: {:?}", r.latency);
+        assert!(r.content().contains(&text), "{}", r.content());
+        needles.push(text);
+        let i = fake.slash(
+            OWNER_ID,
+            channel,
+            "incident",
+            note(&format!("storm note {n}")),
+        );
+        assert!(fake.wait_response(&i).await.content().contains("Noted"));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let i = fake.slash(
+        OWNER_ID,
+        channel,
+        "incident",
+        json!({ "severity": { "level": "SEV2", "reason": "the storm" } }),
+    );
+    let r = fake.wait_response(&i).await;
+    assert!(r.content().contains("is now SEV2"), "{}", r.content());
+    needles.push("Severity changed from **SEV3** to **SEV2**".to_string());
+    assert!(
+        storm.elapsed() < LONG_STORM,
+        "the commands ran inside the storm"
+    );
+    assert_eq!(
+        posted(&fake, channel, "storm update 0"),
+        0,
+        "nothing got through the storm"
+    );
+
+    let all_in = |f: &FakeDiscord| {
+        needles
+            .iter()
+            .all(|n| posted(f, channel, n) > 0 && posted(f, w.stakeholders, n) > 0)
+    };
+    fake.wait_until(Duration::from_secs(40), |f| all_in(f).then_some(()))
+        .await
+        .unwrap_or_else(|| panic!("{mode:?}: posts still missing; log:\n{}", bot.log()));
+    let landed_after_storm = storm.elapsed().saturating_sub(LONG_STORM);
+    // Late duplicates would arrive in this window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for ch in [channel, w.stakeholders] {
+        let mut last = None;
+        for n in &needles {
+            assert_eq!(posted(&fake, ch, n), 1, "{mode:?}: {n:?} in {ch}: once");
+            let at = position(&fake, ch, n);
+            assert!(at > last, "{mode:?}: {n:?} out of order in {ch}");
+            last = at;
+        }
+    }
+    let sends: Vec<_> = needles.iter().flat_map(|n| sends_of(&fake, n)).collect();
+    for r in &sends {
+        assert!(
+            r.body["nonce"].as_str().is_some_and(|n| !n.is_empty())
+                && r.body["enforce_nonce"] == true,
+            "{mode:?}: a command's post without an enforced nonce: {}",
+            r.body
+        );
+    }
+    let failed_sends = sends.iter().filter(|r| r.status >= 300).count();
+    assert!(failed_sends > 0, "{mode:?}: the storm was met");
+    assert!(bot.stop().success(), "{}", bot.log());
+    let store = Store::open(bot.db_path()).unwrap();
+    assert_eq!(store.outbox().unwrap(), [], "{mode:?}: the outbox is empty");
+    StormReport {
+        prompt,
+        landed_after_storm,
+        failed_sends,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_posts_outlast_a_ten_second_storm_and_arrive_once_in_order() {
+    let (proxy, direct) = tokio::join!(
+        long_storm(Mode::Proxy, Fault::RateLimit { retry_after: 0.0 }),
+        long_storm(Mode::Direct, Fault::ServerError(503)),
+    );
+    for (name, r) in [("proxy, 429s", proxy), ("direct, 503s", direct)] {
+        eprintln!(
+            "outbox through a {LONG_STORM:?} storm ({name}): a post {:?} after its reply before \
+             the storm; {} failed sends, all posts in {:?} after the storm ended",
+            r.prompt, r.failed_sends, r.landed_after_storm
+        );
+        // Tens of milliseconds when idle; the bound is loose for a loaded CI machine.
+        assert!(
+            r.prompt < Duration::from_millis(500),
+            "{name}: {:?}",
+            r.prompt
+        );
+        assert!(
+            r.landed_after_storm < Duration::from_secs(10),
+            "{name}: {:?}",
+            r.landed_after_storm
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_an_open_is_answered_but_before_its_posts_go_out_loses_neither() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let mut bot = Bot::start(&fake, w, Mode::Proxy, "");
+    fake.wait_ready().await;
+    // Discord takes interactions but no message posts.
+    fake.fail_for(POSTS, Fault::ServerError(503), Duration::from_secs(120));
+    let title = "INC-1 · Crash after open";
+    let channel = open(&fake, "Crash after open", "SEV2").await;
+    fake.wait_until(Duration::from_secs(10), |f| {
+        sends_of(f, title)
+            .iter()
+            .any(|r| r.status == 503)
+            .then_some(())
+    })
+    .await
+    .expect("the bot tries to post the opening");
+    bot.kill();
+    let nonces: Vec<String> = sends_of(&fake, title)
+        .iter()
+        .filter_map(|r| r.body["nonce"].as_str().map(String::from))
+        .collect();
+    assert!(!nonces.is_empty(), "the attempts carry a nonce");
+    assert_eq!(posted(&fake, channel, title), 0);
+    assert_eq!(posted(&fake, w.stakeholders, title), 0);
+    let store = Store::open(bot.db_path()).unwrap();
+    let queued: Vec<u64> = store
+        .outbox()
+        .unwrap()
+        .iter()
+        .filter_map(|j| match &j.kind {
+            sitrep::store::JobKind::Post { channel, .. } => Some(*channel),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        queued.starts_with(&[channel, w.stakeholders]),
+        "the opening post and the announcement are on disk: {queued:?}"
+    );
+    drop(store);
+
+    fake.clear_faults();
+    let restarted = Instant::now();
+    let mut bot = bot.restart(&fake, w, Mode::Proxy, "");
+    fake.wait_until(Duration::from_secs(15), |f| {
+        (posted(f, channel, title) > 0 && posted(f, w.stakeholders, title) > 0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the posts did not follow the restart; log:\n{}", bot.log()));
+    let took = restarted.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(posted(&fake, channel, title), 1, "the opening post, once");
+    assert_eq!(
+        posted(&fake, w.stakeholders, title),
+        1,
+        "the announcement, once"
+    );
+    let opening = fake
+        .messages(channel)
+        .into_iter()
+        .find(|m| text_of(m).contains(title))
+        .unwrap();
+    assert_eq!(
+        opening["components"][0]["components"][0]["label"], "Join",
+        "with its buttons"
+    );
+    assert!(
+        posted(&fake, channel, "What changed") <= 1,
+        "the what-changed post, at most once"
+    );
+    // The restart sent the opening post with the nonce of its attempts before the kill.
+    let path = format!("/channels/{channel}/messages");
+    let after: Vec<String> = sends_of(&fake, title)
+        .iter()
+        .filter(|r| r.status < 300 && r.path == path)
+        .filter_map(|r| r.body["nonce"].as_str().map(String::from))
+        .collect();
+    assert_eq!(after.len(), 1);
+    assert!(nonces.contains(&after[0]), "{after:?} {nonces:?}");
+    assert!(bot.stop().success(), "{}", bot.log());
+    assert_eq!(Store::open(bot.db_path()).unwrap().outbox().unwrap(), []);
+    eprintln!("kill -9 before the opening posts: both out {took:?} after the restart, once each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_answer_was_lost_is_sent_again_and_kept_once() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    // The bot gives up on a request after 1 s.
+    let bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[("SITREP_DISCORD__REQUEST_TIMEOUT", "1s")],
+    );
+    fake.wait_ready().await;
+    let channel = open(&fake, "Lost answers", "SEV3").await;
+    fake.wait_until(Duration::from_secs(10), |f| {
+        (posted(f, w.stakeholders, "INC-1 · Lost answers") > 0
+            && posted(f, channel, "What changed") > 0)
+            .then_some(())
+    })
+    .await
+    .expect("the posts that follow an open");
+    // Discord makes the next message, but its answer comes after the bot stopped waiting.
+    fake.fail_next(POSTS, Fault::LateAnswer(Duration::from_secs(3)));
+    update_lands(&fake, w, channel, "answer lost").await;
+    // The late answer, and anything sent after it, would land in this window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sends: Vec<_> = sends_of(&fake, "answer lost")
+        .into_iter()
+        .filter(|r| r.path == format!("/channels/{channel}/messages"))
+        .collect();
+    assert!(
+        sends.len() >= 2,
+        "sent again after the timeout: {}",
+        sends.len()
+    );
+    let nonce = &sends[0].body["nonce"];
+    assert!(nonce.is_string());
+    assert!(sends.iter().all(|r| r.body["nonce"] == *nonce), "one nonce");
+    assert_eq!(
+        posted(&fake, channel, "answer lost"),
+        1,
+        "Discord kept one message; log:\n{}",
+        bot.log()
+    );
+    assert_eq!(posted(&fake, w.stakeholders, "answer lost"), 1);
+}
+
+/// A first response that meets 5xx answers, then one that meets a 429, through `mode`.
+async fn first_response_retries(mode: Mode) -> Vec<Duration> {
+    const CALLBACK: &str = "POST /interactions/{interaction}/{token}/callback";
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let bot = Bot::start(&fake, w, mode, "");
+    fake.wait_ready().await;
+    let channel = open(&fake, "Callbacks", "SEV3").await;
+
+    fake.fail_next_n(CALLBACK, Fault::ServerError(503), 2);
+    let i = fake.slash(OWNER_ID, channel, "incident", note("after two 503s"));
+    let r = fake.wait_response(&i).await;
+    assert!(r.content().contains("after two 503s"), "{}", r.content());
+    assert!(r.latency < ACK_DEADLINE, "{mode:?}: {:?}", r.latency);
+    assert_eq!(callbacks(&fake, &i), [503, 503, 204], "{mode:?}");
+
+    let retry_after = 0.2;
+    fake.fail_next(CALLBACK, Fault::RateLimit { retry_after });
+    let i = fake.slash(OWNER_ID, channel, "incident", note("after a 429"));
+    let r = fake.wait_response(&i).await;
+    assert!(r.latency < ACK_DEADLINE, "{mode:?}: {:?}", r.latency);
+    assert_eq!(callbacks(&fake, &i), [429, 204], "{mode:?}");
+    let needle = format!("/interactions/{}/", i.id);
+    let at: Vec<Duration> = fake
+        .requests_to(CALLBACK)
+        .iter()
+        .filter(|r| r.path.starts_with(&needle))
+        .map(|r| r.at)
+        .collect();
+    let waited = at[1] - at[0];
+    if mode == Mode::Direct {
+        // Only here does retry_after reach the bot (serenity waits it out itself).
+        assert!(
+            waited.as_secs_f64() + 0.005 >= retry_after,
+            "{mode:?}: retried after {waited:?}"
+        );
+    }
+
+    // A deferral that meets a 502 is sent again, and the command goes on.
+    fake.fail_next(CALLBACK, Fault::ServerError(502));
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({ "open": { "title": "Second", "severity": "SEV4" } }),
+    );
+    assert_eq!(fake.wait_response(&i).await.kind, 5, "{mode:?}: deferred");
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.original(&i).filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Opened INC-2"))
+        })
+    })
+    .await
+    .unwrap_or_else(|| panic!("{mode:?}: the open went on; log:\n{}", bot.log()));
+    assert_eq!(callbacks(&fake, &i), [502, 204], "{mode:?}");
+    vec![waited]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_responses_are_retried_through_5xx_and_429_within_the_window() {
+    let (proxy, direct) = tokio::join!(
+        first_response_retries(Mode::Proxy),
+        first_response_retries(Mode::Direct)
+    );
+    eprintln!(
+        "first responses: retried after a 429 (retry_after 0.2 s) in {:?} through a proxy, {:?} direct",
+        proxy[0], direct[0]
+    );
+}
+
 // ----- kill -9 at random points of a scripted incident -----
 
 /// Points tried when `SITREP_FAULT_POINTS` is not set: what fits in CI's budget.

@@ -1652,10 +1652,20 @@ async fn every_command_refuses_members_without_its_role() {
         let (_, text) = answer(&fake, &i).await;
         assert!(!text.contains("not allowed"), "{name}: {text}");
     }
-    let i = fake.click(pager, id_of(&page), "escalation:ack:1:1");
+    // Escalation #1 stopped when /incident resolve ran above, and its page lost its buttons;
+    // the one /escalate started after the reopen is running.
+    let second = fake
+        .wait_until(Duration::from_secs(15), |f| {
+            f.messages(channel)
+                .into_iter()
+                .find(|m| m.to_string().contains("escalation:ack:1:2"))
+        })
+        .await
+        .expect("the second escalation's page");
+    let i = fake.click(pager, id_of(&second), "escalation:ack:1:2");
     let (_, text) = answer(&fake, &i).await;
     assert!(
-        text.starts_with("You acknowledged escalation #1 of INC-1"),
+        text.starts_with("You acknowledged escalation #2 of INC-1"),
         "{text}"
     );
     assert!(bot.stop().success());

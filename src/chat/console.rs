@@ -244,25 +244,34 @@ impl Console {
             channel,
             input,
         };
-        match commands::run(&self.app, &inv).await {
-            Ok(outcome) => {
-                self.chat.print("reply", &post_text(&outcome.reply.post));
-                for d in &outcome.posts {
-                    if let Err(e) = self.app.chat.post(d.channel, d.post.clone()).await {
-                        self.chat.print("error", &e.to_string());
-                    }
-                }
-                commands::after(&self.app, &inv, &outcome).await;
-                if let Some(id) = outcome.incident {
-                    let _ = self.app.store.meta_set(CURRENT, &id.0.to_string());
-                }
+        let result = {
+            // The command's posts are queued with its events; holding the outbox until the
+            // reply is printed keeps the scheduler from printing them first.
+            let _turn = self.app.store.outbox_turn().await;
+            let result = commands::run(&self.app, &inv).await;
+            match &result {
+                Ok(outcome) => self.chat.print("reply", &post_text(&outcome.reply.post)),
+                Err(e) => self.chat.print("error", &e.to_chat(&inv.input.path())),
             }
-            Err(e) => {
-                let text = e.to_chat(&inv.input.path());
-                self.chat.print("error", &text);
+            result
+        };
+        if let Ok(outcome) = result {
+            self.deliver().await;
+            commands::after(&self.app, &inv, &outcome).await;
+            self.deliver().await;
+            if let Some(id) = outcome.incident {
+                let _ = self.app.store.meta_set(CURRENT, &id.0.to_string());
             }
         }
         true
+    }
+
+    /// Prints what waits in the outbox now, so that a command's posts come before the prompt.
+    async fn deliver(&self) {
+        let outbox = crate::scheduler::Scheduler::new(self.app.clone());
+        if let Err(e) = outbox.deliver_outbox().await {
+            self.chat.print("error", &e.to_string());
+        }
     }
 
     /// The console is "in" the channel of the incident last opened or named, else the newest one.

@@ -12,9 +12,11 @@ use crate::domain::{
 use crate::error::{CommandError, UserError};
 use crate::scheduler::status::{incident_post, next_update, place_of, status_text, view};
 use crate::scheduler::{effective_cadence, plan};
+use crate::store::{JobChange, JobKind};
 use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Deserialize;
+use std::cell::RefCell;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "subcommand", rename_all = "snake_case")]
@@ -351,42 +353,16 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
             drill: a.drill,
         },
     };
+    let worded = Worded::default();
     let inc = app
         .store
-        .create_incident_with_jobs(id, event, |inc, events| plan(&app.config, inc, events))?;
+        .create_incident_with_jobs(id, event, |inc, events| {
+            let mut changes = plan(&app.config, inc, events);
+            changes.extend(worded.keep(inc.id, now, opening_posts(app, inc)));
+            changes
+        })?;
     app.store.flush().await?;
-
-    let v = view(app, &inc);
-    let opening = app.renderer.render(
-        "incident_opened.md.j2",
-        context! { incident => &v, audience => "responders" },
-    )?;
-    let announcement = app.renderer.render(
-        "incident_opened.md.j2",
-        context! { incident => &v, audience => "stakeholders" },
-    )?;
-    let heading = if inc.drill { "Drill" } else { "" };
-    let mut posts = vec![Delivery {
-        channel: place.channel,
-        post: incident_post(app, &inc, heading, opening).with_buttons(vec![
-            Button {
-                custom_id: format!("incident:join:{}", id.0),
-                label: "Join".into(),
-                style: ButtonStyle::Primary,
-            },
-            Button {
-                custom_id: format!("incident:update:{}", id.0),
-                label: "Post update".into(),
-                style: ButtonStyle::Secondary,
-            },
-        ]),
-    }];
-    if let Some(ch) = app.chat.stakeholder_channel() {
-        posts.push(Delivery {
-            channel: ch,
-            post: incident_post(app, &inc, heading, announcement),
-        });
-    }
+    let posts = worded.take()?;
     Ok(Outcome {
         reply: Reply::public(format!(
             "Opened {id} ({severity}) in {}. You are the commander; hand over with `/incident role role:commander`. {}",
@@ -398,7 +374,100 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
     })
 }
 
-/// Appends what `decide` makes of the target incident, flushes, and words the posts and reply.
+/// The opening post in the incident's channel, with its buttons, and the announcement to the
+/// stakeholders.
+fn opening_posts(app: &App, inc: &Incident) -> Result<Vec<Delivery>, CommandError> {
+    let v = view(app, inc);
+    let opening = app.renderer.render(
+        "incident_opened.md.j2",
+        context! { incident => &v, audience => "responders" },
+    )?;
+    let announcement = app.renderer.render(
+        "incident_opened.md.j2",
+        context! { incident => &v, audience => "stakeholders" },
+    )?;
+    let heading = if inc.drill { "Drill" } else { "" };
+    let id = inc.id;
+    let mut posts = Vec::new();
+    if let Some(channel) = inc.channel {
+        posts.push(Delivery {
+            channel,
+            post: incident_post(app, inc, heading, opening).with_buttons(vec![
+                Button {
+                    custom_id: format!("incident:join:{}", id.0),
+                    label: "Join".into(),
+                    style: ButtonStyle::Primary,
+                },
+                Button {
+                    custom_id: format!("incident:update:{}", id.0),
+                    label: "Post update".into(),
+                    style: ButtonStyle::Secondary,
+                },
+            ]),
+        });
+    }
+    if let Some(ch) = app.chat.stakeholder_channel() {
+        posts.push(Delivery {
+            channel: ch,
+            post: incident_post(app, inc, heading, announcement),
+        });
+    }
+    Ok(posts)
+}
+
+/// The posts a command words inside its store transaction, where nothing can be returned but
+/// job changes: they are queued there, and kept here for the outcome. A failure to word them is
+/// kept too, and reported once the transaction is done.
+#[derive(Default)]
+struct Worded(RefCell<Option<Result<Vec<Delivery>, CommandError>>>);
+
+impl Worded {
+    /// Keeps `posts` and returns the outbox jobs that send them. A transaction may run its
+    /// closures more than once; the last run's posts are the ones written.
+    fn keep(
+        &self,
+        id: IncidentId,
+        at: DateTime<Utc>,
+        posts: Result<Vec<Delivery>, CommandError>,
+    ) -> Vec<JobChange> {
+        let changes = match &posts {
+            Ok(p) => super::queue(id, at, p),
+            Err(_) => Vec::new(),
+        };
+        *self.0.borrow_mut() = Some(posts);
+        changes
+    }
+
+    fn take(self) -> Result<Vec<Delivery>, CommandError> {
+        self.0.into_inner().unwrap_or_else(|| Ok(Vec::new()))
+    }
+}
+
+/// When the next scheduled update is due once `changes` are written: as they set it, else as
+/// it was.
+fn planned_next_update(
+    changes: &[JobChange],
+    id: IncidentId,
+    before: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    changes
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            JobChange::Put(job) if job.incident == id && job.kind == JobKind::StatusUpdate => {
+                Some(Some(job.runs_at()))
+            }
+            JobChange::Cancel {
+                incident,
+                kind: JobKind::StatusUpdate,
+            } if *incident == id => Some(None),
+            _ => None,
+        })
+        .unwrap_or(before)
+}
+
+/// Appends what `decide` makes of the target incident with the posts that tell of it, flushes,
+/// and words the reply.
 async fn change<F>(
     app: &App,
     inv: &Invocation,
@@ -411,30 +480,50 @@ where
     let inc = target(app, inv, named.as_deref())?;
     let actor = Actor::User(inv.user.clone());
     let now = app.now();
+    let who = &inv.user.name;
+    // Read before the transaction, which may not read the store outside itself.
+    let next_before = next_update(app, &inc)?;
+    let worded = Worded::default();
     let (inc, events) =
         app.store
             .append_with_jobs(inc.id, &actor, now, decide, |inc, events| {
-                plan(&app.config, inc, events)
+                let mut changes = plan(&app.config, inc, events);
+                let next = planned_next_update(&changes, inc.id, next_before);
+                let posts = change_posts(app, who, inc, events, next);
+                changes.extend(worded.keep(inc.id, now, posts));
+                changes
             })?;
     app.store.flush().await?;
-    let who = &inv.user.name;
-    let id = inc.id;
+    let posts = worded.take()?;
+    Ok(Outcome {
+        reply: change_reply(app, who, &inc, &events, now)?,
+        posts,
+        incident: Some(inc.id),
+    })
+}
 
-    let mut posts = Vec::new();
-    let reply;
-    let last = events.last().map(|e| &e.kind);
-    match last {
-        Some(EventKind::StatusPosted { text, .. }) => {
-            let body = status_text(app, &inc, false, next_update(app, &inc)?)?;
-            let state_note = events.iter().find_map(|e| match &e.kind {
-                EventKind::StateChanged { from, to } => Some(format!(" ({from} → {to})")),
-                _ => None,
-            });
-            posts = deliveries(app, &inc, incident_post(app, &inc, "Update", body), true);
-            reply = Reply::public(format!(
-                "{who} posted an update to {id}{}: {text}",
-                state_note.unwrap_or_default()
-            ));
+/// " (was bob)" when `events` hand a role over from someone.
+fn handed_over(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::RoleRelinquished { user, .. } => Some(format!(" (was {})", user.name)),
+        _ => None,
+    })
+}
+
+/// What the channels are told of `events`, just folded into `inc`, by `who`. Runs inside the
+/// store transaction: it must not read the store.
+fn change_posts(
+    app: &App,
+    who: &str,
+    inc: &Incident,
+    events: &[Event],
+    next_update: Option<DateTime<Utc>>,
+) -> Result<Vec<Delivery>, CommandError> {
+    let id = inc.id;
+    Ok(match events.last().map(|e| &e.kind) {
+        Some(EventKind::StatusPosted { .. }) => {
+            let body = status_text(app, inc, false, next_update)?;
+            deliveries(app, inc, incident_post(app, inc, "Update", body), true)
         }
         Some(EventKind::SeverityChanged { from, to, reason }) => {
             let body = format!(
@@ -444,33 +533,63 @@ where
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
-            posts = deliveries(app, &inc, incident_post(app, &inc, "Severity", body), true);
-            reply = Reply::public(format!(
-                "{id} is now {to}. {}",
-                cadence_note(app, &inc, now)?
-            ));
+            deliveries(app, inc, incident_post(app, inc, "Severity", body), true)
         }
         Some(EventKind::RoleAssigned { role, user }) => {
-            let handed = events.iter().find_map(|e| match &e.kind {
-                EventKind::RoleRelinquished { user, .. } => Some(format!(" (was {})", user.name)),
-                _ => None,
-            });
             let mut post = Post::text(format!(
                 "{} is now the **{role}** of {id}{}.",
                 app.chat.user_mention(user),
-                handed.clone().unwrap_or_default()
+                handed_over(events).unwrap_or_default()
             ));
             // Being given a role is the one thing here that should notify that person.
             post.mentions = crate::chat::Mentions::users(&[user.id]);
-            posts = deliveries(app, &inc, post, false);
-            reply = Reply::public(format!(
-                "{} is now the {role} of {id}{}.",
-                user.name,
-                handed.unwrap_or_default()
-            ));
+            deliveries(app, inc, post, false)
         }
+        Some(EventKind::Resolved { .. }) => {
+            let body = app
+                .renderer
+                .render("resolved.md.j2", context! { incident => view(app, inc) })?;
+            deliveries(app, inc, incident_post(app, inc, "Resolved", body), true)
+        }
+        Some(EventKind::Reopened { reason }) => {
+            let body = format!("Reopened by {who}: {reason}\nState is back to **investigating**.");
+            deliveries(app, inc, incident_post(app, inc, "Reopened", body), true)
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// The answer to `who`, whose command added `events` to `inc`.
+fn change_reply(
+    app: &App,
+    who: &str,
+    inc: &Incident,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<Reply, CommandError> {
+    let id = inc.id;
+    Ok(match events.last().map(|e| &e.kind) {
+        Some(EventKind::StatusPosted { text, .. }) => {
+            let state_note = events.iter().find_map(|e| match &e.kind {
+                EventKind::StateChanged { from, to } => Some(format!(" ({from} → {to})")),
+                _ => None,
+            });
+            Reply::public(format!(
+                "{who} posted an update to {id}{}: {text}",
+                state_note.unwrap_or_default()
+            ))
+        }
+        Some(EventKind::SeverityChanged { to, .. }) => Reply::public(format!(
+            "{id} is now {to}. {}",
+            cadence_note(app, inc, now)?
+        )),
+        Some(EventKind::RoleAssigned { role, user }) => Reply::public(format!(
+            "{} is now the {role} of {id}{}.",
+            user.name,
+            handed_over(events).unwrap_or_default()
+        )),
         Some(EventKind::NoteAdded { text }) => {
-            reply = Reply::public(format!("Noted in {id}'s timeline: {text}"));
+            Reply::public(format!("Noted in {id}'s timeline: {text}"))
         }
         Some(EventKind::ActionItemAdded { text, owner, due }) => {
             let mut s = format!("Action item added to {id}: {text}");
@@ -480,35 +599,25 @@ where
             if let Some(d) = due {
                 s.push_str(&format!(" · due {}", d.format("%Y-%m-%d")));
             }
-            reply = Reply::public(s);
+            Reply::public(s)
         }
-        Some(EventKind::Resolved { .. }) => {
-            let body = app
-                .renderer
-                .render("resolved.md.j2", context! { incident => view(app, &inc) })?;
-            posts = deliveries(app, &inc, incident_post(app, &inc, "Resolved", body), true);
-            reply = Reply::public(format!(
-                "{id} is resolved after {}. Thank you. `/incident reopen` if it comes back.",
-                inc.age(app.now())
-            ));
-        }
-        Some(EventKind::Reopened { reason }) => {
-            let body = format!("Reopened by {who}: {reason}\nState is back to **investigating**.");
-            posts = deliveries(app, &inc, incident_post(app, &inc, "Reopened", body), true);
-            reply = Reply::public(format!(
-                "{id} is reopened and investigating again. {}",
-                cadence_note(app, &inc, now)?
-            ));
-        }
+        Some(EventKind::Resolved { .. }) => Reply::public(format!(
+            "{id} is resolved after {}. Thank you. `/incident reopen` if it comes back.",
+            inc.age(app.now())
+        )),
+        Some(EventKind::Reopened { .. }) => Reply::public(format!(
+            "{id} is reopened and investigating again. {}",
+            cadence_note(app, inc, now)?
+        )),
         Some(EventKind::CadenceChanged { cadence }) => {
             let whose = match cadence {
                 Some(_) => format!("{id}'s own"),
                 None => format!("{}'s", inc.severity),
             };
-            reply = Reply::public(format!(
+            Reply::public(format!(
                 "{who} set {id} to {whose} cadence. {}",
-                cadence_note(app, &inc, now)?
-            ));
+                cadence_note(app, inc, now)?
+            ))
         }
         Some(EventKind::PublicChanged { visible, .. }) => {
             let text = if *visible {
@@ -523,14 +632,9 @@ where
             } else {
                 format!("{id} is kept off the public status page.")
             };
-            reply = Reply::private(text);
+            Reply::private(text)
         }
-        _ => reply = Reply::public(format!("Recorded in {id}.")),
-    }
-    Ok(Outcome {
-        reply,
-        posts,
-        incident: Some(id),
+        _ => Reply::public(format!("Recorded in {id}.")),
     })
 }
 

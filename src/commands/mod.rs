@@ -12,6 +12,8 @@ use crate::app::App;
 use crate::chat::Post;
 use crate::domain::{IncidentId, UserRef};
 use crate::error::{CommandError, UserError};
+use crate::store::JobChange;
+use chrono::{DateTime, Utc};
 pub use options::{CommandInput, InputOption, InputValue};
 
 /// Who ran what, where.
@@ -49,16 +51,32 @@ impl Reply {
     }
 }
 
-/// A post to send once the reply is out.
+/// A post a command makes besides its reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub channel: u64,
     pub post: Post,
 }
 
+/// The outbox jobs that send `posts` for incident `id`, in order; write them in the same
+/// transaction as the events they tell of, and the scheduler delivers them.
+pub fn queue(id: IncidentId, at: DateTime<Utc>, posts: &[Delivery]) -> Vec<JobChange> {
+    posts
+        .iter()
+        .map(|d| JobChange::Send {
+            incident: id,
+            channel: d.channel,
+            post: Box::new(d.post.clone()),
+            due: at,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub reply: Reply,
+    /// The posts the command queued in the outbox, in order. They are on disk with the
+    /// command's events and the scheduler sends them; edges must not send them again.
     pub posts: Vec<Delivery>,
     /// The incident the command acted on; the console makes it the current one.
     pub incident: Option<IncidentId>,
@@ -146,8 +164,8 @@ pub fn precheck(app: &App, inv: &Invocation) -> Result<(), CommandError> {
     }
 }
 
-/// Work that follows a command once its reply and posts are out, such as the "what changed"
-/// post after an open. Edges run it in the background; nothing here may delay the reply.
+/// Work that follows a command once its reply is out, such as the "what changed" post after an
+/// open. Edges run it in the background; nothing here may delay the reply.
 pub async fn after(app: &App, inv: &Invocation, outcome: &Outcome) {
     if inv.input.path() == "incident open" {
         if let Some(id) = outcome.incident {
@@ -161,7 +179,8 @@ pub async fn after(app: &App, inv: &Invocation, outcome: &Outcome) {
     }
 }
 
-/// Runs one command. Events are flushed to disk before this returns a success.
+/// Runs one command. Events, and the posts queued with them, are flushed to disk before this
+/// returns a success.
 pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
     let json = options::to_json(&inv.input)?;
     authorize(app, inv, &json)?;

@@ -43,6 +43,8 @@ struct Recorder {
     sent: Mutex<Vec<Sent>>,
     edited: Mutex<Vec<Edited>>,
     places: Mutex<u64>,
+    /// Set while an incident opens: its opening post is another feature's.
+    unrecorded: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -64,6 +66,9 @@ impl Chat for Recorder {
     }
 
     async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
+        if self.unrecorded.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(1);
+        }
         let mut sent = self.sent.lock().unwrap();
         let id = 1000 + sent.len() as u64;
         sent.push(Sent {
@@ -150,6 +155,7 @@ impl Harness {
             sent: Mutex::new(Vec::new()),
             edited: Mutex::new(Vec::new()),
             places: Mutex::new(0),
+            unrecorded: Default::default(),
         });
         let app = App::new(
             Arc::new(config.clone()),
@@ -206,12 +212,24 @@ impl Harness {
             channel,
             input: parse_line(line).unwrap(),
         };
-        let out = commands::run(&self.app, &inv).await?;
-        // The "what changed" post after an open is another feature's; only resolve's matters.
+        // The posts of an open (queued for the scheduler) and the "what changed" post after it
+        // are another feature's; only resolve's follow-up matters.
         if inv.input.path() != "incident open" {
+            let out = commands::run(&self.app, &inv).await?;
             commands::after(&self.app, &inv, &out).await;
+            return Ok(out);
         }
-        Ok(out)
+        let quiet = &self.chat.unrecorded;
+        quiet.store(true, std::sync::atomic::Ordering::SeqCst);
+        let out = commands::run(&self.app, &inv).await;
+        if out.is_ok() {
+            Scheduler::new(self.app.clone())
+                .deliver_outbox()
+                .await
+                .unwrap();
+        }
+        quiet.store(false, std::sync::atomic::Ordering::SeqCst);
+        out
     }
 
     async fn ok(&self, line: &str) -> Outcome {

@@ -4,7 +4,10 @@
 //! them (see [`plan`]), so they survive restarts. After downtime an overdue job fires once and
 //! the next one counts from then, never once per missed tick. Time comes from `App::clock`, and
 //! the sleeping is tokio's, so tests run on tokio's paused clock.
+//!
+//! The same task empties the [`outbox`]: the posts commands queued with their events.
 
+pub mod outbox;
 pub mod status;
 
 use crate::app::App;
@@ -123,6 +126,11 @@ pub fn nonce(job: &Job, part: char, channel: u64) -> String {
         .feed(job.kind.tag().as_bytes())
         .feed(&job.due.timestamp_millis().to_be_bytes())
         .feed(&channel.to_be_bytes());
+    // Posts queued in one millisecond differ only in their number. Other kinds leave it out, so
+    // that their nonces stay what they were before the outbox.
+    if let JobKind::Post { seq, .. } = &job.kind {
+        h.feed(&seq.to_be_bytes());
+    }
     let mut tag = [0u8; 4];
     let h = h.feed(part.encode_utf8(&mut tag).as_bytes()).finish();
     format!("{part}{h:016x}")
@@ -186,7 +194,10 @@ impl Scheduler {
 
     /// Fires every job due by now, in the order they came due, and returns when the next job is
     /// due. A job that fails is retried later with backoff; only a failing store is an error.
+    /// The outbox goes first and again after each job, so that a slow job holds up the posts of
+    /// commands as little as it can.
     pub async fn fire_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut outbox_next = self.deliver_outbox().await?;
         for job in self.app.store.jobs_due(self.app.now())? {
             // Earlier jobs of this round may have taken a while; a command may have moved or
             // cancelled this one meanwhile, and then that decision stands.
@@ -207,8 +218,13 @@ impl Scheduler {
                 let at = self.app.now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 self.app.store.retry_job(&job, at)?;
             }
+            outbox_next = self.deliver_outbox().await?;
         }
-        Ok(self.app.store.next_job()?.map(|j| j.runs_at()))
+        let timed = self.app.store.next_job()?.map(|j| j.runs_at());
+        Ok(match (timed, outbox_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     async fn fire(&self, job: &Job) -> Result<(), JobError> {
@@ -219,6 +235,7 @@ impl Scheduler {
             }
             JobKind::StuckNudge => Ok(crate::escalation::nudge(&self.app, job).await?),
             JobKind::Archive => self.archive(job).await,
+            JobKind::Post { .. } => self.send_post(job).await,
         }
     }
 

@@ -30,8 +30,12 @@ struct Recorder {
     t0: DateTime<Utc>,
     sent: Mutex<Vec<Sent>>,
     places: Mutex<u64>,
-    /// Posts to refuse before accepting again, as an unreachable platform would.
+    /// Posts to fail before accepting again, as an unreachable platform would.
     failures: AtomicU32,
+    /// Posts to refuse before accepting again, as a platform would a post it will never take.
+    refusals: AtomicU32,
+    /// Every attempt to post, failed or not: when, where, and with which nonce.
+    tried: Mutex<Vec<(i64, u64, Option<String>)>>,
     /// Runs once while the next post is in flight, as a command typed meanwhile would.
     meanwhile: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -52,6 +56,18 @@ impl Chat for Recorder {
         let meanwhile = self.meanwhile.lock().unwrap().take();
         if let Some(f) = meanwhile {
             f();
+        }
+        let at = (self.clock.now() - self.t0).num_seconds();
+        self.tried
+            .lock()
+            .unwrap()
+            .push((at, channel, post.nonce.clone()));
+        if self
+            .refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ChatError::Refused("Missing Access".into()));
         }
         if self
             .failures
@@ -108,6 +124,8 @@ impl Harness {
             sent: Mutex::new(Vec::new()),
             places: Mutex::new(0),
             failures: AtomicU32::new(0),
+            refusals: AtomicU32::new(0),
+            tried: Mutex::new(Vec::new()),
             meanwhile: Mutex::new(None),
         });
         let app = App::new(
@@ -183,10 +201,21 @@ impl Harness {
             .collect()
     }
 
+    /// Reminders to the commander (the opening post has the same button, in an embed).
     fn reminders(&self) -> Vec<Sent> {
         self.sent()
             .into_iter()
-            .filter(|s| s.post.buttons.iter().any(|b| b.label == "Post update"))
+            .filter(|s| {
+                s.post.embed.is_none() && s.post.buttons.iter().any(|b| b.label == "Post update")
+            })
+            .collect()
+    }
+
+    /// The timed jobs, without the posts waiting in the outbox.
+    fn timed_jobs(&self) -> Vec<Job> {
+        let all = self.app.store.jobs().unwrap();
+        all.into_iter()
+            .filter(|j| !matches!(j.kind, JobKind::Post { .. }))
             .collect()
     }
 
@@ -384,7 +413,7 @@ async fn resolving_cancels_and_reopening_restarts() {
     h.ok("/incident open title:x severity:SEV1").await;
     h.at(m(20)).await;
     h.ok("/incident resolve summary:\"Rolled back\"").await;
-    assert_eq!(h.app.store.jobs().unwrap(), []);
+    assert_eq!(h.timed_jobs(), []);
     h.at(m(120)).await;
     let ch = h.channel_of(1);
     assert_eq!(h.updates(ch), [m(15)]);
@@ -400,9 +429,10 @@ async fn an_overdue_job_fires_once_after_a_restart() {
     h.ok("/incident open title:x severity:SEV1").await;
     h.at(m(1)).await;
     h.stop_scheduler().await;
+    let before = h.sent().len();
     // Down across the 15m, 30m and 45m ticks.
     h.at(m(50)).await;
-    assert_eq!(h.sent().len(), 0);
+    assert_eq!(h.sent().len(), before);
     h.start_scheduler();
     h.at(m(64)).await;
     let ch = h.channel_of(1);
@@ -421,9 +451,13 @@ async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
     h.ok("/incident open title:x severity:SEV1").await;
     let ch = h.channel_of(1);
     let job = h.app.store.next_job().unwrap().unwrap();
+    // The opening posts go out first.
+    h.at(1).await;
+    let opening = h.sent().len();
+    assert_eq!(opening, 2);
     h.chat.failures.store(2, Ordering::SeqCst);
     h.at(m(15) + 1).await;
-    assert_eq!(h.sent().len(), 0);
+    assert_eq!(h.sent().len(), opening);
     let retry = h.app.store.next_job().unwrap().unwrap();
     assert_eq!(
         (retry.due, retry.attempts),
@@ -433,11 +467,10 @@ async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
     assert_eq!(retry.runs_at(), job.due + chrono::Duration::seconds(30));
     // Fails again at 15m30s, then waits twice as long.
     h.at(m(16) + 29).await;
-    assert_eq!(h.sent().len(), 0);
+    assert_eq!(h.sent().len(), opening);
     h.at(m(16) + 31).await;
     assert_eq!(h.updates(ch), [m(16) + 30]);
-    let nonces: Vec<String> = h
-        .sent()
+    let nonces: Vec<String> = h.sent()[opening..]
         .iter()
         .map(|s| s.post.nonce.clone().unwrap())
         .collect();
@@ -545,4 +578,216 @@ fn backoff_doubles_up_to_a_cap() {
     assert_eq!(backoff(0), Duration::from_secs(30));
     assert_eq!(backoff(1), Duration::from_secs(60));
     assert_eq!(backoff(20), RETRY_MAX);
+}
+
+fn title(post: &Post) -> &str {
+    post.embed.as_ref().map_or("", |e| e.title.as_str())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commands_posts_go_out_at_once_through_the_outbox() {
+    let h = Harness::new(Config::default());
+    let out = h.ok("/incident open title:x severity:SEV1").await;
+    assert_eq!(out.posts.len(), 2, "the outcome tells what was queued");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let ch = h.channel_of(1);
+    let sent: Vec<(i64, u64, String)> = h
+        .sent()
+        .into_iter()
+        .map(|s| (s.at, s.channel, title(&s.post).to_string()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (0, ch, "INC-1 · x".to_string()),
+            (0, STAKEHOLDERS, "INC-1 · x".to_string())
+        ],
+        "the opening post, then the announcement, without waiting for a tick"
+    );
+    assert_eq!(h.app.store.outbox().unwrap(), [], "forgotten once sent");
+    assert_eq!(h.timed_jobs().len(), 1, "the status update stays scheduled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outbox_post_is_retried_with_backoff_and_its_nonce_and_its_channel_waits() {
+    let h = Harness::new(Config::default());
+    // The opening post fails at 0 s and 2 s; the announcement at 0 s.
+    h.chat.failures.store(3, Ordering::SeqCst);
+    h.ok("/incident open title:x severity:SEV1").await;
+    let queued = h.app.store.outbox().unwrap();
+    assert_eq!(queued.len(), 2, "on disk before the reply");
+    h.at(1).await;
+    h.ok("/incident update message:\"Rolling back\"").await;
+    let queued: Vec<Job> = queued
+        .into_iter()
+        .chain(h.app.store.outbox().unwrap().into_iter().skip(2))
+        .collect();
+    let seqs: Vec<u64> = queued
+        .iter()
+        .map(|j| match j.kind {
+            JobKind::Post { seq, .. } => seq,
+            _ => panic!("{j:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "numbered in the order queued");
+    h.at(10).await;
+
+    let ch = h.channel_of(1);
+    let sent: Vec<(i64, u64, String)> = h
+        .sent()
+        .into_iter()
+        .map(|s| (s.at, s.channel, title(&s.post).to_string()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (2, STAKEHOLDERS, "INC-1 · x".to_string()),
+            (2, STAKEHOLDERS, "Update · INC-1 · x".to_string()),
+            (6, ch, "INC-1 · x".to_string()),
+            (6, ch, "Update · INC-1 · x".to_string()),
+        ],
+        "each channel in order: the update waits for the opening post"
+    );
+    // Each post kept its nonce across attempts, and no two posts share one.
+    let tried = h.chat.tried.lock().unwrap().clone();
+    let expected = |n: usize| {
+        let job = &queued[n];
+        let JobKind::Post { channel, .. } = job.kind else {
+            unreachable!()
+        };
+        (channel, Some(nonce(job, 'o', channel)))
+    };
+    let attempts = |n: usize| -> Vec<i64> {
+        let (channel, nonce) = expected(n);
+        tried
+            .iter()
+            .filter(|(_, c, x)| *c == channel && *x == nonce)
+            .map(|(at, _, _)| *at)
+            .collect()
+    };
+    assert_eq!(attempts(0), [0, 2, 6], "2 s, then twice as long");
+    assert_eq!(attempts(1), [0, 2]);
+    assert_eq!(attempts(2), [6], "never tried ahead of the opening post");
+    assert_eq!(attempts(3), [2]);
+    assert_eq!(tried.len(), 7, "every attempt is one of the above");
+    let nonces: std::collections::HashSet<_> = (0..4).map(|n| expected(n).1).collect();
+    assert_eq!(nonces.len(), 4);
+    assert_eq!(h.app.store.outbox().unwrap(), []);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_the_chat_keeps_refusing_is_dropped_and_its_channel_moves_on() {
+    let h = Harness::new(Config::default());
+    // Both posts are refused at 0, 2, 6 and 14 s; at 30 s the opening post is refused a fifth
+    // time and dropped, and the announcement goes out.
+    h.chat
+        .refusals
+        .store(2 * outbox::MAX_REFUSALS - 1, Ordering::SeqCst);
+    h.ok("/incident open title:x severity:SEV1").await;
+    h.at(m(5)).await;
+    let ch = h.channel_of(1);
+    let sent: Vec<(i64, u64, String)> = h
+        .sent()
+        .into_iter()
+        .map(|s| (s.at, s.channel, title(&s.post).to_string()))
+        .collect();
+    assert_eq!(sent, [(30, STAKEHOLDERS, "INC-1 · x".to_string())]);
+    assert_eq!(
+        h.app.store.outbox().unwrap(),
+        [],
+        "dropped, not retried for ever"
+    );
+    h.ok("/incident update message:\"Rolling back\"").await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        h.sent()
+            .iter()
+            .filter(|s| s.channel == ch && title(&s.post).starts_with("Update"))
+            .count(),
+        1,
+        "the channel is not held up by the dropped post"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn posts_queued_before_a_crash_go_out_once_the_scheduler_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = Harness::on(Config::default(), store.clone());
+    h.stop_scheduler().await;
+    h.ok("/incident open title:x severity:SEV1").await;
+    h.at(30).await;
+    assert!(
+        h.sent().is_empty(),
+        "nothing delivers while the scheduler is down"
+    );
+    drop(h);
+    drop(store);
+    // A new process on the same database.
+    let h = Harness::on(Config::default(), Store::open(dir.path()).unwrap());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let channels: Vec<u64> = h.sent().iter().map(|s| s.channel).collect();
+    assert_eq!(channels, [h.channel_of(1), STAKEHOLDERS]);
+}
+
+/// Jobs as builds before the outbox wrote them: they must read the same, and write the same.
+#[test]
+fn jobs_stored_by_older_builds_still_decode() {
+    let t = |min: i64| {
+        Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap() + chrono::Duration::minutes(min)
+    };
+    let cases = [
+        (
+            r#"{"incident":3,"kind":{"job":"status_update"},"due":"2026-11-21T10:15:00Z","attempts":0,"retry_at":null}"#,
+            Job::new(IncidentId(3), JobKind::StatusUpdate, t(15)),
+        ),
+        (
+            r#"{"incident":3,"kind":{"job":"escalation_timeout","escalation":1,"level":2,"policy":"default"},"due":"2026-11-21T10:15:00Z","attempts":2,"retry_at":"2026-11-21T10:17:00Z"}"#,
+            Job {
+                attempts: 2,
+                retry_at: Some(t(17)),
+                ..Job::new(
+                    IncidentId(3),
+                    JobKind::EscalationTimeout {
+                        escalation: 1,
+                        level: 2,
+                        policy: Some("default".into()),
+                    },
+                    t(15),
+                )
+            },
+        ),
+        (
+            r#"{"incident":3,"kind":{"job":"stuck_nudge"},"due":"2026-11-21T10:15:00Z","attempts":0,"retry_at":null}"#,
+            Job::new(IncidentId(3), JobKind::StuckNudge, t(15)),
+        ),
+        (
+            r#"{"incident":3,"kind":{"job":"archive"},"due":"2026-11-21T10:15:00Z","attempts":0,"retry_at":null}"#,
+            Job::new(IncidentId(3), JobKind::Archive, t(15)),
+        ),
+    ];
+    for (json, job) in cases {
+        let mut bytes = vec![crate::store::SCHEMA_VERSION];
+        bytes.extend_from_slice(json.as_bytes());
+        let read: Job = crate::store::decode("jobs", &bytes).unwrap();
+        assert_eq!(read, job);
+        assert_eq!(crate::store::encode(&job), bytes, "written as before");
+    }
+    // The oldest, from before retries were counted, and before ladders had policies.
+    let oldest = br#"{"incident":3,"kind":{"job":"escalation_timeout","escalation":1,"level":2},"due":"2026-11-21T10:15:00Z"}"#;
+    let mut bytes = vec![crate::store::SCHEMA_VERSION];
+    bytes.extend_from_slice(oldest);
+    let read: Job = crate::store::decode("jobs", &bytes).unwrap();
+    assert_eq!((read.attempts, read.retry_at), (0, None));
+    assert!(matches!(
+        read.kind,
+        JobKind::EscalationTimeout { policy: None, .. }
+    ));
+}
+
+#[test]
+fn outbox_backoff_starts_short_and_is_capped() {
+    assert_eq!(outbox::backoff(0), Duration::from_secs(2));
+    assert_eq!(outbox::backoff(1), Duration::from_secs(4));
+    assert_eq!(outbox::backoff(30), Duration::from_secs(120));
 }

@@ -2,11 +2,16 @@
 //!
 //! An incident has at most one job of each kind (its slot); `meta` indexes slot → key, because a
 //! transaction cannot scan, and a job must be replaced in the same transaction as its cause.
+//!
+//! The outbox is the exception: posts a command queued ([`JobKind::Post`]) are keyed by their
+//! number after every timed job, so that they keep the order they were queued in through
+//! retries and the timed jobs' scans never meet them.
 
 use super::{
     abort, decode, encode, event_key, flatten, tx_incident, AppendError, Store, StoreError,
     TxResult,
 };
+use crate::chat::Post;
 use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,9 +19,15 @@ use sled::transaction::{TransactionError, TransactionalTree, UnabortableTransact
 use sled::Transactional;
 
 const INDEX_PREFIX: &[u8] = b"job:";
+/// The first byte of outbox keys. Time keys start with 0x80 for every time chrono can hold, so
+/// outbox keys sort after all of them.
+const OUTBOX_PREFIX: u8 = 0xff;
+/// The last number given to an outbox post.
+const OUTBOX_SEQ: &[u8] = b"outbox_seq";
 
-/// What a job does when it comes due. Later kinds add their own variants.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a job does when it comes due. Later kinds add their own variants; stored, so a variant
+/// is never renamed or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum JobKind {
     /// The scheduled status update (and, when the team has been quiet, the reminder).
@@ -33,6 +44,14 @@ pub enum JobKind {
     StuckNudge,
     /// A resolved incident's channel is archived after `[discord] archive_after`.
     Archive,
+    /// A post a command made, waiting in the outbox until the chat takes it. `seq` numbers the
+    /// outbox across the database, in the order posts were queued; queue one with
+    /// [`JobChange::Send`], which gives the number.
+    Post {
+        seq: u64,
+        channel: u64,
+        post: Box<Post>,
+    },
 }
 
 impl JobKind {
@@ -43,6 +62,7 @@ impl JobKind {
             JobKind::EscalationTimeout { .. } => "escalation",
             JobKind::StuckNudge => "stuck",
             JobKind::Archive => "archive",
+            JobKind::Post { .. } => "post",
         }
     }
 
@@ -95,6 +115,14 @@ pub enum JobChange {
         incident: IncidentId,
         kind: JobKind,
     },
+    /// Queues `post` for `channel` in the outbox, due at `due`, numbered after every post queued
+    /// before it.
+    Send {
+        incident: IncidentId,
+        channel: u64,
+        post: Box<Post>,
+        due: DateTime<Utc>,
+    },
 }
 
 fn slot(incident: IncidentId, kind: &JobKind) -> Vec<u8> {
@@ -117,7 +145,16 @@ fn time_key(at: DateTime<Utc>) -> [u8; 8] {
     ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+fn outbox_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![OUTBOX_PREFIX];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn job_key(job: &Job) -> Vec<u8> {
+    if let JobKind::Post { seq, .. } = job.kind {
+        return outbox_key(seq);
+    }
     let mut k = time_key(job.runs_at()).to_vec();
     k.extend_from_slice(&slot(job.incident, &job.kind));
     k
@@ -128,25 +165,75 @@ fn tx_apply(
     meta: &TransactionalTree,
     change: &JobChange,
 ) -> Result<(), UnabortableTransactionError> {
-    let (incident, kind) = match change {
-        JobChange::Put(job) => (job.incident, &job.kind),
-        JobChange::Cancel { incident, kind } => (*incident, kind),
-    };
-    let index = index_key(incident, kind);
-    if let Some(old) = meta.get(&index)? {
-        jobs.remove(old)?;
-    }
     match change {
+        JobChange::Send {
+            incident,
+            channel,
+            post,
+            due,
+        } => {
+            let last = meta
+                .get(OUTBOX_SEQ)?
+                .and_then(|b| b.as_ref().try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            let seq = last + 1;
+            meta.insert(OUTBOX_SEQ, &seq.to_be_bytes())?;
+            let kind = JobKind::Post {
+                seq,
+                channel: *channel,
+                post: post.clone(),
+            };
+            jobs.insert(outbox_key(seq), encode(&Job::new(*incident, kind, *due)))?;
+        }
+        // An outbox post's key is its number, so it needs no index.
+        JobChange::Put(
+            job @ Job {
+                kind: JobKind::Post { seq, .. },
+                ..
+            },
+        ) => {
+            jobs.insert(outbox_key(*seq), encode(job))?;
+        }
+        JobChange::Cancel {
+            kind: JobKind::Post { seq, .. },
+            ..
+        } => {
+            jobs.remove(outbox_key(*seq))?;
+        }
         JobChange::Put(job) => {
+            let index = index_key(job.incident, &job.kind);
+            if let Some(old) = meta.get(&index)? {
+                jobs.remove(old)?;
+            }
             let key = job_key(job);
             jobs.insert(key.as_slice(), encode(job))?;
             meta.insert(index, key)?;
         }
-        JobChange::Cancel { .. } => {
-            meta.remove(index)?;
+        JobChange::Cancel { incident, kind } => {
+            if let Some(old) = meta.remove(index_key(*incident, kind))? {
+                jobs.remove(old)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Whether `job` is still stored as it was read: nothing replaced, moved or cancelled it since.
+fn tx_is_current(
+    jobs: &TransactionalTree,
+    meta: &TransactionalTree,
+    job: &Job,
+) -> Result<bool, UnabortableTransactionError> {
+    Ok(match job.kind {
+        JobKind::Post { seq, .. } => {
+            jobs.get(outbox_key(seq))?.as_deref() == Some(encode(job).as_slice())
+        }
+        _ => {
+            meta.get(index_key(job.incident, &job.kind))?.as_deref()
+                == Some(job_key(job).as_slice())
+        }
+    })
 }
 
 /// Transactions on jobs alone decide nothing, so only the database can fail them.
@@ -269,8 +356,6 @@ impl Store {
     /// Moves `job` to run again at `at`, counting the failed attempt, unless something replaced
     /// or cancelled it meanwhile (then that decision stands). Returns whether it moved.
     pub fn retry_job(&self, job: &Job, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let index = index_key(job.incident, &job.kind);
-        let current = job_key(job);
         let next = Job {
             attempts: job.attempts + 1,
             retry_at: Some(at),
@@ -278,7 +363,7 @@ impl Store {
         };
         let moved = (&self.jobs, &self.meta)
             .transaction(|(jobs, meta)| -> TxResult<bool> {
-                if meta.get(&index)?.as_deref() != Some(current.as_slice()) {
+                if !tx_is_current(jobs, meta, job)? {
                     return Ok(false);
                 }
                 tx_apply(jobs, meta, &JobChange::Put(next.clone()))?;
@@ -293,13 +378,22 @@ impl Store {
 
     /// The job in an incident's slot of `kind`, if any.
     pub fn job(&self, incident: IncidentId, kind: &JobKind) -> Result<Option<Job>, StoreError> {
-        let Some(key) = self.meta.get(index_key(incident, kind))? else {
-            return Ok(None);
+        let key = match kind {
+            JobKind::Post { seq, .. } => outbox_key(*seq).into(),
+            _ => match self.meta.get(index_key(incident, kind))? {
+                Some(key) => key,
+                None => return Ok(None),
+            },
         };
-        self.jobs.get(key)?.map(|v| decode("jobs", &v)).transpose()
+        let job: Option<Job> = self
+            .jobs
+            .get(key)?
+            .map(|v| decode("jobs", &v))
+            .transpose()?;
+        Ok(job.filter(|j| j.incident == incident))
     }
 
-    /// Every job, the one to run first first.
+    /// Every job: the timed ones, the one to run first first, then the outbox in order.
     pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.jobs
             .iter()
@@ -308,12 +402,23 @@ impl Store {
             .collect()
     }
 
-    /// The job to run first, if any.
+    /// The timed job to run first, if any (the outbox is not timed: see [`Store::outbox`]).
     pub fn next_job(&self) -> Result<Option<Job>, StoreError> {
         self.jobs
-            .first()?
+            .range(..[OUTBOX_PREFIX])
+            .next()
+            .transpose()?
             .map(|(_, v)| decode("jobs", &v))
             .transpose()
+    }
+
+    /// The posts waiting in the outbox, in the order they were queued.
+    pub fn outbox(&self) -> Result<Vec<Job>, StoreError> {
+        self.jobs
+            .range([OUTBOX_PREFIX]..)
+            .values()
+            .map(|v| decode("jobs", &v?))
+            .collect()
     }
 
     /// Jobs whose time has come by `now`, in the order they came due.
@@ -325,6 +430,12 @@ impl Store {
             .values()
             .map(|v| decode("jobs", &v?))
             .collect()
+    }
+
+    /// Waits for the sole right to deliver the outbox. The scheduler takes it for each pass; the
+    /// console holds it while a command runs, so that the command's posts print after its reply.
+    pub async fn outbox_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.outbox_turn.clone().lock_owned().await
     }
 
     /// Completes when jobs changed since the last call returned (or since the store opened), so
@@ -462,6 +573,115 @@ mod tests {
         // `job` is stale now: retrying it again must not bring it back.
         assert!(!store.retry_job(&job, t(17)).unwrap());
         assert_eq!(store.job(a, &JobKind::StatusUpdate).unwrap(), Some(moved));
+    }
+
+    fn send(incident: IncidentId, channel: u64, text: &str, due: DateTime<Utc>) -> JobChange {
+        JobChange::Send {
+            incident,
+            channel,
+            post: Box::new(Post::text(text)),
+            due,
+        }
+    }
+
+    fn seq_of(job: &Job) -> u64 {
+        match job.kind {
+            JobKind::Post { seq, .. } => seq,
+            _ => panic!("not an outbox post: {job:?}"),
+        }
+    }
+
+    #[test]
+    fn an_older_database_reads_the_same_and_the_outbox_stays_out_of_the_timed_scans() {
+        let store = Store::temporary().unwrap();
+        // A status update as an older build wrote it: under its time key, indexed by its slot.
+        let id = IncidentId(3);
+        let mut key = time_key(t(15)).to_vec();
+        key.extend_from_slice(&3u64.to_be_bytes());
+        key.extend_from_slice(b"status");
+        let mut value = vec![crate::store::SCHEMA_VERSION];
+        value.extend_from_slice(br#"{"incident":3,"kind":{"job":"status_update"},"due":"2026-11-21T10:15:00Z","attempts":0,"retry_at":null}"#);
+        store.jobs.insert(&key, value).unwrap();
+        let mut index = b"job:".to_vec();
+        index.extend_from_slice(&3u64.to_be_bytes());
+        index.extend_from_slice(b"status");
+        store.meta.insert(index, key).unwrap();
+        let old = Job::new(id, JobKind::StatusUpdate, t(15));
+        assert_eq!(
+            store.job(id, &JobKind::StatusUpdate).unwrap(),
+            Some(old.clone())
+        );
+
+        // Posts queued earlier than the timed job still sort after it, in the order queued.
+        store
+            .apply_jobs(&[send(id, 9, "first", t(1)), send(id, 9, "second", t(1))])
+            .unwrap();
+        store.apply_jobs(&[send(id, 8, "third", t(0))]).unwrap();
+        assert_eq!(store.next_job().unwrap(), Some(old.clone()));
+        assert_eq!(store.jobs_due(t(20)).unwrap(), std::slice::from_ref(&old));
+        let outbox = store.outbox().unwrap();
+        assert_eq!(outbox.iter().map(seq_of).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(store.jobs().unwrap().len(), 4);
+        assert!(
+            time_key(DateTime::<Utc>::MAX_UTC)[0] < OUTBOX_PREFIX,
+            "no time chrono can hold sorts among the outbox"
+        );
+
+        // An outbox post retries in place and is found by its number.
+        let first = outbox[0].clone();
+        assert!(store.retry_job(&first, t(2)).unwrap());
+        assert!(
+            !store.retry_job(&first, t(3)).unwrap(),
+            "stale: already moved"
+        );
+        let moved = store.job(id, &first.kind).unwrap().unwrap();
+        assert_eq!((moved.attempts, moved.runs_at()), (1, t(2)));
+        assert_eq!(store.outbox().unwrap()[0], moved, "still first");
+        assert_eq!(store.job(IncidentId(4), &first.kind).unwrap(), None);
+        store
+            .apply_jobs(&[JobChange::Cancel {
+                incident: id,
+                kind: first.kind.clone(),
+            }])
+            .unwrap();
+        assert_eq!(store.job(id, &first.kind).unwrap(), None);
+        assert_eq!(store.outbox().unwrap().len(), 2);
+        assert_eq!(store.next_job().unwrap(), Some(old));
+    }
+
+    #[test]
+    fn outbox_numbers_go_on_after_a_restart_and_a_rejected_change_queues_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let a = opened(&store);
+            store.apply_jobs(&[send(a, 9, "one", t(1))]).unwrap();
+            let actor = Actor::User(UserRef::new(1, "alice"));
+            let before = store.dump().unwrap();
+            let refused = store.append_with_jobs(
+                a,
+                &actor,
+                t(2),
+                |i| i.decide_reopen("not resolved"),
+                |inc, _| vec![send(inc.id, 9, "never", t(2))],
+            );
+            assert!(refused.is_err());
+            assert_eq!(store.dump().unwrap(), before);
+            store
+                .append_with_jobs(
+                    a,
+                    &actor,
+                    t(2),
+                    |i| i.decide_note("two"),
+                    |inc, _| vec![send(inc.id, 9, "two", t(2))],
+                )
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let a = opened(&store);
+        store.apply_jobs(&[send(a, 9, "three", t(3))]).unwrap();
+        let seqs: Vec<u64> = store.outbox().unwrap().iter().map(seq_of).collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 
     #[tokio::test]

@@ -64,6 +64,8 @@ pub struct Store {
     meta: sled::Tree,
     /// Rung when jobs change, so that the scheduler never sleeps past a new, earlier job.
     job_signal: Arc<Notify>,
+    /// Held by whoever delivers the outbox, so that no post goes out twice from one process.
+    outbox_turn: Arc<tokio::sync::Mutex<()>>,
     flushes: Arc<FlushGate>,
 }
 
@@ -177,6 +179,7 @@ impl Store {
             jobs: db.open_tree("jobs")?,
             meta: db.open_tree("meta")?,
             job_signal: Arc::new(Notify::new()),
+            outbox_turn: Arc::default(),
             flushes: Arc::default(),
             db,
         })

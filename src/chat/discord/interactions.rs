@@ -16,10 +16,12 @@ use serenity::builder::Builder;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Connection attempts in a row that never reach a session before the bot gives up.
 const MAX_FAILED_CONNECTS: u32 = 6;
+/// How long shutdown waits for follow-up work and queued posts once interactions are done.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Handler {
     pub bot: Arc<OnceLock<Arc<Bot>>>,
@@ -35,6 +37,9 @@ pub struct Bot {
     closing: AtomicBool,
     /// Each interaction holds a read guard; shutdown takes the write guard to wait for them all.
     in_flight: tokio::sync::RwLock<()>,
+    /// The same for the work that follows a command in the background, which shutdown waits
+    /// for only a little.
+    follow_ups: Arc<tokio::sync::RwLock<()>>,
     /// Interaction ids already handled, so that a replayed dispatch is not handled twice.
     seen: Mutex<(HashSet<u64>, VecDeque<u64>)>,
     failed_connects: AtomicU32,
@@ -115,21 +120,78 @@ pub fn command_input(data: &CommandData) -> CommandInput {
     }
 }
 
+/// Discord's deadline for an interaction's first response, counted from when it reached us.
+const FIRST_RESPONSE_WINDOW: Duration = Duration::from_secs(3);
+/// A retry of the first response must be sent by then, to leave it time to arrive.
+const LAST_RETRY_AT: Duration = Duration::from_millis(2500);
+/// Waits before each retry of a first response that met a 429 or a 5xx. Through a proxy the
+/// 429's `retry_after` does not reach us (serenity drops the header and cannot read the body);
+/// direct, serenity waits out `retry_after` itself before the error could reach us.
+const RESPONSE_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(600)];
+/// "Interaction has already been acknowledged": an earlier attempt did arrive.
+const ALREADY_ACKNOWLEDGED: isize = 40060;
+
 /// Answers one interaction: the first response, then edits or follow-ups.
 struct Responder<'a> {
     http: &'a Http,
     id: InteractionId,
     token: &'a str,
+    /// When the interaction reached us; Discord's 3 s for the first response run from about then.
+    received: Instant,
+}
+
+fn discord_code(e: &serenity::Error) -> Option<isize> {
+    match e {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+            Some(r.error.code)
+        }
+        _ => None,
+    }
 }
 
 impl Responder<'_> {
+    fn new<'a>(http: &'a Http, id: InteractionId, token: &'a str) -> Responder<'a> {
+        Responder {
+            http,
+            id,
+            token,
+            received: Instant::now(),
+        }
+    }
+
+    /// Sends the first response. A 429 or a 5xx is tried again, at most twice, while the answer
+    /// can still arrive within Discord's window; anything else would be refused again.
     async fn respond(&self, r: CreateInteractionResponse) -> bool {
-        match r.execute(self.http, (self.id, self.token)).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(interaction = %self.id, error = %e, "interaction response failed");
-                false
+        let mut retries = RESPONSE_RETRIES.iter();
+        let mut retried = false;
+        loop {
+            let e = match r.clone().execute(self.http, (self.id, self.token)).await {
+                Ok(()) => return true,
+                Err(e) => e,
+            };
+            if retried && discord_code(&e) == Some(ALREADY_ACKNOWLEDGED) {
+                // The attempt that seemed to fail had arrived.
+                return true;
             }
+            let status = outgoing::status_of(&e);
+            let wait = retries
+                .next()
+                .filter(|_| matches!(status, Some(429 | 500..=599)))
+                .filter(|w| self.received.elapsed() + **w <= LAST_RETRY_AT);
+            let Some(wait) = wait else {
+                tracing::warn!(
+                    interaction = %self.id,
+                    ?status,
+                    elapsed_ms = self.received.elapsed().as_millis() as u64,
+                    window_ms = FIRST_RESPONSE_WINDOW.as_millis() as u64,
+                    error = %e,
+                    "interaction response failed"
+                );
+                return false;
+            };
+            tracing::info!(interaction = %self.id, ?status, "interaction response failed; trying again");
+            tokio::time::sleep(*wait).await;
+            retried = true;
         }
     }
 
@@ -153,6 +215,7 @@ impl Bot {
             bot_user: OnceLock::new(),
             closing: AtomicBool::new(false),
             in_flight: tokio::sync::RwLock::new(()),
+            follow_ups: Arc::default(),
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
             failed_connects: AtomicU32::new(0),
             storm: tokio::sync::Notify::new(),
@@ -160,12 +223,38 @@ impl Bot {
         }
     }
 
-    /// Stops taking interactions, waits for those in flight, and flushes the store.
+    /// Stops taking interactions, waits for those in flight, gives what follows them and the
+    /// posts they queued a few seconds to go out, and flushes the store. Posts still queued
+    /// then wait on disk and go out at the next start. A second call only waits and flushes.
     pub async fn close(&self) {
-        self.closing.store(true, Ordering::SeqCst);
+        let again = self.closing.swap(true, Ordering::SeqCst);
         let _all = self.in_flight.write().await;
+        if !again {
+            self.settle().await;
+        }
         if let Err(e) = self.app.store.flush().await {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
+        }
+    }
+
+    /// Waits, for [`SHUTDOWN_GRACE`] at most, for follow-up work and for the outbox to empty.
+    async fn settle(&self) {
+        let settle = async {
+            let _follow_ups = self.follow_ups.write().await;
+            crate::scheduler::Scheduler::new(self.app.clone())
+                .deliver_outbox()
+                .await
+        };
+        match tokio::time::timeout(SHUTDOWN_GRACE, settle).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "reading the queued posts at shutdown failed; they go out at the next start"
+            ),
+            Err(_) => tracing::info!(
+                grace = ?SHUTDOWN_GRACE,
+                "work still running at shutdown; queued posts go out at the next start"
+            ),
         }
     }
 
@@ -200,22 +289,21 @@ impl Bot {
         true
     }
 
-    async fn deliver(&self, inv: &Invocation, outcome: Outcome) {
-        for d in &outcome.posts {
-            if let Err(e) = self.app.chat.post(d.channel, d.post.clone()).await {
-                tracing::error!(channel = d.channel, error = %e, "delivering a post failed");
-            }
-        }
+    /// Starts what follows a command in the background. Its posts are not sent here: they
+    /// were queued with its events, and the scheduler sends them.
+    fn follow_up(&self, inv: &Invocation, outcome: Outcome) {
         let (app, inv) = (self.app.clone(), inv.clone());
-        tokio::spawn(async move { commands::after(&app, &inv, &outcome).await });
+        // Taken before the interaction lets go of its own guard, so that shutdown cannot slip
+        // in between the two.
+        let guard = self.follow_ups.clone().try_read_owned().ok();
+        tokio::spawn(async move {
+            commands::after(&app, &inv, &outcome).await;
+            drop(guard);
+        });
     }
 
     async fn on_command(&self, http: &Http, cmd: serenity::all::CommandInteraction) {
-        let r = Responder {
-            http,
-            id: cmd.id,
-            token: &cmd.token,
-        };
+        let r = Responder::new(http, cmd.id, &cmd.token);
         let input = command_input(&cmd.data);
         let path = input.path();
         let inv = Invocation {
@@ -294,7 +382,7 @@ impl Bot {
                     if let Err(e) = edit.execute(http, r.token).await {
                         tracing::warn!(command = %path, error = %e, "editing the deferred response failed");
                     }
-                    self.deliver(&inv, outcome).await;
+                    self.follow_up(&inv, outcome);
                 }
                 Err(e) => {
                     // What is left after the precheck is a failure of a system we waited on
@@ -315,7 +403,7 @@ impl Bot {
                     .reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
                     .await;
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, ok, "answered");
-                self.deliver(&inv, outcome).await;
+                self.follow_up(&inv, outcome);
             }
             Err(e) => {
                 r.error(e.to_chat(&path)).await;
@@ -365,6 +453,7 @@ impl Bot {
     }
 
     async fn on_autocomplete(&self, http: &Http, a: serenity::all::CommandInteraction) {
+        let r = Responder::new(http, a.id, &a.token);
         let Some(focused) = a.data.autocomplete() else {
             return;
         };
@@ -377,21 +466,12 @@ impl Bot {
         for c in choices {
             resp = resp.add_string_choice(c.clone(), c);
         }
-        let r = Responder {
-            http,
-            id: a.id,
-            token: &a.token,
-        };
         r.respond(CreateInteractionResponse::Autocomplete(resp))
             .await;
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
-        let r = Responder {
-            http,
-            id: c.id,
-            token: &c.token,
-        };
+        let r = Responder::new(http, c.id, &c.token);
         let user = user_ref(&c.user, c.member.as_ref());
         let mut parts = c.data.custom_id.splitn(3, ':');
         let (group, action, arg) = (parts.next(), parts.next(), parts.next());
@@ -470,11 +550,7 @@ impl Bot {
     }
 
     async fn on_modal(&self, http: &Http, m: ModalInteraction) {
-        let r = Responder {
-            http,
-            id: m.id,
-            token: &m.token,
-        };
+        let r = Responder::new(http, m.id, &m.token);
         let fields: Vec<(String, String)> = m
             .data
             .components
@@ -517,7 +593,7 @@ impl Bot {
             Ok(outcome) => {
                 r.reply(outcome.reply.post.clone(), outcome.reply.ephemeral)
                     .await;
-                self.deliver(&inv, outcome).await;
+                self.follow_up(&inv, outcome);
             }
             Err(e) => {
                 r.error(e.to_chat("incident update")).await;
@@ -728,11 +804,7 @@ async fn refuse_closing(http: &Http, interaction: &Interaction) {
         Interaction::Modal(m) => &m.token,
         _ => return,
     };
-    let r = Responder {
-        http,
-        id: interaction.id(),
-        token,
-    };
+    let r = Responder::new(http, interaction.id(), token);
     r.error("sitrep is restarting; try again in a few seconds.".into())
         .await;
 }

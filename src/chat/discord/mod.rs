@@ -176,7 +176,9 @@ impl DiscordChat {
                         matches!(status, Some(429) | Some(500..=599)) || outgoing::is_timeout(&e);
                     if !retry || attempt == 5 {
                         tracing::warn!(what, ?status, error = %e, "Discord request failed");
-                        return Err(if status.is_some() {
+                        // Only an answer that would come again is a refusal; Discord still
+                        // busy or down after the retries is worth trying later.
+                        return Err(if status.is_some() && !retry {
                             ChatError::Refused(format!("{what}: {e}"))
                         } else {
                             ChatError::Unavailable(format!("{what}: {e}"))

@@ -192,6 +192,9 @@ pub enum Fault {
     ServerError(u16),
     /// Answer normally, but only after this long.
     Delay(Duration),
+    /// Do what was asked at once, but answer only after this long, as when Discord's answer is
+    /// lost on the way back: a client that gives up and sends again meets its own first request.
+    LateAnswer(Duration),
 }
 
 /// Something to do to the open gateway connections.
@@ -1055,6 +1058,11 @@ impl FakeDiscord {
         );
         self.shared
             .with(|w| w.limits.add_storm(route, fault, window));
+    }
+
+    /// Lifts every injected fault and storm still pending.
+    pub fn clear_faults(&self) {
+        self.shared.with(|w| w.limits.clear_faults());
     }
 
     /// Enforces (or lifts) a global ceiling of requests per second.

@@ -26,7 +26,10 @@ struct PendingFault {
 pub enum Gate {
     Proceed {
         headers: Headers,
+        /// Wait this long before handling the request.
         delay: Option<Duration>,
+        /// Handle the request, then wait this long before answering.
+        late: Option<Duration>,
     },
     Reject {
         status: u16,
@@ -164,6 +167,10 @@ impl RateState {
         })
     }
 
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
     pub fn set_global_limit(&mut self, limit: Option<u32>) {
         self.global_limit = limit;
         self.global_window.clear();
@@ -284,6 +291,12 @@ impl RateState {
                 Fault::Delay(d) => Gate::Proceed {
                     headers,
                     delay: Some(d),
+                    late: None,
+                },
+                Fault::LateAnswer(d) => Gate::Proceed {
+                    headers,
+                    delay: None,
+                    late: Some(d),
                 },
             };
         }
@@ -324,6 +337,7 @@ impl RateState {
         Gate::Proceed {
             headers,
             delay: None,
+            late: None,
         }
     }
 }

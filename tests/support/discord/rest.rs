@@ -434,29 +434,34 @@ async fn process(
         .filter_map(|k| params.get(k).map(String::as_str))
         .collect::<Vec<_>>()
         .join("/");
-    let (rate_headers, delay) = match shared.with(|w| w.limits.gate(&route, &major, webhookish)) {
-        Gate::Reject {
-            status,
-            body,
-            headers,
-        } => {
-            // Recorded with what was sent, so that a test can tell which request came again.
-            let sent = match &bytes {
-                Ok(b) => parse_body(content_type, b.clone()).await.ok(),
-                Err(_) => None,
-            };
-            return early(
-                route,
-                Outcome {
-                    status,
-                    body: Some(body),
-                    headers,
-                },
-                sent.as_ref(),
-            );
-        }
-        Gate::Proceed { headers, delay } => (headers, delay),
-    };
+    let (rate_headers, delay, late) =
+        match shared.with(|w| w.limits.gate(&route, &major, webhookish)) {
+            Gate::Reject {
+                status,
+                body,
+                headers,
+            } => {
+                // Recorded with what was sent, so that a test can tell which request came again.
+                let sent = match &bytes {
+                    Ok(b) => parse_body(content_type, b.clone()).await.ok(),
+                    Err(_) => None,
+                };
+                return early(
+                    route,
+                    Outcome {
+                        status,
+                        body: Some(body),
+                        headers,
+                    },
+                    sent.as_ref(),
+                );
+            }
+            Gate::Proceed {
+                headers,
+                delay,
+                late,
+            } => (headers, delay, late),
+        };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -482,7 +487,7 @@ async fn process(
         body: &parsed.body,
         files: &parsed.files,
     };
-    shared.with(|w| {
+    let outcome = shared.with(|w| {
         let mut outcome = match route_to(w, method, template, &ctx) {
             Ok((status, body)) => Outcome {
                 status,
@@ -499,7 +504,11 @@ async fn process(
         );
         finish(w, req, &route, &mut outcome, Some(&parsed));
         outcome
-    })
+    });
+    if let Some(d) = late {
+        tokio::time::sleep(d).await;
+    }
+    outcome
 }
 
 struct Ctx<'a> {
