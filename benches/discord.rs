@@ -96,6 +96,34 @@ async fn footprint_and_burst(burst: usize) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    // One at a time first: what a single command costs when nothing queues in front of it.
+    let mut alone: [Vec<Duration>; 2] = Default::default();
+    for k in 0..50 {
+        let ch = channels[k % channels.len()];
+        let (slot, i) = if k % 2 == 0 {
+            (
+                0,
+                fake.slash(OWNER_ID, ch, "incident", json!({"status": {}})),
+            )
+        } else {
+            let note = json!({"note": {"text": format!("alone {k}")}});
+            (1, fake.slash(OWNER_ID, ch, "incident", note))
+        };
+        alone[slot].push(fake.wait_response(&i).await.latency);
+    }
+    for (v, name) in alone
+        .iter_mut()
+        .zip(["status (reads)", "note (writes, flushed)"])
+    {
+        v.sort();
+        println!(
+            "ack latency, one at a time, {name}: p50 {} · p99 {} · max {}",
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.99)),
+            ms(*v.last().unwrap())
+        );
+    }
+
     // The burst: notes, updates, status, metrics while Prometheus hangs, and opens.
     let mut sent = Vec::with_capacity(burst);
     for k in 0..burst {

@@ -6,7 +6,7 @@
 //! `SITREP_DEPLOY_WEBHOOK_SECRET`. Signing the timestamp bounds how long a captured notice can be
 //! replayed; the guard here refuses a second delivery of the same signature inside that bound.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -230,6 +230,8 @@ fn moment<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::E
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
             Utc.timestamp_opt(v, 0)
                 .single()
+                // Years RFC 3339 can write, so that a stored deploy reads back as it was sent.
+                .filter(|t| (0..=9999).contains(&t.year()))
                 .map(Some)
                 .ok_or_else(|| E::custom(format!("{v} is not a time in unix seconds")))
         }
@@ -291,7 +293,16 @@ pub fn check_url(field: &str, value: Option<String>) -> Result<Option<String>, S
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("`{field}` must be an http or https URL"));
     }
-    Ok(Some(url.to_string()))
+    // Parsing percent-encodes spaces and non-ASCII text, so the link shown can be several
+    // times longer than the one sent: the limit holds for what is kept.
+    let url = url.to_string();
+    let len = url.chars().count();
+    if len > MAX_URL {
+        return Err(format!(
+            "`{field}` is {len} characters once encoded; the limit is {MAX_URL}"
+        ));
+    }
+    Ok(Some(url))
 }
 
 /// Reads a notice into a [`Deploy`]; the error says what is wrong with it, for the sender.
@@ -316,7 +327,8 @@ pub fn parse_notice(
     let service = required("service", &notice.service)?;
     let version = required("version", &notice.version)?;
     let environment = optional("environment", notice.environment, MAX_FIELD)?;
-    let status = optional("status", notice.status, 40)?.map(|s| s.to_lowercase());
+    // Lower-cased before the length check: lower case can be longer ("İ" is two characters).
+    let status = optional("status", notice.status.map(|s| s.to_lowercase()), 40)?;
     let mut deploy = Deploy {
         source: DeploySource::Webhook,
         id: String::new(),
@@ -523,5 +535,40 @@ mod tests {
         assert!(parse_notice(long.as_bytes(), n, n)
             .unwrap_err()
             .contains("the limit is 100"));
+    }
+
+    /// Found by fuzzing: what is kept keeps the limits, and reads back as it was sent.
+    #[test]
+    fn kept_values_keep_the_limits() {
+        let n = now();
+        let spaced = format!(
+            r#"{{"service":"a","version":"1","url":"https://ci.example.com/{}"}}"#,
+            "a b".repeat(300)
+        );
+        let err = parse_notice(spaced.as_bytes(), n, n).unwrap_err();
+        assert!(
+            err.contains("1523 characters once encoded; the limit is 1000"),
+            "{err}"
+        );
+        let dotted = format!(
+            r#"{{"service":"a","version":"1","status":"{}"}}"#,
+            "İ".repeat(30)
+        );
+        let err = parse_notice(dotted.as_bytes(), n, n).unwrap_err();
+        assert!(
+            err.contains("`status` is 60 characters; the limit is 40"),
+            "{err}"
+        );
+        let fits = format!(
+            r#"{{"service":"a","version":"1","status":"{}"}}"#,
+            "İ".repeat(20)
+        );
+        let d = parse_notice(fits.as_bytes(), n, n).unwrap();
+        assert_eq!(d.status.unwrap().chars().count(), 40);
+        let ancient = br#"{"service":"a","version":"1","time":-146000000000}"#;
+        let err = parse_notice(ancient, n, n).unwrap_err();
+        assert!(err.contains("is not a time in unix seconds"), "{err}");
+        let first = parse_notice(br#"{"service":"a","version":"1","time":0}"#, n, n).unwrap();
+        assert_eq!(first.time, DateTime::UNIX_EPOCH);
     }
 }
