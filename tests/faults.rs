@@ -783,6 +783,38 @@ async fn first_response_retries(mode: Mode) -> Vec<Duration> {
     .await
     .unwrap_or_else(|| panic!("{mode:?}: the open went on; log:\n{}", bot.log()));
     assert_eq!(callbacks(&fake, &i), [502, 204], "{mode:?}");
+
+    // The answer that replaces a deferral meets two 503s and still arrives.
+    const EDIT: &str = "PATCH /webhooks/{application}/{token}/messages/{message}";
+    fake.fail_next_n(EDIT, Fault::ServerError(503), 2);
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({ "open": { "title": "Third", "severity": "SEV4" } }),
+    );
+    assert_eq!(fake.wait_response(&i).await.kind, 5, "{mode:?}: deferred");
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.original(&i).filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Opened INC-3"))
+        })
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "{mode:?}: the answer arrived after 503s; log:\n{}",
+            bot.log()
+        )
+    });
+    let edits: Vec<u16> = fake
+        .requests_to(EDIT)
+        .iter()
+        .filter(|r| r.path.contains(&i.token))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(edits, [503, 503, 200], "{mode:?}");
     vec![waited]
 }
 

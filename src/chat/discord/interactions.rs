@@ -128,6 +128,14 @@ const LAST_RETRY_AT: Duration = Duration::from_millis(2500);
 /// 429's `retry_after` does not reach us (serenity drops the header and cannot read the body);
 /// direct, serenity waits out `retry_after` itself before the error could reach us.
 const RESPONSE_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(600)];
+/// Waits before sending a deferred answer again. Its token lasts 15 minutes, and the change it
+/// reports is already saved: worth a few tries before the responder is left on "thinking".
+const FINISH_RETRIES: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 /// "Interaction has already been acknowledged": an earlier attempt did arrive.
 const ALREADY_ACKNOWLEDGED: isize = 40060;
 
@@ -192,6 +200,33 @@ impl Responder<'_> {
             tracing::info!(interaction = %self.id, ?status, "interaction response failed; trying again");
             tokio::time::sleep(*wait).await;
             retried = true;
+        }
+    }
+
+    /// Replaces a deferral's placeholder with the answer. A 429, a 5xx or no answer at all is
+    /// tried again; an edit is idempotent, so one that did arrive does no harm sent twice.
+    async fn finish(&self, post: crate::chat::Post, what: &str) -> bool {
+        let mut retries = FINISH_RETRIES.iter();
+        loop {
+            let e = match outgoing::edit(post.clone())
+                .execute(self.http, self.token)
+                .await
+            {
+                Ok(_) => return true,
+                Err(e) => e,
+            };
+            let status = outgoing::status_of(&e);
+            let worth = matches!(status, Some(429 | 500..=599)) || outgoing::is_timeout(&e);
+            match retries.next().filter(|_| worth) {
+                Some(wait) => {
+                    tracing::info!(interaction = %self.id, ?status, what, "editing the deferred answer failed; trying again");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => {
+                    tracing::warn!(interaction = %self.id, ?status, what, error = %e, "editing the deferred answer failed");
+                    return false;
+                }
+            }
         }
     }
 
@@ -378,20 +413,16 @@ impl Bot {
                     if let Some(w) = warning {
                         post.content = format!("{w}\n{}", post.content);
                     }
-                    let edit = outgoing::edit(post);
-                    if let Err(e) = edit.execute(http, r.token).await {
-                        tracing::warn!(command = %path, error = %e, "editing the deferred response failed");
-                    }
+                    // The follow-up work does not wait on retries of the answer.
                     self.follow_up(&inv, outcome);
+                    r.finish(post, &path).await;
                 }
                 Err(e) => {
                     // What is left after the precheck is a failure of a system we waited on
                     // (Prometheus down, Discord refusing a channel); the deferral's placeholder
                     // becomes the explanation.
-                    let edit = outgoing::edit(crate::chat::Post::text(e.to_chat(&path)));
-                    if let Err(e) = edit.execute(http, r.token).await {
-                        tracing::warn!(command = %path, error = %e, "editing in the error failed");
-                    }
+                    r.finish(crate::chat::Post::text(e.to_chat(&path)), &path)
+                        .await;
                 }
             }
             return;
@@ -502,9 +533,7 @@ impl Bot {
                     Ok(outcome) => outcome.reply.post,
                     Err(e) => crate::chat::Post::text(e.to_chat("escalate")),
                 };
-                if let Err(e) = outgoing::edit(post).execute(http, r.token).await {
-                    tracing::warn!(error = %e, "editing the escalation button's answer failed");
-                }
+                r.finish(post, "escalation button").await;
             }
             (Some("incident"), Some("update"), Some(id)) => {
                 let modal = update_modal(id);
