@@ -79,7 +79,34 @@ pub struct Button {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub filename: String,
+    /// Base64 when stored (a post waiting in the outbox): a chart as a JSON array of numbers
+    /// would take three to four times its size.
+    #[serde(with = "base64_bytes")]
     pub bytes: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        /// Posts queued by builds that stored the bytes as an array still read.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Base64(String),
+            Array(Vec<u8>),
+        }
+        match Stored::deserialize(d)? {
+            Stored::Base64(text) => STANDARD.decode(text).map_err(D::Error::custom),
+            Stored::Array(bytes) => Ok(bytes),
+        }
+    }
 }
 
 /// One message the bot sends.
@@ -243,6 +270,22 @@ pub fn place_name(id: u64, title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachments_are_stored_as_base64_and_old_arrays_still_read() {
+        let png: Vec<u8> = (0..=255).cycle().take(4096).collect();
+        let a = Attachment {
+            filename: "chart.png".into(),
+            bytes: png.clone(),
+        };
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(json.len() < png.len() * 14 / 10, "{} bytes", json.len());
+        assert_eq!(serde_json::from_str::<Attachment>(&json).unwrap(), a);
+        let old = serde_json::json!({"filename": "chart.png", "bytes": png});
+        assert_eq!(serde_json::from_value::<Attachment>(old).unwrap(), a);
+        let bad = serde_json::json!({"filename": "x", "bytes": "not base64!"});
+        assert!(serde_json::from_value::<Attachment>(bad).is_err());
+    }
 
     #[test]
     fn place_names_are_channel_safe() {
