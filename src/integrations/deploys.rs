@@ -268,9 +268,25 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, String> {
     Ok(v.to_string())
 }
 
+/// Characters that take no room on screen: a name made only of them reads as empty in chat.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 fn required(field: &str, value: &str) -> Result<String, String> {
     let v = text(field, value, MAX_FIELD)?;
-    if v.is_empty() {
+    if v.chars().all(|c| c.is_whitespace() || invisible(c)) {
         return Err(format!("`{field}` must not be empty"));
     }
     Ok(v)
@@ -565,6 +581,10 @@ mod tests {
         );
         let d = parse_notice(fits.as_bytes(), n, n).unwrap();
         assert_eq!(d.status.unwrap().chars().count(), 40);
+        // Found by fuzzing: a name of invisible characters only reads as empty.
+        let blank = "{\"service\":\"\u{FEFF}\u{200B}\",\"version\":\"1\"}";
+        let err = parse_notice(blank.as_bytes(), n, n).unwrap_err();
+        assert!(err.contains("`service` must not be empty"), "{err}");
         let ancient = br#"{"service":"a","version":"1","time":-146000000000}"#;
         let err = parse_notice(ancient, n, n).unwrap_err();
         assert!(err.contains("is not a time in unix seconds"), "{err}");
