@@ -414,8 +414,9 @@ async fn post_page(
 /// stopped between recording an escalation and posting its page, and nothing else would ever
 /// page that level. The page carries the nonce of the first attempt, so one that did go out
 /// (only its id unrecorded) is not posted twice while Discord remembers the nonce. Run once at
-/// start, before any timer fires.
-pub async fn resume_pages(app: &App) -> Result<usize, JobFailed> {
+/// start, before any timer fires. Only pages recorded `before` the process started count: a
+/// page recorded since is being posted by the command that recorded it.
+pub async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobFailed> {
     let mut posted = 0;
     for job in app.store.jobs()? {
         let JobKind::EscalationTimeout {
@@ -436,7 +437,8 @@ pub async fn resume_pages(app: &App) -> Result<usize, JobFailed> {
         let Some(esc) = inc.escalations.get(n) else {
             continue;
         };
-        if !inc.is_open() || !esc.is_running() || esc.current().map(|p| p.level) != Some(level) {
+        let current = esc.current().filter(|p| p.level == level && p.at < before);
+        if !inc.is_open() || !esc.is_running() || current.is_none() {
             continue;
         }
         let ladder = ladder_of(&app.config, esc, policy.as_deref());

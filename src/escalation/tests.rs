@@ -217,6 +217,7 @@ impl Harness {
         if inv.input.path() != "incident open" {
             let out = commands::run(&self.app, &inv).await?;
             commands::after(&self.app, &inv, &out).await;
+            self.drain_outbox().await;
             return Ok(out);
         }
         let quiet = &self.chat.unrecorded;
@@ -230,6 +231,19 @@ impl Harness {
         }
         quiet.store(false, std::sync::atomic::Ordering::SeqCst);
         out
+    }
+
+    /// Waits (without letting the paused clock move) until the running scheduler has sent the
+    /// posts a command queued, so that what a test sees next does not depend on when that task
+    /// happened to be polled.
+    async fn drain_outbox(&self) {
+        if self.task.is_none() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.app.store.outbox().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn ok(&self, line: &str) -> Outcome {

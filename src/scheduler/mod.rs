@@ -144,11 +144,14 @@ fn backoff(attempts: u32) -> Duration {
 
 pub struct Scheduler {
     app: App,
+    /// When this scheduler was made: what was recorded before it belongs to an earlier run.
+    started: DateTime<Utc>,
 }
 
 impl Scheduler {
     pub fn new(app: App) -> Scheduler {
-        Scheduler { app }
+        let started = app.now();
+        Scheduler { app, started }
     }
 
     /// Runs the scheduler on its own task until `shutdown` completes.
@@ -162,7 +165,7 @@ impl Scheduler {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         // Before any timer fires, so that a page cut off by a crash goes out ahead of the next level.
-        if let Err(e) = crate::escalation::resume_pages(&self.app).await {
+        if let Err(e) = crate::escalation::resume_pages(&self.app, self.started).await {
             tracing::warn!(error = %e, "could not post the escalation pages left unsent before the restart");
         }
         loop {
