@@ -6,7 +6,7 @@ use super::markdown::{safe_url, to_safe_html};
 use super::views::{with_type, Cache};
 use super::{internal, Web};
 use crate::domain::{Event, EventKind, Incident, IncidentId, Severity, State};
-use crate::postmortem::{export_draft, ExportError};
+use crate::postmortem::{export_draft, ExportError, Exported};
 use crate::render::IncidentView;
 use crate::store::{CapturedMessage, Deploy, JobKind, StoreError};
 use axum::extract::{Path, Query, State as Extract};
@@ -529,6 +529,20 @@ fn version(web: &Web, q: &VersionQuery) -> Result<Option<u32>, Box<Response>> {
     }
 }
 
+/// The draft a post-mortem page or download asks for: the incident, then the version.
+fn exported(
+    web: &Web,
+    raw: &str,
+    q: &VersionQuery,
+) -> Result<(IncidentId, Exported), Box<Response>> {
+    let id = incident_id(web, raw)?;
+    let asked = version(web, q)?;
+    let app = &web.app;
+    export_draft(&app.store, &app.renderer, &app.config, id, asked)
+        .map(|e| (id, e))
+        .map_err(|e| Box::new(export_failed(web, e)))
+}
+
 fn export_failed(web: &Web, e: ExportError) -> Response {
     if e.is_not_found() {
         not_found(web, &format!("{e}."))
@@ -552,19 +566,11 @@ pub async fn postmortem(
     Path(raw): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Response {
-    let id = match incident_id(&web, &raw) {
-        Ok(id) => id,
-        Err(res) => return *res,
-    };
-    let asked = match version(&web, &q) {
-        Ok(v) => v,
+    let (id, exported) = match exported(&web, &raw, &q) {
+        Ok(found) => found,
         Err(res) => return *res,
     };
     let app = &web.app;
-    let exported = match export_draft(&app.store, &app.renderer, &app.config, id, asked) {
-        Ok(e) => e,
-        Err(e) => return export_failed(&web, e),
-    };
     let records = (|| -> Result<Vec<VersionRow>, StoreError> {
         let mut out = Vec::new();
         for v in app.store.postmortem_versions(id)?.into_iter().rev() {
@@ -628,18 +634,9 @@ pub async fn postmortem_md(
     Path(raw): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Response {
-    let id = match incident_id(&web, &raw) {
-        Ok(id) => id,
+    let (id, exported) = match exported(&web, &raw, &q) {
+        Ok(found) => found,
         Err(res) => return *res,
-    };
-    let asked = match version(&web, &q) {
-        Ok(v) => v,
-        Err(res) => return *res,
-    };
-    let app = &web.app;
-    let exported = match export_draft(&app.store, &app.renderer, &app.config, id, asked) {
-        Ok(e) => e,
-        Err(e) => return export_failed(&web, e),
     };
     let file = match exported.version {
         Some(v) => format!("{id}-postmortem-v{v}.md"),
