@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 mod escalation;
+mod threads;
+pub use threads::AutoArchive;
 pub use escalation::{
     EscalationConfig, EscalationPolicy, EscalationTarget, PagerDutyConfig, PAGERDUTY_EVENTS_URL,
 };
@@ -64,6 +66,8 @@ impl fmt::Display for Dur {
 pub enum IncidentMode {
     Channel,
     Thread,
+    /// One post per incident in a forum channel, tagged with its severity and state.
+    Forum,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +80,10 @@ pub struct DiscordConfig {
     pub incident_mode: IncidentMode,
     pub incident_category_id: Option<u64>,
     pub incident_parent_channel_id: Option<u64>,
+    /// The forum that holds one post per incident in `incident_mode = "forum"`.
+    pub incident_forum_channel_id: Option<u64>,
+    /// How long an idle incident thread or forum post stays in the channel list.
+    pub thread_auto_archive: AutoArchive,
     pub stakeholder_channel_id: Option<u64>,
     pub register_commands: bool,
     /// Asks for the privileged message-content intent.
@@ -103,6 +111,8 @@ impl Default for DiscordConfig {
             incident_mode: IncidentMode::Channel,
             incident_category_id: None,
             incident_parent_channel_id: None,
+            incident_forum_channel_id: None,
+            thread_auto_archive: AutoArchive::default(),
             stakeholder_channel_id: None,
             register_commands: true,
             message_content: false,
@@ -799,6 +809,11 @@ impl Config {
                     "[discord] incident_mode = \"thread\" needs incident_parent_channel_id".into(),
                 );
             }
+            if d.incident_mode == IncidentMode::Forum && d.incident_forum_channel_id.is_none() {
+                out.push(
+                    "[discord] incident_mode = \"forum\" needs incident_forum_channel_id (a forum channel's id)".into(),
+                );
+            }
             if let Err(e) = url_like(&d.api_base) {
                 out.push(format!("[discord] api_base: {e}"));
             }
@@ -903,7 +918,7 @@ impl Config {
             id(d.application_id),
             id(d.guild_id),
             d.api_base,
-            match d.incident_mode { IncidentMode::Channel => "channels", IncidentMode::Thread => "threads" },
+            match d.incident_mode { IncidentMode::Channel => "channels", IncidentMode::Thread => "threads", IncidentMode::Forum => "forum posts" },
             id(d.incident_category_id),
             id(d.incident_parent_channel_id),
             id(d.stakeholder_channel_id),
@@ -1567,5 +1582,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("enable"), "{err}");
+    }
+
+    #[test]
+    fn thread_auto_archive_takes_only_discords_periods_and_forum_mode_needs_its_forum() {
+        let c = Config::from_parts(None, &env(&[])).unwrap();
+        assert_eq!(c.discord.thread_auto_archive.minutes(), 10080, "a week by default");
+        let toml = "[discord]\nincident_mode = \"forum\"\nthread_auto_archive = \"1d\"\n";
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(c.discord.thread_auto_archive.minutes(), 1440);
+        let problems = c.problems(&Secrets::default(), true);
+        assert!(
+            problems.iter().any(|p| p.contains("incident_forum_channel_id")),
+            "{problems:?}"
+        );
+        let toml = "[discord]\nthread_auto_archive = \"2h\"\n";
+        let err = Config::from_parts(Some(("a.toml", toml)), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1h, 1d, 3d or 1w"), "{err}");
+        let err = Config::from_parts(
+            None,
+            &env(&[("SITREP_DISCORD__THREAD_AUTO_ARCHIVE", "90m")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("thread_auto_archive"), "{err}");
     }
 }

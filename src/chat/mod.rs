@@ -208,6 +208,9 @@ pub enum ChatError {
     Refused(String),
     #[error("the chat platform did not answer: {0}")]
     Unavailable(String),
+    /// No place can be made for an incident; the text says what to fix, worded for a responder.
+    #[error("{0}")]
+    NoPlace(String),
 }
 
 /// What the services need of a chat platform. Discord and the console implement it; nothing else.
@@ -239,6 +242,20 @@ pub trait Chat: Send + Sync {
     /// archive category. Chats without such a notion do nothing.
     async fn archive(&self, channel: u64) -> Result<(), ChatError> {
         let _ = channel;
+        Ok(())
+    }
+
+    /// Adds a person to an incident's place where membership is explicit (a thread). Chats where
+    /// everyone who can see the place is in it do nothing.
+    async fn add_member(&self, channel: u64, user: u64) -> Result<(), ChatError> {
+        let _ = (channel, user);
+        Ok(())
+    }
+
+    /// Shows an incident's severity and state on its place (a forum post's tags). Chats without
+    /// such labels do nothing.
+    async fn set_labels(&self, channel: u64, labels: &[String]) -> Result<(), ChatError> {
+        let _ = (channel, labels);
         Ok(())
     }
 

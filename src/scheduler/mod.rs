@@ -7,6 +7,7 @@
 //!
 //! The same task empties the [`outbox`]: the posts commands queued with their events.
 
+mod labels;
 pub mod outbox;
 pub mod status;
 
@@ -72,6 +73,7 @@ pub fn plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange>
     let mut changes = status_plan(config, inc, events);
     changes.extend(crate::escalation::plan(config, inc, events));
     changes.extend(archive_plan(config, inc, events));
+    changes.extend(labels::plan(config, inc, events));
     changes
 }
 
@@ -238,6 +240,7 @@ impl Scheduler {
             }
             JobKind::StuckNudge => Ok(crate::escalation::nudge(&self.app, job).await?),
             JobKind::Archive => self.archive(job).await,
+            JobKind::Labels => labels::run(&self.app, job).await,
             JobKind::Post { .. } => self.send_post(job).await,
         }
     }

@@ -44,6 +44,8 @@ pub enum JobKind {
     StuckNudge,
     /// A resolved incident's channel is archived after `[discord] archive_after`.
     Archive,
+    /// The incident's place shows its severity and state (a forum post's tags).
+    Labels,
     /// A post a command made, waiting in the outbox until the chat takes it. `seq` numbers the
     /// outbox across the database, in the order posts were queued; queue one with
     /// [`JobChange::Send`], which gives the number.
@@ -62,6 +64,7 @@ impl JobKind {
             JobKind::EscalationTimeout { .. } => "escalation",
             JobKind::StuckNudge => "stuck",
             JobKind::Archive => "archive",
+            JobKind::Labels => "labels",
             JobKind::Post { .. } => "post",
         }
     }

@@ -540,42 +540,62 @@ impl Bot {
                 r.respond(CreateInteractionResponse::Modal(modal)).await;
             }
             (Some("incident"), Some("join"), Some(id)) => {
-                let text = format!("{} joined the response", user.name);
-                let res =
-                    self.app
-                        .store
-                        .append(id, &Actor::User(user.clone()), self.app.now(), |i| {
-                            i.decide_note(&text)
-                        });
-                match res {
-                    Ok((inc, _)) => {
-                        let flushed = self.app.store.flush().await;
-                        if flushed.is_err() {
-                            r.error("Sorry, that did not save; try again.".into()).await;
-                            return;
-                        }
-                        if self.app.config.discord.incident_mode
-                            == crate::config::IncidentMode::Thread
-                        {
-                            if let Some(ch) = inc.channel {
-                                let _ = serenity::all::ChannelId::new(ch)
-                                    .add_thread_member(http, UserId::new(user.id))
-                                    .await;
-                            }
-                        }
-                        r.reply(crate::chat::Post::text(format!("You joined {id}.")), true)
-                            .await;
+                // Adding someone to a thread is a call to Discord: defer first, privately.
+                let thread = self.app.config.discord.incident_mode
+                    != crate::config::IncidentMode::Channel;
+                if thread {
+                    let defer = CreateInteractionResponse::Defer(
+                        CreateInteractionResponseMessage::new().ephemeral(true),
+                    );
+                    if !r.respond(defer).await {
+                        return;
                     }
-                    Err(e) => {
-                        r.error(CommandError::from(e).to_chat("incident join"))
-                            .await;
-                    }
+                }
+                let text = self.join(id, &user).await;
+                if thread {
+                    r.finish(crate::chat::Post::text(text), "incident join")
+                        .await;
+                } else {
+                    r.reply(crate::chat::Post::text(text), true).await;
                 }
             }
             _ => {
                 r.error("This button is no longer in use.".into()).await;
             }
         }
+    }
+
+    /// Adds the responder to the incident's place, then records that they joined. What they
+    /// read says whether it worked: "You joined" only once both are done.
+    async fn join(&self, id: IncidentId, user: &UserRef) -> String {
+        let inc = match self.app.store.incident(id) {
+            Ok(Some(inc)) => inc,
+            Ok(None) => return UserError::NoSuchIncident(id).to_string(),
+            Err(e) => return CommandError::from(e).to_chat("incident join"),
+        };
+        if let Some(channel) = inc.channel {
+            if let Err(e) = self.app.chat.add_member(channel, user.id).await {
+                let error_id = crate::error::error_id();
+                tracing::warn!(%error_id, incident = %id, channel, error = %e, "could not add a responder to the incident's thread");
+                return format!(
+                    "Sorry, Discord did not add you to {id}'s thread (error id `{error_id}`). Open <#{channel}> and press **Join Thread** there, or try the button again in a minute."
+                );
+            }
+        }
+        let text = format!("{} joined the response", user.name);
+        let res = self
+            .app
+            .store
+            .append(id, &Actor::User(user.clone()), self.app.now(), |i| {
+                i.decide_note(&text)
+            });
+        if let Err(e) = res {
+            return CommandError::from(e).to_chat("incident join");
+        }
+        if self.app.store.flush().await.is_err() {
+            return "Sorry, that did not save; try again.".into();
+        }
+        format!("You joined {id}.")
     }
 
     async fn on_modal(&self, http: &Http, m: ModalInteraction) {

@@ -4,6 +4,7 @@ mod capture;
 mod closes;
 mod interactions;
 pub mod outgoing;
+mod threads;
 
 use super::{Chat, ChatError, Place, Post};
 use crate::app::App;
@@ -13,8 +14,7 @@ use crate::domain::UserRef;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
-    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, CreateThread,
-    GatewayIntents, GuildId, Http, HttpBuilder, MessageId,
+    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, GatewayIntents, GuildId, Http, HttpBuilder, MessageId,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -135,6 +135,9 @@ pub struct DiscordChat {
     config: Arc<Config>,
     /// serenity limits per route only; this keeps the bot under Discord's global 50 requests/s.
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// Thread and forum-post bookkeeping (which incidents can give up an active thread, the
+    /// forum's tag ids).
+    threads: threads::ThreadState,
 }
 
 /// 46/s with a burst of 3: at most 49 requests in any one-second window.
@@ -155,12 +158,29 @@ impl DiscordChat {
             http,
             config,
             limiter,
+            threads: threads::ThreadState::default(),
         }
+    }
+
+    /// Lets the chat read the timeline, so that it knows which resolved incidents' threads may
+    /// be archived when Discord's active-thread cap is reached.
+    pub fn set_store(&self, store: crate::store::Store) {
+        self.threads.set_store(store);
     }
 
     /// Runs one REST call under the global limiter; retries what Discord says is worth retrying
     /// (429 and 5xx, which reach us when serenity's own limiter is off in proxy mode).
     async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ChatError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = serenity::Result<T>>,
+    {
+        self.call_coded(what, f).await.map_err(|(e, _)| e)
+    }
+
+    /// As [`Self::call`], keeping Discord's JSON error code of a refusal (e.g. 50083, 160006),
+    /// for the callers that can do something about it.
+    async fn call_coded<T, F, Fut>(&self, what: &str, f: F) -> Result<T, (ChatError, Option<isize>)>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = serenity::Result<T>>,
@@ -178,11 +198,15 @@ impl DiscordChat {
                         tracing::warn!(what, ?status, error = %e, "Discord request failed");
                         // Only an answer that would come again is a refusal; Discord still
                         // busy or down after the retries is worth trying later.
-                        return Err(if status.is_some() && !retry {
-                            ChatError::Refused(format!("{what}: {e}"))
-                        } else {
-                            ChatError::Unavailable(format!("{what}: {e}"))
-                        });
+                        let code = outgoing::code_of(&e);
+                        return Err((
+                            if status.is_some() && !retry {
+                                ChatError::Refused(format!("{what}: {e}"))
+                            } else {
+                                ChatError::Unavailable(format!("{what}: {e}"))
+                            },
+                            code,
+                        ));
                     }
                     tracing::info!(what, ?status, attempt, "Discord asked us to retry");
                     tokio::time::sleep(delay).await;
@@ -214,15 +238,8 @@ impl Chat for DiscordChat {
                 })
                 .await?
             }
-            IncidentMode::Thread => {
-                let parent = d.incident_parent_channel_id.ok_or_else(|| {
-                    ChatError::Refused("[discord] incident_parent_channel_id is not set".into())
-                })?;
-                let b = CreateThread::new(name).kind(ChannelType::PublicThread);
-                self.call("create thread", || {
-                    ChannelId::new(parent).create_thread(&self.http, b.clone())
-                })
-                .await?
+            IncidentMode::Thread | IncidentMode::Forum => {
+                return self.create_incident_thread(name, topic).await
             }
         };
         Ok(Place {
@@ -235,7 +252,7 @@ impl Chat for DiscordChat {
     async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
         let msg: CreateMessage = outgoing::message(post.fit_limits());
         let sent = self
-            .call("send message", || {
+            .unarchiving(channel, "send message", || {
                 ChannelId::new(channel).send_message(&self.http, msg.clone())
             })
             .await?;
@@ -245,11 +262,7 @@ impl Chat for DiscordChat {
     async fn archive(&self, channel: u64) -> Result<(), ChatError> {
         let id = ChannelId::new(channel);
         match self.config.discord.incident_mode {
-            IncidentMode::Thread => {
-                let b = serenity::all::EditThread::new().archived(true);
-                self.call("archive thread", || id.edit_thread(&self.http, b.clone()))
-                    .await?;
-            }
+            IncidentMode::Thread | IncidentMode::Forum => self.archive_thread(channel).await?,
             IncidentMode::Channel => {
                 let Some(cat) = self.config.discord.archive_category_id else {
                     return Ok(());
@@ -278,11 +291,19 @@ impl Chat for DiscordChat {
 
     async fn edit(&self, channel: u64, message: u64, post: Post) -> Result<(), ChatError> {
         let b = outgoing::edit_message(post);
-        self.call("edit message", || {
+        self.unarchiving(channel, "edit message", || {
             ChannelId::new(channel).edit_message(&self.http, MessageId::new(message), b.clone())
         })
         .await?;
         Ok(())
+    }
+
+    async fn add_member(&self, channel: u64, user: u64) -> Result<(), ChatError> {
+        self.add_thread_member(channel, user).await
+    }
+
+    async fn set_labels(&self, channel: u64, labels: &[String]) -> Result<(), ChatError> {
+        self.set_forum_tags(channel, labels).await
     }
 
     fn channel_url(&self, channel: u64) -> Option<String> {
@@ -316,7 +337,9 @@ pub async fn run(
         config.clone(),
         limiter.clone(),
     ));
-    let bot = Arc::new(Bot::new(make_app(chat), limiter));
+    let app = make_app(chat.clone());
+    chat.set_store(app.store.clone());
+    let bot = Arc::new(Bot::new(app, limiter));
     let _ = slot.set(bot.clone());
     let shards = client.shard_manager.clone();
     let closing_bot = bot.clone();

@@ -140,6 +140,16 @@ pub fn status_of(e: &serenity::Error) -> Option<u16> {
     }
 }
 
+/// Discord's JSON error code of a refusal (e.g. 50083 "Thread is archived").
+pub fn code_of(e: &serenity::Error) -> Option<isize> {
+    match e {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+            Some(r.error.code)
+        }
+        _ => None,
+    }
+}
+
 pub fn is_timeout(e: &serenity::Error) -> bool {
     matches!(e, serenity::Error::Http(serenity::http::HttpError::Request(r)) if r.is_timeout() || r.is_connect())
 }
