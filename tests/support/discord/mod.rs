@@ -50,6 +50,12 @@
 //! * Interactions: first callback later than 3 s → 404 10062 and the token is dead; a second
 //!   callback → 400 40060; webhook calls before any callback → 404 10015; expired tokens → 401 50027.
 //! * Channel renames: more than two name/topic changes in ten minutes → 429 (Discord's own rule).
+//! * Threads and forums: `auto_archive_duration` only 60/1440/4320/10080 (50035); editing,
+//!   reacting, pinning or adding members in an archived thread → 50083, a message unarchives it
+//!   unless it is locked (50083), a locked thread takes messages and unarchives only with Manage
+//!   Threads; at most 1,000 active threads (160006); a forum post needs its starter message and
+//!   takes only its forum's tags (≤ 5 applied, ≤ 20 on the forum). [`FakeDiscord::archive_thread`],
+//!   [`FakeDiscord::fill_active_threads`], [`FakeDiscord::add_forum_tags`] set the scene.
 //! * Gateway: IDENTIFY token and intents (privileged ones must be enabled, see
 //!   [`FakeDiscord::set_privileged_intents`]), close codes 4001–4014, RESUME replay, and without the
 //!   message-content intent other users' message content is blanked, as Discord does.
@@ -96,6 +102,7 @@ mod events;
 mod gateway;
 mod ratelimit;
 mod rest;
+mod threads;
 mod tls;
 mod validate;
 mod world;
@@ -759,6 +766,77 @@ impl FakeDiscord {
                     m.reactions
                         .iter()
                         .map(|r| (r.key.clone(), r.users.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// Archives a thread as Discord's inactivity timer does, or archives and locks it as a
+    /// moderator may (THREAD_UPDATE).
+    pub fn archive_thread(&self, thread: u64, locked: bool) {
+        self.shared.with(|w| w.archive_thread(thread, locked));
+    }
+
+    /// `n` active threads under `parent`, made without telling anyone: a cheap way to bring the
+    /// server near Discord's cap of 1,000 active threads.
+    pub fn fill_active_threads(&self, parent: u64, n: usize) -> Vec<u64> {
+        self.shared.with(|w| w.fill_active_threads(parent, n))
+    }
+
+    pub fn active_threads(&self) -> usize {
+        self.shared.read(|w| w.active_threads())
+    }
+
+    /// Who is in a thread, its creator first.
+    pub fn thread_members(&self, thread: u64) -> Vec<u64> {
+        self.shared
+            .read(|w| w.thread_members.get(&thread).cloned().unwrap_or_default())
+    }
+
+    /// Tags a moderator made on a forum; returns their ids.
+    pub fn add_forum_tags(&self, forum: u64, names: &[&str]) -> Vec<u64> {
+        self.shared.with(|w| {
+            assert!(w.is_forum(forum), "{forum} is not a forum");
+            let ids: Vec<u64> = names.iter().map(|_| w.next_id()).collect();
+            let tags = w.forum_tags.entry(forum).or_default();
+            for (id, name) in ids.iter().zip(names) {
+                tags.push(serde_json::json!({
+                    "id": id.to_string(), "name": name, "moderated": false,
+                    "emoji_id": null, "emoji_name": null,
+                }));
+            }
+            ids
+        })
+    }
+
+    /// The tag names of a forum, in order.
+    pub fn forum_tag_names(&self, forum: u64) -> Vec<String> {
+        self.shared.read(|w| {
+            w.forum_tags
+                .get(&forum)
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// The names of the tags applied to a forum post.
+    pub fn applied_tag_names(&self, post: u64) -> Vec<String> {
+        self.shared.read(|w| {
+            let forum = w.channels.get(&post).and_then(|c| c.parent_id);
+            let tags = forum.and_then(|f| w.forum_tags.get(&f));
+            w.applied_tags
+                .get(&post)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| {
+                            tags?.iter().find(|t| world::parse_id(t.get("id")) == Some(*id))
+                        })
+                        .filter_map(|t| t["name"].as_str().map(str::to_string))
                         .collect()
                 })
                 .unwrap_or_default()

@@ -61,6 +61,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/channels/{channel}"),
     ("DELETE", "/channels/{channel}"),
     ("POST", "/channels/{channel}/threads"),
+    ("PUT", "/channels/{channel}/thread-members/@me"),
+    ("PUT", "/channels/{channel}/thread-members/{user}"),
     ("POST", "/channels/{channel}/typing"),
     ("GET", "/channels/{channel}/pins"),
     ("PUT", "/channels/{channel}/pins/{message}"),
@@ -940,7 +942,19 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
             w.dispatch(event, v.clone(), Some(INTENT_GUILDS));
             ok(v)
         }
+        ("POST", "/channels/{channel}/threads") if w.is_forum(channel_id) => {
+            created(w.create_forum_post(channel_id, &c.body_obj(), c.files)?)
+        }
         ("POST", "/channels/{channel}/threads") => create_thread(w, channel_id, None, c),
+        ("PUT", "/channels/{channel}/thread-members/@me") => {
+            w.add_thread_member(channel_id, BOT_USER_ID)?;
+            no_content()
+        }
+        ("PUT", "/channels/{channel}/thread-members/{user}") => {
+            let user = c.id("user")?;
+            w.add_thread_member(channel_id, user)?;
+            no_content()
+        }
         ("POST", "/channels/{channel}/messages/{message}/threads") => {
             let m = message_in(w, channel_id, c)?;
             create_thread(w, channel_id, Some(m), c)
@@ -973,6 +987,7 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
             if w.messages[&id].author_id != BOT_USER_ID && !only_flags {
                 return Err(ApiError::not_author());
             }
+            w.refuse_if_archived(channel_id)?;
             w.edit_message(id, &body, c.files, MessageTarget::Channel)?;
             ok(w.message_for_bot(id, w.privileged_intents))
         }
@@ -994,6 +1009,7 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
         }
         ("PUT", "/channels/{channel}/messages/{message}/reactions/{emoji}/@me") => {
             let id = message_in(w, channel_id, c)?;
+            w.refuse_if_archived(channel_id)?;
             let key = emoji_key(c.param("emoji"))?;
             react(w, id, &key, BOT_USER_ID, true);
             no_content()
@@ -1030,6 +1046,7 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
         ("PUT", "/channels/{channel}/pins/{message}")
         | ("PUT", "/channels/{channel}/messages/pins/{message}") => {
             let id = message_in(w, channel_id, c)?;
+            w.refuse_if_archived(channel_id)?;
             pin(w, id, BOT_USER_ID)?;
             no_content()
         }
@@ -1246,7 +1263,25 @@ fn list_messages(w: &World, channel_id: u64, c: &Ctx) -> Out {
 fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
     let body = c.body_obj();
     let current = w.channels[&channel_id].clone();
+    w.check_thread_patch(channel_id, &body)?;
     let mut errs = FormErrors::default();
+    let in_forum = current.parent_id.is_some_and(|p| w.is_forum(p));
+    let applied = match (current.is_thread() && in_forum, body.get("applied_tags")) {
+        (true, v) => w.check_applied_tags(current.parent_id.expect("a post has a forum"), v, &mut errs),
+        (false, Some(v)) if !v.is_null() => {
+            errs.add("applied_tags", "CHANNEL_TYPE_INVALID", "Only forum posts have tags");
+            None
+        }
+        _ => None,
+    };
+    let available = match body.get("available_tags").filter(|v| !v.is_null()) {
+        Some(v) if current.kind == 15 => Some(w.check_available_tags(channel_id, v, &mut errs)),
+        Some(_) => {
+            errs.add("available_tags", "CHANNEL_TYPE_INVALID", "Only forums have tags");
+            None
+        }
+        None => None,
+    };
     errs.check_str(body.get("name"), "name", 1, 100, false);
     if !current.is_thread() {
         errs.check_str(body.get("topic"), "topic", 0, 1024, false);
@@ -1301,6 +1336,19 @@ fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
             let mut e = ApiError::new(429, 0, "You are being rate limited.");
             e.body = super::ratelimit::rate_limited_body(retry, false);
             return Err(e);
+        }
+    }
+    if let Some(tags) = applied {
+        w.applied_tags.insert(channel_id, tags);
+    }
+    if let Some(tags) = available {
+        let kept: Vec<u64> = tags.iter().filter_map(|t| parse_id(t.get("id"))).collect();
+        w.forum_tags.insert(channel_id, tags);
+        // A tag removed from the forum comes off its posts.
+        for (post, applied) in w.applied_tags.iter_mut() {
+            if w.channels.get(post).and_then(|p| p.parent_id) == Some(channel_id) {
+                applied.retain(|t| kept.contains(t));
+            }
         }
     }
     let ch = w.channels.get_mut(&channel_id).expect("checked above");
@@ -1393,6 +1441,7 @@ fn create_thread(w: &mut World, parent_id: u64, from_message: Option<u64>, c: &C
         errs.choices("auto_archive_duration", &["60", "1440", "4320", "10080"]);
     }
     errs.into_result()?;
+    w.check_thread_cap()?;
     if let Some(m) = from_message {
         if w.messages[&m].obj.get("thread").is_some() || w.channels.contains_key(&m) {
             return Err(ApiError::new(
@@ -1435,6 +1484,7 @@ fn create_thread(w: &mut World, parent_id: u64, from_message: Option<u64>, c: &C
     };
     let v = w.channel_json(&ch);
     w.channels.insert(id, ch);
+    w.thread_members.insert(id, vec![BOT_USER_ID]);
     if let Some(m) = from_message {
         let rec = w.messages.get_mut(&m).expect("checked above");
         rec.obj["thread"] = v.clone();

@@ -242,6 +242,14 @@ pub struct World {
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
     pub channel_rename_limit: bool,
+    /// Tag objects of each forum channel.
+    pub forum_tags: BTreeMap<u64, Vec<Value>>,
+    /// Tag ids applied to each forum post.
+    pub applied_tags: BTreeMap<u64, Vec<u64>>,
+    /// Who is in each thread (its creator first).
+    pub thread_members: BTreeMap<u64, Vec<u64>>,
+    /// Discord's cap on active threads in a server.
+    pub max_active_threads: usize,
 }
 
 impl World {
@@ -269,6 +277,10 @@ impl World {
             privileged_intents: PRIVILEGED_INTENTS,
             interaction_deadline: deadline,
             channel_rename_limit: rename_limit,
+            forum_tags: BTreeMap::new(),
+            applied_tags: BTreeMap::new(),
+            thread_members: BTreeMap::new(),
+            max_active_threads: super::threads::MAX_ACTIVE_THREADS,
         };
         let joined = iso(now_ms() - 86_400_000);
         for (id, name, bot) in [
@@ -478,6 +490,7 @@ impl World {
                 meta["invitable"] = json!(t.invitable);
             }
             v["thread_metadata"] = meta;
+            self.forum_fields(c, &mut v);
             return v;
         }
         v["position"] = json!(c.position);
@@ -489,6 +502,7 @@ impl World {
             v["rate_limit_per_user"] = json!(c.rate_limit_per_user);
             v["last_pin_timestamp"] = json!(c.last_pin_timestamp);
         }
+        self.forum_fields(c, &mut v);
         if c.kind == 2 || c.kind == 13 {
             v["bitrate"] = json!(64000);
             v["user_limit"] = json!(0);
@@ -804,6 +818,15 @@ impl World {
 
     /// Creates a message after the body passed validation; dispatches MESSAGE_CREATE unless ephemeral.
     pub fn create_message(&mut self, m: NewMessage) -> Result<u64, ApiError> {
+        self.create_message_with_id(m, None)
+    }
+
+    /// As [`World::create_message`]; a forum post's starter message takes the post's id.
+    pub fn create_message_with_id(
+        &mut self,
+        m: NewMessage,
+        fixed_id: Option<u64>,
+    ) -> Result<u64, ApiError> {
         let channel = self.textual_channel(m.channel_id)?.clone();
         let mut errs = FormErrors::default();
         check_message_fields(m.body, "", &mut errs);
@@ -839,11 +862,7 @@ impl World {
         {
             return Err(ApiError::empty_message());
         }
-        if let Some(t) = &channel.thread {
-            if t.locked {
-                return Err(ApiError::archived_thread());
-            }
-        }
+        self.check_thread_post(m.channel_id, m.author_id)?;
         let nonce = match body.get("nonce") {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -935,7 +954,7 @@ impl World {
                 m.author_id,
             )
         };
-        let id = self.next_id();
+        let id = fixed_id.unwrap_or_else(|| self.next_id());
         let mut stored = vec![];
         let attachments = self.attachments_for(m.channel_id, body, m.files, vec![], &mut stored)?;
         let mut obj = json!({
