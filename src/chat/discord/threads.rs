@@ -181,15 +181,34 @@ impl DiscordChat {
     {
         match self.call_coded(what, &f).await {
             Err((_, Some(THREAD_ARCHIVED))) => {
-                let body = json!({ "archived": false });
-                self.call("unarchive thread", || {
-                    self.http.edit_thread(ChannelId::new(channel), &body, None)
-                })
-                .await?;
+                self.unarchive(channel).await?;
                 tracing::info!(channel, what, "unarchived an incident thread to act in it");
                 self.call(what, f).await
             }
+            // A message into an archived thread unarchives it, which the active-thread cap may
+            // not allow.
+            Err((_, Some(MAX_ACTIVE_THREADS))) => {
+                if self.make_room().await? == 0 {
+                    return Err(no_room());
+                }
+                self.call(what, f).await
+            }
             other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    async fn unarchive(&self, channel: u64) -> Result<(), ChatError> {
+        let body = json!({ "archived": false });
+        let patch = || self.http.edit_thread(ChannelId::new(channel), &body, None);
+        match self.call_coded("unarchive thread", patch).await {
+            Ok(_) => Ok(()),
+            Err((_, Some(MAX_ACTIVE_THREADS))) => {
+                if self.make_room().await? == 0 {
+                    return Err(no_room());
+                }
+                self.call("unarchive thread", patch).await.map(|_| ())
+            }
+            Err((e, _)) => Err(e),
         }
     }
 

@@ -120,6 +120,8 @@ pub use world::{
     INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGES, INTENT_GUILD_MESSAGE_REACTIONS,
     INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT, PERM_MENTION_EVERYONE,
 };
+#[allow(unused_imports)]
+pub use world::BOT_ROLE_PERMISSIONS;
 
 /// The bot token the fake accepts (`Authorization: Bot <TOKEN>`).
 pub const TOKEN: &str = "MTMwMDAwMDAwMDAwMDAwMDAwMw.GsItRp.ZmFrZS1kaXNjb3JkLXRva2VuLWZvci10ZXN0cw";

@@ -862,7 +862,6 @@ impl World {
         {
             return Err(ApiError::empty_message());
         }
-        self.check_thread_post(m.channel_id, m.author_id)?;
         let nonce = match body.get("nonce") {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -939,6 +938,10 @@ impl World {
         let flags = (body.get("flags").and_then(Value::as_u64).unwrap_or(0) & allowed_flags)
             | m.extra_flags;
         let ephemeral = flags & FLAG_EPHEMERAL != 0;
+        if !ephemeral {
+            // Only the user who acted sees an ephemeral answer: it does not post in the thread.
+            self.check_thread_post(m.channel_id, m.author_id)?;
+        }
         let default_parse: &[&str] = match m.target {
             MessageTarget::Channel => &["users", "roles", "everyone"],
             MessageTarget::Interaction => &["users"],
