@@ -11,10 +11,10 @@ use std::str::FromStr;
 
 mod escalation;
 mod threads;
-pub use threads::AutoArchive;
 pub use escalation::{
     EscalationConfig, EscalationPolicy, EscalationTarget, PagerDutyConfig, PAGERDUTY_EVENTS_URL,
 };
+pub use threads::AutoArchive;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -1587,13 +1587,19 @@ mod tests {
     #[test]
     fn thread_auto_archive_takes_only_discords_periods_and_forum_mode_needs_its_forum() {
         let c = Config::from_parts(None, &env(&[])).unwrap();
-        assert_eq!(c.discord.thread_auto_archive.minutes(), 10080, "a week by default");
+        assert_eq!(
+            c.discord.thread_auto_archive.minutes(),
+            10080,
+            "a week by default"
+        );
         let toml = "[discord]\nincident_mode = \"forum\"\nthread_auto_archive = \"1d\"\n";
         let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
         assert_eq!(c.discord.thread_auto_archive.minutes(), 1440);
         let problems = c.problems(&Secrets::default(), true);
         assert!(
-            problems.iter().any(|p| p.contains("incident_forum_channel_id")),
+            problems
+                .iter()
+                .any(|p| p.contains("incident_forum_channel_id")),
             "{problems:?}"
         );
         let toml = "[discord]\nthread_auto_archive = \"2h\"\n";

@@ -373,6 +373,28 @@ async fn serenity_receives_every_dispatch_and_its_answers_are_recorded() {
     http.delete_reaction_me(note.channel_id, note.id, &'🔥'.into())
         .await
         .expect("unreact");
+    // A forum, its tags and a tagged post, as serenity reads them back.
+    let forum = fake.add_channel("incident-forum", ChannelKind::Forum, None);
+    let tag = fake.add_forum_tags(forum, &["SEV1"])[0];
+    let post = http
+        .create_forum_post(
+            ChannelId::new(forum),
+            &json!({
+                "name": "inc-7", "auto_archive_duration": 1440, "applied_tags": [tag.to_string()],
+                "message": { "content": "INC-7", "allowed_mentions": { "parse": [] } },
+            }),
+            None,
+        )
+        .await
+        .expect("forum post");
+    assert_eq!(post.applied_tags.len(), 1);
+    assert_eq!(post.applied_tags[0].get(), tag);
+    let forum_read = http
+        .get_channel(ChannelId::new(forum))
+        .await
+        .expect("forum");
+    let forum_read = forum_read.guild().expect("a guild channel");
+    assert_eq!(forum_read.available_tags[0].name, "SEV1");
 
     // Every dispatch the fake sent must parse as a known serenity event: serenity drops the rest silently.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -973,4 +995,202 @@ fn said_again(fake: &FakeDiscord) -> u64 {
     let id = fake.say(OWNER_ID, GENERAL_CHANNEL_ID, "pin me");
     fake.pin(OWNER_ID, id);
     id
+}
+
+/// One raw call to the fake: (status, Discord's JSON code or 0, the body).
+async fn call(fake: &FakeDiscord, method: &str, path: &str, body: Value) -> (u16, u64, Value) {
+    let r = reqwest::Client::new()
+        .request(
+            method.parse().expect("method"),
+            format!("{}/api/v10{path}", fake.api_base()),
+        )
+        .header("authorization", format!("Bot {TOKEN}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (status, v["code"].as_u64().unwrap_or(0), v)
+}
+
+#[tokio::test]
+async fn threads_and_forums_keep_discords_rules() {
+    let fake = FakeDiscord::start().await;
+    let g = GENERAL_CHANNEL_ID;
+    let (s, code, _) = call(
+        &fake,
+        "POST",
+        &format!("/channels/{g}/threads"),
+        json!({"name": "t", "type": 11, "auto_archive_duration": 120}),
+    )
+    .await;
+    assert_eq!(
+        (s, code),
+        (400, 50035),
+        "only 60, 1440, 4320 or 10080 minutes"
+    );
+    let (s, _, t) = call(
+        &fake,
+        "POST",
+        &format!("/channels/{g}/threads"),
+        json!({"name": "t", "type": 11, "auto_archive_duration": 60}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let thread: u64 = t["id"].as_str().unwrap().parse().unwrap();
+    let (_, _, m) = call(
+        &fake,
+        "POST",
+        &format!("/channels/{thread}/messages"),
+        json!({"content": "a"}),
+    )
+    .await;
+    let msg = m["id"].as_str().unwrap().to_string();
+    let bob = fake.add_member("bob", &[]);
+
+    // Archived by inactivity: only a new message (which unarchives it) gets through.
+    fake.archive_thread(thread, false);
+    let edit = format!("/channels/{thread}/messages/{msg}");
+    assert_eq!(
+        call(&fake, "PATCH", &edit, json!({"content": "b"})).await.1,
+        50083
+    );
+    let member = format!("/channels/{thread}/thread-members/{bob}");
+    assert_eq!(call(&fake, "PUT", &member, Value::Null).await.1, 50083);
+    let rename = format!("/channels/{thread}");
+    assert_eq!(
+        call(&fake, "PATCH", &rename, json!({"name": "x"})).await.1,
+        50083
+    );
+    let (s, _, _) = call(
+        &fake,
+        "POST",
+        &format!("/channels/{thread}/messages"),
+        json!({"content": "c"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        fake.channel(thread).unwrap()["thread_metadata"]["archived"],
+        false
+    );
+    assert_eq!(call(&fake, "PUT", &member, Value::Null).await.0, 204);
+    assert_eq!(fake.thread_members(thread), vec![BOT_USER_ID, bob]);
+
+    // Locked by a moderator: messages stay out, and only Manage Threads unarchives it.
+    fake.archive_thread(thread, true);
+    assert_eq!(
+        call(
+            &fake,
+            "POST",
+            &format!("/channels/{thread}/messages"),
+            json!({"content": "d"})
+        )
+        .await
+        .1,
+        50083
+    );
+    fake.set_bot_permissions(BOT_ROLE_PERMISSIONS & !(1 << 34));
+    assert_eq!(
+        call(&fake, "PATCH", &rename, json!({"archived": false}))
+            .await
+            .1,
+        50013
+    );
+    fake.set_bot_permissions(BOT_ROLE_PERMISSIONS);
+    assert_eq!(
+        call(&fake, "PATCH", &rename, json!({"archived": false}))
+            .await
+            .0,
+        200
+    );
+
+    // Forums: a post needs its starter message and takes only the forum's tags, five at most.
+    let forum = fake.add_channel("forum", ChannelKind::Forum, None);
+    let posts = format!("/channels/{forum}/threads");
+    assert_eq!(
+        call(&fake, "POST", &posts, json!({"name": "p"})).await.1,
+        50035
+    );
+    let (s, code, _) = call(
+        &fake,
+        "POST",
+        &posts,
+        json!({"name": "p", "applied_tags": ["1"], "message": {"content": "x"}}),
+    )
+    .await;
+    assert_eq!((s, code), (400, 50035), "an unknown tag");
+    let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+    let tags: Vec<Value> = many.iter().map(|n| json!({"name": n})).collect();
+    assert_eq!(
+        call(
+            &fake,
+            "PATCH",
+            &format!("/channels/{forum}"),
+            json!({"available_tags": tags})
+        )
+        .await
+        .1,
+        50035
+    );
+    let ids = fake.add_forum_tags(forum, &["a", "b", "c", "d", "e", "f"]);
+    let six: Vec<String> = ids.iter().map(u64::to_string).collect();
+    assert_eq!(
+        call(
+            &fake,
+            "POST",
+            &posts,
+            json!({"name": "p", "applied_tags": six, "message": {"content": "x"}})
+        )
+        .await
+        .1,
+        50035
+    );
+    let (s, _, p) = call(
+        &fake,
+        "POST",
+        &posts,
+        json!({"name": "p", "applied_tags": [six[0]], "message": {"content": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(
+        p["message"]["id"], p["id"],
+        "the starter message shares the post's id"
+    );
+    assert_eq!(
+        fake.applied_tag_names(p["id"].as_str().unwrap().parse().unwrap()),
+        vec!["a"]
+    );
+    let (s, _, _) = call(
+        &fake,
+        "POST",
+        &format!("/channels/{forum}/messages"),
+        json!({"content": "x"}),
+    )
+    .await;
+    assert_eq!(s, 400, "messages go in posts, not the forum");
+
+    // The server's cap of active threads.
+    fake.fill_active_threads(g, 1000 - fake.active_threads());
+    let (s, code, _) = call(
+        &fake,
+        "POST",
+        &format!("/channels/{g}/threads"),
+        json!({"name": "one too many", "type": 11}),
+    )
+    .await;
+    assert_eq!((s, code), (400, 160006));
+    assert_eq!(
+        call(
+            &fake,
+            "POST",
+            &posts,
+            json!({"name": "p2", "message": {"content": "x"}})
+        )
+        .await
+        .1,
+        160006
+    );
 }

@@ -18,8 +18,14 @@ async fn started(mode: &str, env: &[(&str, &str)]) -> (FakeDiscord, World, u64, 
     let fake = FakeDiscord::start().await;
     let w = world(&fake);
     let (kind, key) = match mode {
-        "forum" => (ChannelKind::Forum, "SITREP_DISCORD__INCIDENT_FORUM_CHANNEL_ID"),
-        _ => (ChannelKind::Text, "SITREP_DISCORD__INCIDENT_PARENT_CHANNEL_ID"),
+        "forum" => (
+            ChannelKind::Forum,
+            "SITREP_DISCORD__INCIDENT_FORUM_CHANNEL_ID",
+        ),
+        _ => (
+            ChannelKind::Text,
+            "SITREP_DISCORD__INCIDENT_PARENT_CHANNEL_ID",
+        ),
     };
     let parent = fake.add_channel("incidents", kind, None);
     let parent_id = parent.to_string();
@@ -96,8 +102,7 @@ async fn wait_tags(fake: &FakeDiscord, post: u64, want: [&str; 2]) {
 async fn join_button(fake: &FakeDiscord, thread: u64) -> u64 {
     let opening = fake
         .wait_message(|m| {
-            in_channel(m, thread)
-                && m["components"].to_string().contains("incident:join:")
+            in_channel(m, thread) && m["components"].to_string().contains("incident:join:")
         })
         .await;
     opening["id"].as_str().unwrap().parse().unwrap()
@@ -151,8 +156,7 @@ async fn a_thread_a_moderator_locked_and_archived_is_unarchived_before_the_bot_p
     assert!(!said.contains("Sorry"), "{said}");
     let update = fake
         .wait_message(|m| {
-            in_channel(m, thread)
-                && m["embeds"].to_string().contains("Consumers scaled out")
+            in_channel(m, thread) && m["embeds"].to_string().contains("Consumers scaled out")
         })
         .await;
     assert_eq!(update["author"]["bot"], true);
@@ -227,7 +231,10 @@ async fn join_says_so_when_discord_does_not_add_the_responder() {
             panic!("no answer: {:?}\n{}", fake.response(&click), _bot.log())
         });
     assert!(!said.contains("You joined"), "{said}");
-    assert!(said.contains("did not add you") && said.contains(&format!("<#{thread}>")), "{said}");
+    assert!(
+        said.contains("did not add you") && said.contains(&format!("<#{thread}>")),
+        "{said}"
+    );
     assert!(fake.response(&click).unwrap().ephemeral());
     assert!(!fake.thread_members(thread).contains(&bob));
     let notes = fake
@@ -260,19 +267,37 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
         .into_iter()
         .find(|m| m["id"] == post.to_string())
         .expect("the post's starter message shares its id");
-    assert!(starter["content"].as_str().unwrap().contains("INC-1"), "{starter}");
+    assert!(
+        starter["content"].as_str().unwrap().contains("INC-1"),
+        "{starter}"
+    );
 
     wait_tags(&fake, post, ["SEV2", "investigating"]).await;
     let names = fake.forum_tag_names(forum);
     assert_eq!(names[0], "question", "a moderator's tag is kept: {names:?}");
-    for n in ["SEV1", "SEV4", "investigating", "identified", "monitoring", "resolved"] {
+    for n in [
+        "SEV1",
+        "SEV4",
+        "investigating",
+        "identified",
+        "monitoring",
+        "resolved",
+    ] {
         assert!(names.iter().any(|t| t == n), "{n} missing from {names:?}");
     }
     assert!(names.len() <= 20);
     let kept = fake.channel(forum).unwrap()["available_tags"][0]["id"].clone();
-    assert_eq!(kept, question.to_string(), "the moderator's tag keeps its id");
+    assert_eq!(
+        kept,
+        question.to_string(),
+        "the moderator's tag keeps its id"
+    );
 
-    run(&fake, json!({"severity": {"level": "SEV1", "incident": "INC-1"}})).await;
+    run(
+        &fake,
+        json!({"severity": {"level": "SEV1", "incident": "INC-1"}}),
+    )
+    .await;
     wait_tags(&fake, post, ["SEV1", "investigating"]).await;
     run(
         &fake,
@@ -280,9 +305,16 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
     )
     .await;
     wait_tags(&fake, post, ["SEV1", "identified"]).await;
-    run(&fake, json!({"resolve": {"summary": "Rolled back", "incident": "INC-1"}})).await;
+    run(
+        &fake,
+        json!({"resolve": {"summary": "Rolled back", "incident": "INC-1"}}),
+    )
+    .await;
     wait_tags(&fake, post, ["SEV1", "resolved"]).await;
-    assert!(!archived(&fake, post), "kept in sight until the delay passes");
+    assert!(
+        !archived(&fake, post),
+        "kept in sight until the delay passes"
+    );
     let done = fake
         .wait_until(Duration::from_secs(10), |f| archived(f, post).then_some(()))
         .await;
@@ -304,7 +336,11 @@ async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
     let second = open(&fake, "Two", "SEV3").await;
     let third = open(&fake, "Three", "SEV3").await;
     for (inc, thread) in [("INC-2", second), ("INC-1", first)] {
-        let said = run(&fake, json!({"resolve": {"summary": "Fixed it", "incident": inc}})).await;
+        let said = run(
+            &fake,
+            json!({"resolve": {"summary": "Fixed it", "incident": inc}}),
+        )
+        .await;
         assert!(said.contains("resolved"), "{said}");
         fake.wait_message(|m| in_channel(m, thread) && m.to_string().contains("Fixed it"))
             .await;
@@ -324,7 +360,11 @@ async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
         .filter(|r| r.body["archived"] == true)
         .filter_map(|r| r.path.split('/').nth(2)?.parse().ok())
         .collect();
-    assert_eq!(archives, vec![second, first], "the earliest resolved goes first");
+    assert_eq!(
+        archives,
+        vec![second, first],
+        "the earliest resolved goes first"
+    );
     let refusals = |f: &FakeDiscord| {
         f.requests()
             .iter()

@@ -541,8 +541,8 @@ impl Bot {
             }
             (Some("incident"), Some("join"), Some(id)) => {
                 // Adding someone to a thread is a call to Discord: defer first, privately.
-                let thread = self.app.config.discord.incident_mode
-                    != crate::config::IncidentMode::Channel;
+                let thread =
+                    self.app.config.discord.incident_mode != crate::config::IncidentMode::Channel;
                 if thread {
                     let defer = CreateInteractionResponse::Defer(
                         CreateInteractionResponseMessage::new().ephemeral(true),

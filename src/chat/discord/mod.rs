@@ -14,7 +14,8 @@ use crate::domain::UserRef;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
-    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, GatewayIntents, GuildId, Http, HttpBuilder, MessageId,
+    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, GatewayIntents, GuildId,
+    Http, HttpBuilder, MessageId,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;

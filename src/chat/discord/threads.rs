@@ -71,9 +71,9 @@ impl DiscordChat {
         let d = &self.config.discord;
         let archive = d.thread_auto_archive.minutes();
         if d.incident_mode == IncidentMode::Forum {
-            let forum = d.incident_forum_channel_id.ok_or_else(|| {
-                refused("[discord] incident_forum_channel_id is not set".into())
-            })?;
+            let forum = d
+                .incident_forum_channel_id
+                .ok_or_else(|| refused("[discord] incident_forum_channel_id is not set".into()))?;
             // Every incident starts out investigating; a forum that requires a tag gets one.
             let tags = match self
                 .tag_ids(forum, &[State::Investigating.as_str().to_string()])
@@ -98,9 +98,9 @@ impl DiscordChat {
                 })
                 .await;
         }
-        let parent = d.incident_parent_channel_id.ok_or_else(|| {
-            refused("[discord] incident_parent_channel_id is not set".into())
-        })?;
+        let parent = d
+            .incident_parent_channel_id
+            .ok_or_else(|| refused("[discord] incident_parent_channel_id is not set".into()))?;
         let body = json!({
             "name": name,
             "type": 11,
@@ -142,7 +142,9 @@ impl DiscordChat {
         for (_, channel) in resolved.into_iter().take(ROOM_BATCH) {
             match self.archive_thread(channel).await {
                 Ok(()) => archived += 1,
-                Err(e) => tracing::warn!(channel, error = %e, "could not archive a resolved incident's thread"),
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "could not archive a resolved incident's thread")
+                }
             }
         }
         tracing::warn!(

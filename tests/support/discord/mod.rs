@@ -116,12 +116,12 @@ use tokio::sync::{watch, Notify};
 use world::World;
 
 #[allow(unused_imports)]
+pub use world::BOT_ROLE_PERMISSIONS;
+#[allow(unused_imports)]
 pub use world::{
     INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGES, INTENT_GUILD_MESSAGE_REACTIONS,
     INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT, PERM_MENTION_EVERYONE,
 };
-#[allow(unused_imports)]
-pub use world::BOT_ROLE_PERMISSIONS;
 
 /// The bot token the fake accepts (`Authorization: Bot <TOKEN>`).
 pub const TOKEN: &str = "MTMwMDAwMDAwMDAwMDAwMDAwMw.GsItRp.ZmFrZS1kaXNjb3JkLXRva2VuLWZvci10ZXN0cw";
@@ -836,7 +836,9 @@ impl FakeDiscord {
                 .map(|ids| {
                     ids.iter()
                         .filter_map(|id| {
-                            tags?.iter().find(|t| world::parse_id(t.get("id")) == Some(*id))
+                            tags?
+                                .iter()
+                                .find(|t| world::parse_id(t.get("id")) == Some(*id))
                         })
                         .filter_map(|t| t["name"].as_str().map(str::to_string))
                         .collect()

@@ -1267,9 +1267,15 @@ fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
     let mut errs = FormErrors::default();
     let in_forum = current.parent_id.is_some_and(|p| w.is_forum(p));
     let applied = match (current.is_thread() && in_forum, body.get("applied_tags")) {
-        (true, v) => w.check_applied_tags(current.parent_id.expect("a post has a forum"), v, &mut errs),
+        (true, v) => {
+            w.check_applied_tags(current.parent_id.expect("a post has a forum"), v, &mut errs)
+        }
         (false, Some(v)) if !v.is_null() => {
-            errs.add("applied_tags", "CHANNEL_TYPE_INVALID", "Only forum posts have tags");
+            errs.add(
+                "applied_tags",
+                "CHANNEL_TYPE_INVALID",
+                "Only forum posts have tags",
+            );
             None
         }
         _ => None,
@@ -1277,7 +1283,11 @@ fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
     let available = match body.get("available_tags").filter(|v| !v.is_null()) {
         Some(v) if current.kind == 15 => Some(w.check_available_tags(channel_id, v, &mut errs)),
         Some(_) => {
-            errs.add("available_tags", "CHANNEL_TYPE_INVALID", "Only forums have tags");
+            errs.add(
+                "available_tags",
+                "CHANNEL_TYPE_INVALID",
+                "Only forums have tags",
+            );
             None
         }
         None => None,

@@ -88,11 +88,7 @@ impl World {
             .and_then(Value::as_bool)
             .unwrap_or(t.locked);
         if (t.locked || locked) && self.bot_permissions() & PERM_MANAGE_THREADS == 0 {
-            return Err(ApiError::new(
-                403,
-                50013,
-                "Missing Permissions",
-            ));
+            return Err(ApiError::new(403, 50013, "Missing Permissions"));
         }
         self.check_thread_cap()
     }
