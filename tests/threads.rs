@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use support::bot::{world, Bot, Mode, World};
 use support::discord::{
-    ChannelKind, FakeDiscord, Request, BOT_ROLE_PERMISSIONS, GENERAL_CHANNEL_ID, OWNER_ID,
+    ChannelKind, FakeDiscord, Fault, Request, BOT_ROLE_PERMISSIONS, GENERAL_CHANNEL_ID, OWNER_ID,
 };
 
 /// Manage Threads, which the bot's invite asks for.
@@ -393,4 +393,31 @@ async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
     assert_eq!(fake.active_threads(), 1000);
     let log = bot.log();
     assert!(log.contains("1,000 active threads"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_made_while_discord_did_not_answer_is_found_not_made_twice() {
+    let (fake, _w, parent, _bot) =
+        started("thread", &[("SITREP_DISCORD__REQUEST_TIMEOUT", "1s")]).await;
+    // Discord makes the thread, but its answer is lost past the bot's request timeout.
+    fake.fail_next(
+        "POST /channels/{channel}/threads",
+        Fault::LateAnswer(Duration::from_secs(3)),
+    );
+    let thread = open(&fake, "Disk full", "SEV2").await;
+    assert_eq!(
+        fake.requests_to("POST /channels/{channel}/threads").len(),
+        1
+    );
+    assert!(!fake
+        .requests_to("GET /guilds/{guild}/threads/active")
+        .is_empty());
+    let under_parent: Vec<Value> = fake
+        .dispatches()
+        .into_iter()
+        .filter(|(t, d)| t == "THREAD_CREATE" && d["parent_id"] == parent.to_string())
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(under_parent.len(), 1, "{under_parent:?}");
+    assert_eq!(under_parent[0]["id"], thread.to_string());
 }

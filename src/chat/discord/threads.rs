@@ -1,6 +1,6 @@
 //! Incident threads and forum posts: Discord's archive rules, forum tags and the active-thread cap.
 
-use super::DiscordChat;
+use super::{outgoing, DiscordChat};
 use crate::chat::{truncate, ChatError, Place};
 use crate::config::IncidentMode;
 use crate::domain::State;
@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use serenity::all::{Channel, ChannelId, ChannelType, GuildChannel, GuildId, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// "Thread is archived": editing, adding members, or posting in a thread a moderator locked.
 const THREAD_ARCHIVED: isize = 50083;
@@ -21,6 +22,8 @@ const ROOM_BATCH: usize = 10;
 const MAX_FORUM_TAGS: usize = 20;
 const MAX_POST_TAGS: usize = 5;
 const MAX_TAG_NAME: usize = 20;
+/// Tries at making a thread when Discord is busy or gives no answer.
+const CREATE_ATTEMPTS: u32 = 3;
 
 #[derive(Default)]
 pub(super) struct ThreadState {
@@ -92,7 +95,7 @@ impl DiscordChat {
                 "message": { "content": topic, "allowed_mentions": { "parse": [] } },
             });
             return self
-                .call_coded("create forum post", || {
+                .create_once(forum, name, "create forum post", || {
                     self.http
                         .create_forum_post(ChannelId::new(forum), &body, None)
                 })
@@ -106,10 +109,73 @@ impl DiscordChat {
             "type": 11,
             "auto_archive_duration": archive,
         });
-        self.call_coded("create thread", || {
+        self.create_once(parent, name, "create thread", || {
             self.http.create_thread(ChannelId::new(parent), &body, None)
         })
         .await
+    }
+
+    /// Creating is not idempotent: after a timeout or a server error the thread may exist
+    /// although no answer came, so the bot looks for it before it asks again.
+    async fn create_once<F, Fut>(
+        &self,
+        parent: u64,
+        name: &str,
+        what: &str,
+        f: F,
+    ) -> Result<GuildChannel, Coded>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = serenity::Result<GuildChannel>>,
+    {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=CREATE_ATTEMPTS {
+            self.limiter.until_ready().await;
+            let e = match f().await {
+                Ok(ch) => return Ok(ch),
+                Err(e) => e,
+            };
+            let status = outgoing::status_of(&e);
+            let unsure = outgoing::is_timeout(&e) || matches!(status, Some(500..=599));
+            let busy = status == Some(429);
+            if !(unsure || busy) || attempt == CREATE_ATTEMPTS {
+                tracing::warn!(what, ?status, error = %e, "Discord request failed");
+                let chat = if status.is_some() && !unsure && !busy {
+                    ChatError::Refused(format!("{what}: {e}"))
+                } else {
+                    ChatError::Unavailable(format!("{what}: {e}"))
+                };
+                return Err((chat, outgoing::code_of(&e)));
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            if unsure {
+                if let Some(found) = self.find_active_thread(parent, name).await {
+                    tracing::info!(
+                        what,
+                        thread = found.id.get(),
+                        "the thread was made although Discord did not answer; using it"
+                    );
+                    return Ok(found);
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// An active thread named `name` under `parent`, if Discord lists one.
+    async fn find_active_thread(&self, parent: u64, name: &str) -> Option<GuildChannel> {
+        let guild = self.config.discord.guild_id?;
+        let listed = self
+            .call("list active threads", || {
+                self.http.get_guild_active_threads(GuildId::new(guild))
+            })
+            .await
+            .ok()?;
+        listed
+            .threads
+            .into_iter()
+            .find(|t| t.parent_id.map(|p| p.get()) == Some(parent) && t.name == name)
     }
 
     /// Archives the oldest resolved incidents' threads that are still active; how many it did.
