@@ -1123,17 +1123,15 @@ async fn threads_and_forums_keep_discords_rules() {
     assert_eq!((s, code), (400, 50035), "an unknown tag");
     let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
     let tags: Vec<Value> = many.iter().map(|n| json!({"name": n})).collect();
+    let forum_path = format!("/channels/{forum}");
     assert_eq!(
-        call(
-            &fake,
-            "PATCH",
-            &format!("/channels/{forum}"),
-            json!({"available_tags": tags})
-        )
-        .await
-        .1,
-        50035
+        call(&fake, "PATCH", &forum_path, json!({"available_tags": tags}))
+            .await
+            .1,
+        30048
     );
+    let twice = json!({"available_tags": [{"name": "x"}, {"name": "x"}]});
+    assert_eq!(call(&fake, "PATCH", &forum_path, twice).await.1, 40061);
     let ids = fake.add_forum_tags(forum, &["a", "b", "c", "d", "e", "f"]);
     let six: Vec<String> = ids.iter().map(u64::to_string).collect();
     assert_eq!(
@@ -1163,14 +1161,30 @@ async fn threads_and_forums_keep_discords_rules() {
         fake.applied_tag_names(p["id"].as_str().unwrap().parse().unwrap()),
         vec!["a"]
     );
-    let (s, _, _) = call(
+    let (s, code, _) = call(
         &fake,
         "POST",
         &format!("/channels/{forum}/messages"),
         json!({"content": "x"}),
     )
     .await;
-    assert_eq!(s, 400, "messages go in posts, not the forum");
+    assert_eq!(
+        (s, code),
+        (400, 40058),
+        "messages go in posts, not the forum"
+    );
+    fake.require_forum_tag(forum);
+    assert_eq!(
+        call(
+            &fake,
+            "POST",
+            &posts,
+            json!({"name": "q", "message": {"content": "x"}})
+        )
+        .await
+        .1,
+        40067
+    );
 
     // The server's cap of active threads.
     fake.fill_active_threads(g, 1000 - fake.active_threads());
@@ -1187,7 +1201,7 @@ async fn threads_and_forums_keep_discords_rules() {
             &fake,
             "POST",
             &posts,
-            json!({"name": "p2", "message": {"content": "x"}})
+            json!({"name": "p2", "applied_tags": [six[0]], "message": {"content": "x"}})
         )
         .await
         .1,

@@ -262,6 +262,7 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
     )
     .await;
     let question = fake.add_forum_tags(forum, &["question"])[0];
+    fake.require_forum_tag(forum);
     let post = open(&fake, "Checkout returns 500", "SEV2").await;
     let ch = fake.channel(post).unwrap();
     assert_eq!(ch["parent_id"], forum.to_string());

@@ -40,10 +40,8 @@ pub async fn run(app: &App, job: &Job) -> Result<(), JobError> {
                 .map_err(|source| JobError::Chat { channel, source })?;
         }
     }
-    app.store.apply_jobs(&[JobChange::Cancel {
-        incident: job.incident,
-        kind: JobKind::Labels,
-    }])?;
+    // A change made while this ran planned a newer job, which must not be lost.
+    app.store.finish_job(job)?;
     Ok(())
 }
 

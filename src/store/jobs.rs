@@ -379,6 +379,28 @@ impl Store {
         Ok(moved)
     }
 
+    /// Removes `job` once done, unless something replaced it while it ran (then the newer job
+    /// stands and runs in its turn). Returns whether it was removed.
+    pub fn finish_job(&self, job: &Job) -> Result<bool, StoreError> {
+        let cancel = JobChange::Cancel {
+            incident: job.incident,
+            kind: job.kind.clone(),
+        };
+        let removed = (&self.jobs, &self.meta)
+            .transaction(|(jobs, meta)| -> TxResult<bool> {
+                if !tx_is_current(jobs, meta, job)? {
+                    return Ok(false);
+                }
+                tx_apply(jobs, meta, &cancel)?;
+                Ok(true)
+            })
+            .map_err(jobs_only)?;
+        if removed {
+            self.job_signal.notify_one();
+        }
+        Ok(removed)
+    }
+
     /// The job in an incident's slot of `kind`, if any.
     pub fn job(&self, incident: IncidentId, kind: &JobKind) -> Result<Option<Job>, StoreError> {
         let key = match kind {

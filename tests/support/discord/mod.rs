@@ -812,6 +812,14 @@ impl FakeDiscord {
         })
     }
 
+    /// Sets a forum's REQUIRE_TAG flag, as a moderator may: new posts must carry a tag.
+    pub fn require_forum_tag(&self, forum: u64) {
+        self.shared.with(|w| {
+            assert!(w.is_forum(forum), "{forum} is not a forum");
+            w.forums_requiring_tags.insert(forum);
+        });
+    }
+
     /// The tag names of a forum, in order.
     pub fn forum_tag_names(&self, forum: u64) -> Vec<String> {
         self.shared.read(|w| {

@@ -961,6 +961,11 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
         }
         ("POST", "/channels/{channel}/typing") => no_content(),
         ("GET", "/channels/{channel}/messages") => list_messages(w, channel_id, c),
+        ("POST", "/channels/{channel}/messages") if w.is_forum(channel_id) => Err(ApiError::new(
+            400,
+            40058,
+            "Cannot send a message in a forum channel",
+        )),
         ("POST", "/channels/{channel}/messages") => {
             let id = w.create_message(NewMessage {
                 channel_id,
@@ -1281,7 +1286,7 @@ fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
         _ => None,
     };
     let available = match body.get("available_tags").filter(|v| !v.is_null()) {
-        Some(v) if current.kind == 15 => Some(w.check_available_tags(channel_id, v, &mut errs)),
+        Some(v) if current.kind == 15 => Some(w.check_available_tags(channel_id, v, &mut errs)?),
         Some(_) => {
             errs.add(
                 "available_tags",

@@ -19,6 +19,8 @@ const MAX_FORUM_TAGS: usize = 20;
 const MAX_POST_TAGS: usize = 5;
 const MAX_TAG_NAME: usize = 20;
 const FORUM: u8 = 15;
+/// The channel flag of a forum whose posts must carry a tag.
+const REQUIRE_TAG: u64 = 1 << 4;
 
 impl World {
     pub fn active_threads(&self) -> usize {
@@ -183,10 +185,22 @@ impl World {
         forum: u64,
         v: &Value,
         errs: &mut FormErrors,
-    ) -> Vec<Value> {
+    ) -> Result<Vec<Value>, ApiError> {
         let list = v.as_array().cloned().unwrap_or_default();
         if list.len() > MAX_FORUM_TAGS {
-            errs.max_len("available_tags", MAX_FORUM_TAGS);
+            return Err(ApiError::new(
+                400,
+                30048,
+                "Maximum number of tags in a forum channel has been reached",
+            ));
+        }
+        let mut names: Vec<&str> = list
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str))
+            .collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ApiError::new(400, 40061, "Tag names must be unique"));
         }
         let existing: Vec<u64> = self
             .forum_tags
@@ -213,7 +227,7 @@ impl World {
                 "emoji_name": t.get("emoji_name").cloned().unwrap_or(Value::Null),
             }));
         }
-        out
+        Ok(out)
     }
 
     /// POST /channels/{forum}/threads: a post is a public thread and its starter message, which
@@ -235,6 +249,13 @@ impl World {
             .check_applied_tags(forum, body.get("applied_tags"), &mut errs)
             .unwrap_or_default();
         errs.into_result()?;
+        if tags.is_empty() && self.forums_requiring_tags.contains(&forum) {
+            return Err(ApiError::new(
+                400,
+                40067,
+                "A tag is required to create a forum post in this channel",
+            ));
+        }
         self.check_thread_cap()?;
         let id = self.next_id();
         let name = body["name"].as_str().unwrap_or("").to_string();
@@ -353,6 +374,9 @@ impl World {
             v["default_sort_order"] = Value::Null;
             v["default_forum_layout"] = json!(0);
             v["default_thread_rate_limit_per_user"] = json!(0);
+            if self.forums_requiring_tags.contains(&c.id) {
+                v["flags"] = json!(REQUIRE_TAG);
+            }
         }
         let in_forum = c
             .parent_id

@@ -248,6 +248,8 @@ pub struct World {
     pub applied_tags: BTreeMap<u64, Vec<u64>>,
     /// Who is in each thread (its creator first).
     pub thread_members: BTreeMap<u64, Vec<u64>>,
+    /// Forums with the REQUIRE_TAG flag: a new post must carry a tag.
+    pub forums_requiring_tags: std::collections::BTreeSet<u64>,
     /// Discord's cap on active threads in a server.
     pub max_active_threads: usize,
 }
@@ -280,6 +282,7 @@ impl World {
             forum_tags: BTreeMap::new(),
             applied_tags: BTreeMap::new(),
             thread_members: BTreeMap::new(),
+            forums_requiring_tags: Default::default(),
             max_active_threads: super::threads::MAX_ACTIVE_THREADS,
         };
         let joined = iso(now_ms() - 86_400_000);
