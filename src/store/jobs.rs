@@ -600,6 +600,20 @@ mod tests {
         assert_eq!(store.job(a, &JobKind::StatusUpdate).unwrap(), Some(moved));
     }
 
+    #[test]
+    fn finishing_a_job_leaves_the_one_that_replaced_it_while_it_ran() {
+        let store = Store::temporary().unwrap();
+        let a = opened(&store);
+        let ran = Job::new(a, JobKind::Labels, t(1));
+        store.apply_jobs(&[JobChange::Put(ran.clone())]).unwrap();
+        let newer = Job::new(a, JobKind::Labels, t(2));
+        store.apply_jobs(&[JobChange::Put(newer.clone())]).unwrap();
+        assert!(!store.finish_job(&ran).unwrap());
+        assert_eq!(store.job(a, &JobKind::Labels).unwrap(), Some(newer.clone()));
+        assert!(store.finish_job(&newer).unwrap());
+        assert_eq!(store.job(a, &JobKind::Labels).unwrap(), None);
+    }
+
     fn send(incident: IncidentId, channel: u64, text: &str, due: DateTime<Utc>) -> JobChange {
         JobChange::Send {
             incident,
