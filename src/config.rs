@@ -914,13 +914,14 @@ impl Config {
         let id = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         let mut s = String::new();
         s.push_str(&format!(
-            "discord    application {} · guild {} · api {} · incidents as {} (category {}, parent {}) · stakeholders {} · register commands {} · message content {}\n",
+            "discord    application {} · guild {} · api {} · incidents as {} (category {}, parent {}, forum {}) · stakeholders {} · register commands {} · message content {}\n",
             id(d.application_id),
             id(d.guild_id),
             d.api_base,
             match d.incident_mode { IncidentMode::Channel => "channels", IncidentMode::Thread => "threads", IncidentMode::Forum => "forum posts" },
             id(d.incident_category_id),
             id(d.incident_parent_channel_id),
+            id(d.incident_forum_channel_id),
             id(d.stakeholder_channel_id),
             d.register_commands,
             d.message_content,
