@@ -2,6 +2,7 @@
 
 mod capture;
 mod closes;
+mod deferred;
 mod interactions;
 pub mod outgoing;
 

@@ -241,6 +241,8 @@ pub struct World {
     /// Privileged intents switched on for the application, as in the developer portal.
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
+    /// How long an interaction's token works for webhook calls.
+    pub interaction_token_lifetime: Duration,
     pub channel_rename_limit: bool,
 }
 
@@ -268,6 +270,7 @@ impl World {
             limits,
             privileged_intents: PRIVILEGED_INTENTS,
             interaction_deadline: deadline,
+            interaction_token_lifetime: Duration::from_secs(15 * 60),
             channel_rename_limit: rename_limit,
         };
         let joined = iso(now_ms() - 86_400_000);
