@@ -857,7 +857,7 @@ async fn interaction_tokens_expire_and_a_deleted_placeholder_ends_the_deferral()
     assert!(!fake
         .messages(GENERAL_CHANNEL_ID)
         .iter()
-        .any(|m| m["id"] == placeholder.to_string()));
+        .any(|m| m["id"].as_str() == Some(placeholder.to_string().as_str())));
     assert_eq!(
         fake.requests_to("DELETE /webhooks/{application}/{token}/messages/{message}")
             .len(),

@@ -306,7 +306,7 @@ async fn private_answer(
             .messages(i.channel_id)
             .iter()
             .any(|m| m["content"].as_str() == Some(text.as_str())
-                || m["interaction_metadata"]["id"] == i.id.to_string()),
+                || m["interaction_metadata"]["id"].as_str() == Some(i.id.to_string().as_str())),
         "nothing of it in the channel"
     );
     Some(text)

@@ -1146,7 +1146,7 @@ async fn a_draft_that_outlasts_its_token_lands_in_the_channel() {
     assert_eq!(fake.wait_response(&d).await.kind, 5, "deferred");
     let posted = fake
         .wait_message(|m| {
-            m["channel_id"] == channel.to_string()
+            m["channel_id"].as_str() == Some(channel.to_string().as_str())
                 && m["content"]
                     .as_str()
                     .is_some_and(|c| c.contains("Post-mortem draft **version 1** of INC-1"))
