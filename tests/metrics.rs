@@ -383,3 +383,47 @@ async fn metrics_through_discord_against_real_prometheus() {
         "{deletes:?}"
     );
 }
+
+/// Past the interaction's token (15 minutes on Discord, one second here) there is no private
+/// way left: the failure is said in the channel, to whoever asked, and not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_token_ran_out_is_said_in_the_channel() {
+    use support::bot::{world, Bot, Mode};
+    use support::discord::{FakeDiscord, FakeOptions, GENERAL_CHANNEL_ID, OWNER_ID};
+    let hang = HangingServer::start();
+    let fake = FakeDiscord::start_with(FakeOptions {
+        interaction_token_lifetime: Duration::from_secs(1),
+        ..FakeOptions::default()
+    })
+    .await;
+    let w = world(&fake);
+    let bot = Bot::start(&fake, w, Mode::Proxy, &prometheus_toml(&hang.url(), "2s"));
+    fake.wait_ready().await;
+
+    let m = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "metrics",
+        serde_json::json!({"query": "up"}),
+    );
+    assert_eq!(fake.wait_response(&m).await.kind, 5);
+    let said = fake
+        .wait_message(|p| {
+            p["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("did not answer within 2 s"))
+        })
+        .await;
+    let text = said["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("<@{OWNER_ID}> `/metrics` did not finish")),
+        "{text}"
+    );
+    let id: u64 = said["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fake.pings(id).users, vec![OWNER_ID]);
+    assert!(fake.followups(&m).is_empty());
+    assert!(
+        !bot.log().contains("Invalid Webhook Token"),
+        "the refused token is not logged as a failure"
+    );
+}
