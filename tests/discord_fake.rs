@@ -845,6 +845,90 @@ async fn interaction_deadlines_and_double_acks() {
     assert!(fake.response(&late).is_none());
 }
 
+/// Tokens end 15 minutes after the interaction (here shortened), answering 401 50027; a
+/// deleted placeholder ends the deferral, so that the next follow-up may be ephemeral.
+#[tokio::test]
+async fn interaction_tokens_expire_and_a_deleted_placeholder_ends_the_deferral() {
+    let fake = FakeDiscord::start_with(FakeOptions {
+        interaction_token_lifetime: Duration::from_millis(1500),
+        ..FakeOptions::default()
+    })
+    .await;
+    let http = admin_http(&fake);
+    let manifest = json!([{ "name": "status", "description": "Shows status" }]);
+    http.create_guild_commands(GuildId::new(GUILD_ID), &manifest)
+        .await
+        .expect("manifest");
+    let defer = || CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new());
+
+    let i = fake.slash(OWNER_ID, GENERAL_CHANNEL_ID, "status", Value::Null);
+    defer()
+        .execute(&http, (InteractionId::new(i.id), i.token.as_str()))
+        .await
+        .expect("defer");
+    let placeholder: u64 = fake.original(&i).expect("placeholder")["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    http.delete_original_interaction_response(&i.token)
+        .await
+        .expect("delete the placeholder");
+    assert!(fake.original_deleted(&i));
+    assert!(fake.original(&i).is_none());
+    assert!(!fake
+        .messages(GENERAL_CHANNEL_ID)
+        .iter()
+        .any(|m| m["id"].as_str() == Some(placeholder.to_string().as_str())));
+    assert_eq!(
+        fake.requests_to("DELETE /webhooks/{application}/{token}/messages/{message}")
+            .len(),
+        1
+    );
+    let err = http
+        .edit_original_interaction_response(
+            &i.token,
+            &serenity::all::EditInteractionResponse::new().content("late"),
+            vec![],
+        )
+        .await
+        .expect_err("the placeholder is gone");
+    assert_eq!(code_of(&err), Some(10008));
+    let private = http
+        .create_followup_message(
+            &i.token,
+            &json!({ "content": "only you", "flags": 64 }),
+            vec![],
+        )
+        .await
+        .expect("an ephemeral follow-up");
+    assert_eq!(private.content, "only you");
+    let followups = fake.followups(&i);
+    assert_eq!(followups.len(), 1);
+    assert_eq!(followups[0]["flags"].as_u64().unwrap() & 64, 64);
+    assert!(!fake
+        .messages(GENERAL_CHANNEL_ID)
+        .iter()
+        .any(|m| m["content"] == "only you"));
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let err = http
+        .create_followup_message(&i.token, &json!({ "content": "too late" }), vec![])
+        .await
+        .expect_err("the token ran out");
+    assert_eq!(code_of(&err), Some(50027));
+    assert_eq!(status_of(&err), Some(401));
+}
+
+fn status_of(e: &serenity::Error) -> Option<u16> {
+    match e {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+            Some(r.status_code.as_u16())
+        }
+        _ => None,
+    }
+}
+
 #[tokio::test]
 async fn direct_mode_retries_after_a_429() {
     let fake = FakeDiscord::start().await;

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
-use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, GUILD_ID, OWNER_ID};
+use support::discord::{FakeDiscord, Fault, GENERAL_CHANNEL_ID, GUILD_ID, OWNER_ID};
 
 // ----- a PagerDuty Events API v2 stand-in -----
 
@@ -935,6 +935,35 @@ async fn bad_escalations_are_refused_privately_and_page_nobody() {
                 .is_some_and(|c| c.contains("you are needed"))
         });
     assert!(!paged, "nothing was paged");
+
+    // Discord refuses the page itself, after the deferral: the public placeholder goes and the
+    // escalator alone is told.
+    fake.fail_next("POST /channels/{channel}/messages", Fault::ServerError(403));
+    let i = fake.slash(
+        OWNER_ID,
+        channel,
+        "escalate",
+        json!({"target": "dba", "reason": "replica lag"}),
+    );
+    let first = fake.wait_response(&i).await;
+    assert!(first.kind == 5 && !first.ephemeral(), "{:?}", first.data);
+    let told = fake
+        .wait_until(Duration::from_secs(10), |f| {
+            f.followups(&i).into_iter().next()
+        })
+        .await
+        .expect("the escalator is told");
+    assert_eq!(told["flags"].as_u64().unwrap_or(0) & 64, 64, "{told}");
+    assert!(
+        told["content"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("Sorry, something went wrong on our side")),
+        "{told}"
+    );
+    assert!(fake.original_deleted(&i) && fake.original(&i).is_none());
+    assert!(!fake.messages(channel).iter().any(|m| m["content"]
+        .as_str()
+        .is_some_and(|c| c.contains("went wrong"))));
 
     // Typing a target suggests the configured ones.
     let i = fake.autocomplete(

@@ -1366,14 +1366,16 @@ async fn outage(o: Outage) -> (Duration, Duration) {
         json!({"name": "error_rate", "service": "checkout"}),
     );
     acks.push(fake.wait_response(&m).await.latency);
+    // A failure found after the deferral is told to the typist alone.
     let answer = fake
         .wait_until(Duration::from_secs(5), |f| {
-            f.original(&m)
-                .and_then(|o| o["content"].as_str().map(String::from))
-                .filter(|c| !c.is_empty())
+            f.followups(&m).into_iter().next()
         })
         .await
         .expect("/metrics is answered");
+    assert_eq!(answer["flags"].as_u64().unwrap_or(0) & 64, 64, "{answer}");
+    assert!(fake.original_deleted(&m), "{name}: the placeholder stayed");
+    let answer = answer["content"].as_str().unwrap_or("").to_string();
     assert!(answer.contains(o.prometheus_says), "{name}: {answer}");
     let metrics_took = sent.elapsed();
     assert!(

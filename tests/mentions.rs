@@ -645,6 +645,23 @@ fn id_of(m: &Value) -> u64 {
     m["id"].as_str().unwrap().parse().unwrap()
 }
 
+/// What a deferral became: the placeholder filled in, or, for a failure, the ephemeral
+/// follow-up that replaced it.
+async fn deferred_text(fake: &FakeDiscord, i: &support::discord::Interaction) -> Option<String> {
+    fake.wait_until(Duration::from_secs(15), |f| {
+        let private = f
+            .followups(i)
+            .into_iter()
+            .find(|m| m["flags"].as_u64().unwrap_or(0) & 64 != 0)
+            .filter(|_| f.original_deleted(i));
+        private
+            .or_else(|| f.original(i))
+            .and_then(|m| m["content"].as_str().map(String::from))
+            .filter(|c| !c.is_empty())
+    })
+    .await
+}
+
 /// What one generated incident went through.
 struct Ran {
     channel: u64,
@@ -676,14 +693,10 @@ async fn incident_with(fake: &FakeDiscord, texts: &[String], escalate: bool) -> 
         assert!(first.ephemeral(), "{}", first.content());
         return None;
     }
-    let original = fake
-        .wait_until(Duration::from_secs(15), |f| {
-            f.original(&i)
-                .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
-        })
+    let content = deferred_text(fake, &i)
         .await
         .expect("the deferred open is answered");
-    let content = original["content"].as_str().unwrap();
+    let content = content.as_str();
     let channel: u64 = content
         .split("<#")
         .nth(1)
@@ -737,16 +750,10 @@ async fn incident_with(fake: &FakeDiscord, texts: &[String], escalate: bool) -> 
             json!({"target": "dba", "reason": fit_to(&texts[6], 1000)}),
         );
         assert_eq!(fake.wait_response(&i).await.kind, 5, "escalating defers");
-        let answer = fake
-            .wait_until(Duration::from_secs(15), |f| {
-                f.original(&i)
-                    .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
-            })
+        let answer = deferred_text(fake, &i)
             .await
             .expect("the deferred escalation is answered");
-        escalated = answer["content"]
-            .as_str()
-            .is_some_and(|c| c.contains("escalated"));
+        escalated = answer.contains("escalated");
     }
     slash(json!({"resolve": {"summary": fit("resolve", "summary", &texts[7])}})).await;
     Some(Ran { channel, escalated })

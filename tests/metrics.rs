@@ -276,20 +276,40 @@ async fn open_answers_in_time_while_prometheus_hangs() {
         serde_json::json!({"query": "up"}),
     );
     assert_eq!(fake.wait_response(&m).await.kind, 5);
-    let edited = fake
-        .wait_until(Duration::from_secs(4), |f| {
-            f.original(&m)
-                .filter(|o| o["content"].as_str().is_some_and(|c| !c.is_empty()))
-        })
+    let told = private_answer(&fake, &m, Duration::from_secs(4))
         .await
-        .expect("the deferred answer is edited within the timeout");
-    assert!(
-        edited["content"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer within 1 s"),
-        "{edited}"
+        .expect("the typist is told within the timeout");
+    assert!(told.contains("did not answer within 1 s"), "{told}");
+}
+
+/// The answer a deferred command gave its typist alone: the public placeholder deleted, the
+/// text in an ephemeral follow-up, and nothing of it left in the channel.
+async fn private_answer(
+    fake: &support::discord::FakeDiscord,
+    i: &support::discord::Interaction,
+    within: Duration,
+) -> Option<String> {
+    let followup = fake
+        .wait_until(within, |f| f.followups(i).into_iter().next())
+        .await?;
+    assert_eq!(
+        followup["flags"].as_u64().unwrap_or(0) & 64,
+        64,
+        "ephemeral: {followup}"
     );
+    assert!(fake.original_deleted(i), "the placeholder is gone");
+    assert!(fake.original(i).is_none());
+    assert_eq!(fake.followups(i).len(), 1, "one answer");
+    let text = followup["content"].as_str().unwrap_or("").to_string();
+    assert!(
+        !fake
+            .messages(i.channel_id)
+            .iter()
+            .any(|m| m["content"].as_str() == Some(text.as_str())
+                || m["interaction_metadata"]["id"].as_str() == Some(i.id.to_string().as_str())),
+        "nothing of it in the channel"
+    );
+    Some(text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,4 +357,73 @@ async fn metrics_through_discord_against_real_prometheus() {
         .expect("the chart is uploaded with the edit");
     assert_eq!(edit.files[0].filename, "chart.png");
     assert!(edit.files[0].bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+
+    // PromQL that parses here but that Prometheus rejects: a mistake, told only to its typist.
+    let bad = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "metrics",
+        serde_json::json!({"query": "rate(http_requests_total)"}),
+    );
+    let r = fake.wait_response(&bad).await;
+    assert_eq!(r.kind, 5, "deferred: Prometheus is asked first");
+    assert!(!r.ephemeral());
+    let told = private_answer(&fake, &bad, Duration::from_secs(10))
+        .await
+        .expect("an ephemeral answer");
+    assert!(
+        told.starts_with("Prometheus rejected the query: ") && told.contains("range vector"),
+        "{told}"
+    );
+    let deletes = fake.requests_to("DELETE /webhooks/{application}/{token}/messages/{message}");
+    assert!(
+        deletes.iter().any(|d| d.status == 204
+            && d.path.contains(&bad.token)
+            && d.path.ends_with("/@original")),
+        "{deletes:?}"
+    );
+}
+
+/// Past the interaction's token (15 minutes on Discord, one second here) there is no private
+/// way left: the failure is said in the channel, to whoever asked, and not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_token_ran_out_is_said_in_the_channel() {
+    use support::bot::{world, Bot, Mode};
+    use support::discord::{FakeDiscord, FakeOptions, GENERAL_CHANNEL_ID, OWNER_ID};
+    let hang = HangingServer::start();
+    let fake = FakeDiscord::start_with(FakeOptions {
+        interaction_token_lifetime: Duration::from_secs(1),
+        ..FakeOptions::default()
+    })
+    .await;
+    let w = world(&fake);
+    let bot = Bot::start(&fake, w, Mode::Proxy, &prometheus_toml(&hang.url(), "2s"));
+    fake.wait_ready().await;
+
+    let m = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "metrics",
+        serde_json::json!({"query": "up"}),
+    );
+    assert_eq!(fake.wait_response(&m).await.kind, 5);
+    let said = fake
+        .wait_message(|p| {
+            p["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("did not answer within 2 s"))
+        })
+        .await;
+    let text = said["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("<@{OWNER_ID}> `/metrics` did not finish")),
+        "{text}"
+    );
+    let id: u64 = said["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fake.pings(id).users, vec![OWNER_ID]);
+    assert!(fake.followups(&m).is_empty());
+    assert!(
+        !bot.log().contains("Invalid Webhook Token"),
+        "the refused token is not logged as a failure"
+    );
 }

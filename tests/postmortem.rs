@@ -1095,3 +1095,120 @@ async fn a_big_channel_is_read_in_full_with_progress_before_the_draft() {
     );
     assert!(bot.stop().success(), "{}", bot.log());
 }
+
+/// A draft whose reading outlasts the interaction's token (15 minutes on Discord, a few seconds
+/// here) still lands: in the channel, naming whoever asked, and stored; the placeholder that
+/// would say the bot never answered is taken away, and no refused token reaches anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_that_outlasts_its_token_lands_in_the_channel() {
+    const PAGES: usize = 7;
+    let fake = FakeDiscord::start_with(FakeOptions {
+        interaction_token_lifetime: Duration::from_secs(5),
+        wait_timeout: Duration::from_secs(20),
+        ..FakeOptions::default()
+    })
+    .await;
+    let w = world(&fake);
+    let content = [("SITREP_DISCORD__MESSAGE_CONTENT", "true")];
+    let mut bot = Bot::start_with_env(&fake, w, Mode::Proxy, "", &content);
+    fake.wait_ready().await;
+    let open = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({"open": {"title": "Orders stuck", "severity": "SEV2"}}),
+    );
+    fake.wait_response(&open).await;
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.original(&open)
+            .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
+    })
+    .await
+    .expect("opened");
+    let channel: u64 = fake
+        .channel_named("inc-1-orders-stuck")
+        .expect("its channel")["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ana = fake.add_member("ana", &[]);
+    fake.seed_messages(ana, channel, PAGES * 100);
+
+    // Each history page takes a second: the first progress shows at about 2 s, while the token
+    // still works; the answer is ready only after it ran out.
+    fake.fail_next_n(
+        "GET /channels/{channel}/messages",
+        Fault::Delay(Duration::from_secs(1)),
+        PAGES as u32,
+    );
+    let d = fake.slash(OWNER_ID, channel, "postmortem", json!({"draft": {}}));
+    assert_eq!(fake.wait_response(&d).await.kind, 5, "deferred");
+    let posted = fake
+        .wait_message(|m| {
+            m["channel_id"].as_str() == Some(channel.to_string().as_str())
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("Post-mortem draft **version 1** of INC-1"))
+        })
+        .await;
+    let text = posted["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "<@{OWNER_ID}> `/postmortem draft` took longer than Discord's 15 minutes"
+        )),
+        "{text}"
+    );
+    let id: u64 = posted["id"].as_str().unwrap().parse().unwrap();
+    let pings = fake.pings(id);
+    assert_eq!(pings.users, vec![OWNER_ID], "only whoever asked");
+    assert!(!pings.everyone && pings.roles.is_empty());
+
+    // The placeholder showed progress while it could, and is gone now.
+    let progress = original_edits(&fake, &d.token);
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.starts_with("Reading #inc-1-orders-stuck … ")),
+        "{progress:?}"
+    );
+    fake.wait_until(Duration::from_secs(5), |f| {
+        f.original_deleted(&d).then_some(())
+    })
+    .await
+    .expect("the stale placeholder is deleted");
+
+    // Discord refused the token at most once; nobody saw it, and it was not logged as a failure.
+    let refused: Vec<Request> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(&d.token) && r.status == 401)
+        .collect();
+    assert!(refused.len() <= 1, "{refused:?}");
+    assert!(fake.followups(&d).is_empty());
+    let log = bot.log();
+    assert!(
+        !log.contains("Invalid Webhook Token") && !log.contains("deferred answer failed"),
+        "{log}"
+    );
+    let answers = fake
+        .messages(channel)
+        .iter()
+        .filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Post-mortem draft"))
+        })
+        .count();
+    assert_eq!(answers, 1, "posted once");
+
+    assert!(bot.stop().success(), "{}", bot.log());
+    let store = Store::open(bot.db_path()).unwrap();
+    assert_eq!(store.postmortem_versions(IncidentId(1)).unwrap(), vec![1]);
+    let record = store
+        .postmortem(IncidentId(1), None)
+        .unwrap()
+        .expect("the draft is stored");
+    let last = format!("**ana**: message {n} of {n}\n", n = PAGES * 100);
+    assert!(record.markdown.contains(&last), "read to the end");
+}

@@ -409,7 +409,8 @@ fn identify_tokens(fake: &FakeDiscord) -> Vec<String> {
         .collect()
 }
 
-/// The first answer to an interaction and its text: the reply, or what a deferral became.
+/// The first answer to an interaction and its text: the reply, or what a deferral became (the
+/// placeholder filled in, or, for a failure, the ephemeral follow-up that replaced it).
 async fn answer(fake: &FakeDiscord, i: &Interaction) -> (InteractionResponse, String) {
     let first = fake.wait_response(i).await;
     if first.kind != 5 {
@@ -418,7 +419,13 @@ async fn answer(fake: &FakeDiscord, i: &Interaction) -> (InteractionResponse, St
     }
     let text = fake
         .wait_until(Duration::from_secs(15), |f| {
-            f.original(i)
+            let private = f
+                .followups(i)
+                .into_iter()
+                .find(|m| m["flags"].as_u64().unwrap_or(0) & 64 != 0)
+                .filter(|_| f.original_deleted(i));
+            private
+                .or_else(|| f.original(i))
                 .and_then(|m| m["content"].as_str().map(String::from))
                 .filter(|c| !c.is_empty())
         })

@@ -8,9 +8,9 @@ use crate::error::{CommandError, UserError};
 use serenity::all::{
     ActionRowComponent, CommandData, CommandDataOption, CommandDataOptionValue,
     CommandDataResolved, ComponentInteraction, ConnectionStage, Context, CreateActionRow,
-    CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
-    EventHandler, Http, InputTextStyle, Interaction, InteractionId, Member, ModalInteraction,
-    Ready, ShardStageUpdateEvent, User, UserId,
+    CreateInputText, CreateInteractionResponse, CreateModal, EventHandler, Http, InputTextStyle,
+    Interaction, InteractionId, Member, ModalInteraction, Ready, ShardStageUpdateEvent, User,
+    UserId,
 };
 use serenity::builder::Builder;
 use std::collections::{HashSet, VecDeque};
@@ -128,27 +128,22 @@ const LAST_RETRY_AT: Duration = Duration::from_millis(2500);
 /// 429's `retry_after` does not reach us (serenity drops the header and cannot read the body);
 /// direct, serenity waits out `retry_after` itself before the error could reach us.
 const RESPONSE_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(600)];
-/// Waits before sending a deferred answer again. Its token lasts 15 minutes, and the change it
-/// reports is already saved: worth a few tries before the responder is left on "thinking".
-const FINISH_RETRIES: [Duration; 4] = [
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
 /// "Interaction has already been acknowledged": an earlier attempt did arrive.
 const ALREADY_ACKNOWLEDGED: isize = 40060;
 
 /// Answers one interaction: the first response, then edits or follow-ups.
-struct Responder<'a> {
-    http: &'a Http,
-    id: InteractionId,
-    token: &'a str,
-    /// When the interaction reached us; Discord's 3 s for the first response run from about then.
-    received: Instant,
+pub(super) struct Responder<'a> {
+    pub(super) http: &'a Http,
+    pub(super) id: InteractionId,
+    pub(super) token: &'a str,
+    /// When the interaction reached us; Discord's 3 s for the first response and the token's
+    /// 15 minutes run from about then.
+    pub(super) received: Instant,
+    /// What [`super::deferred`] learns while the interaction lasts.
+    pub(super) state: super::deferred::TokenState,
 }
 
-fn discord_code(e: &serenity::Error) -> Option<isize> {
+pub(super) fn discord_code(e: &serenity::Error) -> Option<isize> {
     match e {
         serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
             Some(r.error.code)
@@ -164,12 +159,13 @@ impl Responder<'_> {
             id,
             token,
             received: Instant::now(),
+            state: Default::default(),
         }
     }
 
     /// Sends the first response. A 429 or a 5xx is tried again, at most twice, while the answer
     /// can still arrive within Discord's window; anything else would be refused again.
-    async fn respond(&self, r: CreateInteractionResponse) -> bool {
+    pub(super) async fn respond(&self, r: CreateInteractionResponse) -> bool {
         let mut retries = RESPONSE_RETRIES.iter();
         let mut retried = false;
         loop {
@@ -200,33 +196,6 @@ impl Responder<'_> {
             tracing::info!(interaction = %self.id, ?status, "interaction response failed; trying again");
             tokio::time::sleep(*wait).await;
             retried = true;
-        }
-    }
-
-    /// Replaces a deferral's placeholder with the answer. A 429, a 5xx or no answer at all is
-    /// tried again; an edit is idempotent, so one that did arrive does no harm sent twice.
-    async fn finish(&self, post: crate::chat::Post, what: &str) -> bool {
-        let mut retries = FINISH_RETRIES.iter();
-        loop {
-            let e = match outgoing::edit(post.clone())
-                .execute(self.http, self.token)
-                .await
-            {
-                Ok(_) => return true,
-                Err(e) => e,
-            };
-            let status = outgoing::status_of(&e);
-            let worth = matches!(status, Some(429 | 500..=599)) || outgoing::is_timeout(&e);
-            match retries.next().filter(|_| worth) {
-                Some(wait) => {
-                    tracing::info!(interaction = %self.id, ?status, what, "editing the deferred answer failed; trying again");
-                    tokio::time::sleep(*wait).await;
-                }
-                None => {
-                    tracing::warn!(interaction = %self.id, ?status, what, error = %e, "editing the deferred answer failed");
-                    return false;
-                }
-            }
         }
     }
 
@@ -368,8 +337,7 @@ impl Bot {
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
             }
-            let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new());
-            if !r.respond(defer).await {
+            if !r.defer(false).await {
                 return;
             }
             tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "deferred");
@@ -386,45 +354,44 @@ impl Bot {
                         .channel_name
                         .as_deref()
                         .map_or_else(|| inc.id.to_string(), |n| format!("#{n}"));
-                    let token = r.token;
+                    // Interaction webhooks are outside Discord's global limit.
                     let done = super::capture::backfill_reporting(
                         &self.app,
                         http,
                         &self.limiter,
                         inc.id,
                         self.bot_user.get().copied(),
-                        |p| {
-                            let edit = outgoing::edit(crate::chat::Post::text(p.text(&place)));
-                            // Interaction webhooks are outside Discord's global limit.
-                            async move {
-                                if let Err(e) = edit.execute(http, token).await {
-                                    tracing::warn!(error = %e, "reporting backfill progress failed");
-                                }
-                            }
-                        },
+                        |p| r.progress(crate::chat::Post::text(p.text(&place))),
                     )
                     .await;
                     warning = done.warning(&place);
                 }
             }
-            match commands::run(&self.app, &inv).await {
+            let result = commands::run(&self.app, &inv).await;
+            let (reply, incident) = match result {
                 Ok(outcome) => {
-                    let mut post = outcome.reply.post.clone();
+                    let mut reply = outcome.reply.clone();
                     if let Some(w) = warning {
-                        post.content = format!("{w}\n{}", post.content);
+                        reply.post.content = format!("{w}\n{}", reply.post.content);
                     }
+                    let incident = outcome.incident;
                     // The follow-up work does not wait on retries of the answer.
                     self.follow_up(&inv, outcome);
-                    r.finish(post, &path).await;
+                    (reply, incident)
                 }
-                Err(e) => {
-                    // What is left after the precheck is a failure of a system we waited on
-                    // (Prometheus down, Discord refusing a channel); the deferral's placeholder
-                    // becomes the explanation.
-                    r.finish(crate::chat::Post::text(e.to_chat(&path)), &path)
-                        .await;
-                }
-            }
+                // What is left after the precheck is a failure of a system we waited on
+                // (Prometheus down, Discord refusing a channel): told to the typist only.
+                Err(e) => (commands::Reply::private(e.to_chat(&path)), None),
+            };
+            let asker = super::deferred::Asker {
+                app: &self.app,
+                limiter: &self.limiter,
+                channel: cmd.channel_id.get(),
+                user: &inv.user,
+                what: &path,
+                incident,
+            };
+            r.conclude(reply, &asker).await;
             return;
         }
         let result = commands::run(&self.app, &inv).await;
@@ -515,25 +482,31 @@ impl Bot {
                     .as_ref()
                     .map(|m| m.roles.iter().map(|r| r.get()).collect())
                     .unwrap_or_default();
-                let defer = CreateInteractionResponse::Defer(
-                    CreateInteractionResponseMessage::new().ephemeral(true),
-                );
-                if !r.respond(defer).await {
+                if !r.defer(true).await {
                     return;
                 }
                 let res = commands::escalate::on_button(
                     &self.app,
                     &c.data.custom_id,
-                    user,
+                    user.clone(),
                     roles,
                     Some(c.channel_id.get()),
                 )
                 .await;
-                let post = match res {
-                    Ok(outcome) => outcome.reply.post,
-                    Err(e) => crate::chat::Post::text(e.to_chat("escalate")),
+                let (reply, incident) = match res {
+                    // The placeholder is private: so is whatever replaces it.
+                    Ok(outcome) => (outcome.reply, outcome.incident),
+                    Err(e) => (commands::Reply::private(e.to_chat("escalate")), id),
                 };
-                r.finish(post, "escalation button").await;
+                let asker = super::deferred::Asker {
+                    app: &self.app,
+                    limiter: &self.limiter,
+                    channel: c.channel_id.get(),
+                    user: &user,
+                    what: "escalate",
+                    incident,
+                };
+                r.conclude(reply, &asker).await;
             }
             (Some("incident"), Some("update"), Some(id)) => {
                 let modal = update_modal(id);

@@ -2,6 +2,7 @@
 
 mod capture;
 mod closes;
+mod deferred;
 mod interactions;
 pub mod outgoing;
 mod threads;
@@ -398,5 +399,40 @@ mod tests {
         assert!(!intents(&c).contains(GatewayIntents::MESSAGE_CONTENT));
         c.discord.message_content = true;
         assert!(intents(&c).contains(GatewayIntents::MESSAGE_CONTENT));
+    }
+
+    /// The invite in the README asks for what the bot uses and nothing more: it reads pins but
+    /// never pins, deletes only its own messages and never reacts, so neither Manage Messages
+    /// nor Add Reactions (nor Pin Messages) is asked for.
+    #[test]
+    fn the_invite_asks_only_for_what_the_bot_uses() {
+        use serenity::all::Permissions as P;
+        let readme = include_str!("../../../README.md");
+        let url = readme
+            .lines()
+            .find(|l| l.contains("discord.com/oauth2/authorize"))
+            .expect("the invite URL in the README");
+        let bits: u64 = url
+            .split("permissions=")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .expect("a permissions integer");
+        let used = P::VIEW_CHANNEL
+            | P::MANAGE_CHANNELS
+            | P::SEND_MESSAGES
+            | P::SEND_MESSAGES_IN_THREADS
+            | P::CREATE_PUBLIC_THREADS
+            | P::MANAGE_THREADS
+            | P::EMBED_LINKS
+            | P::ATTACH_FILES
+            | P::READ_MESSAGE_HISTORY
+            | P::MENTION_EVERYONE;
+        assert_eq!(
+            P::from_bits_retain(bits),
+            used,
+            "asked for {:?}",
+            P::from_bits_retain(bits).get_permission_names()
+        );
     }
 }

@@ -3,8 +3,8 @@
 use crate::chat::{Button, ButtonStyle, Embed, Mentions, Post};
 use serenity::all::{
     ButtonStyle as DButton, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
-    CreateEmbed, CreateEmbedFooter, CreateInteractionResponseMessage, CreateMessage,
-    EditInteractionResponse, EditMessage, Nonce,
+    CreateEmbed, CreateEmbedFooter, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, EditMessage, Nonce,
 };
 
 /// Discord parses `@everyone` and roles in ordinary messages unless told otherwise; this tells
@@ -118,6 +118,24 @@ pub fn edit(post: Post) -> EditInteractionResponse {
         m = m.new_attachment(f);
     }
     m
+}
+
+/// A follow-up message of an interaction; `ephemeral` ones only its typist sees.
+pub fn followup(post: Post, ephemeral: bool) -> CreateInteractionResponseFollowup {
+    let post = post.fit_limits();
+    let mut m = CreateInteractionResponseFollowup::new()
+        .allowed_mentions(allowed(&post.mentions))
+        .ephemeral(ephemeral);
+    if !post.content.is_empty() {
+        m = m.content(&post.content);
+    }
+    if let Some(e) = &post.embed {
+        m = m.embed(embed(e));
+    }
+    if !post.buttons.is_empty() {
+        m = m.components(rows(&post.buttons));
+    }
+    m.files(files(&post))
 }
 
 /// An edit of one of our messages: text, embed and buttons all replaced (no buttons removes

@@ -48,7 +48,11 @@
 //! * Commands (bulk overwrite and create): names, descriptions, option counts and nesting,
 //!   choices, min/max lengths, required-before-optional, 8000-character size: 50035.
 //! * Interactions: first callback later than 3 s → 404 10062 and the token is dead; a second
-//!   callback → 400 40060; webhook calls before any callback → 404 10015; expired tokens → 401 50027.
+//!   callback → 400 40060; webhook calls before any callback → 404 10015; tokens expire 15
+//!   minutes after the interaction ([`FakeOptions::interaction_token_lifetime`] shortens that, or
+//!   [`FakeDiscord::expire_interaction`] ends one at once): then 401 50027. Deleting a deferral's
+//!   placeholder ends the deferral: the next follow-up is a message of its own, ephemeral if
+//!   asked ([`FakeDiscord::original_deleted`]).
 //! * Channel renames: more than two name/topic changes in ten minutes → 429 (Discord's own rule).
 //! * Threads and forums: `auto_archive_duration` only 60/1440/4320/10080 (50035); editing,
 //!   reacting, pinning or adding members in an archived thread → 50083, a message unarchives it
@@ -147,6 +151,9 @@ pub struct FakeOptions {
     pub enforce_route_limits: bool,
     /// Discord gives 3 s for the first interaction response.
     pub interaction_deadline: Duration,
+    /// An interaction token works for 15 minutes after the interaction was created; later
+    /// webhook calls (edits, follow-ups, deletes) answer 401 with code 50027.
+    pub interaction_token_lifetime: Duration,
     /// Discord allows two channel name/topic changes per ten minutes.
     pub channel_rename_limit: bool,
     /// Default timeout of the `wait_*` helpers.
@@ -160,6 +167,7 @@ impl Default for FakeOptions {
             global_limit: None,
             enforce_route_limits: false,
             interaction_deadline: Duration::from_secs(3),
+            interaction_token_lifetime: Duration::from_secs(15 * 60),
             channel_rename_limit: true,
             wait_timeout: Duration::from_secs(10),
         }
@@ -421,12 +429,13 @@ impl FakeDiscord {
             opts.heartbeat_interval.as_millis() as u64,
         );
         let limits = ratelimit::RateState::new(opts.global_limit, opts.enforce_route_limits);
-        let world = World::new(
+        let mut world = World::new(
             gw_state,
             limits,
             opts.interaction_deadline,
             opts.channel_rename_limit,
         );
+        world.interaction_token_lifetime = opts.interaction_token_lifetime;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             notify: Notify::new(),
@@ -1052,6 +1061,17 @@ impl FakeDiscord {
                         .collect()
                 })
                 .unwrap_or_default()
+        })
+    }
+
+    /// Whether the interaction's response message existed and was deleted since.
+    pub fn original_deleted(&self, i: &Interaction) -> bool {
+        self.shared.read(|w| {
+            w.interactions
+                .get(&i.id)
+                .and_then(|x| x.original)
+                .and_then(|m| w.messages.get(&m))
+                .is_some_and(|m| m.deleted)
         })
     }
 

@@ -1667,7 +1667,7 @@ fn webhook_routes(w: &mut World, method: &str, c: &Ctx) -> Out {
     let Some(i) = w.interactions.values().find(|i| i.token == token).cloned() else {
         return Err(ApiError::invalid_webhook_token());
     };
-    if i.invalidated {
+    if i.invalidated || i.dispatched.elapsed() > w.interaction_token_lifetime {
         return Err(ApiError::invalid_webhook_token());
     }
     let acked = i.ack.as_ref().map(|a| a.kind);
@@ -1704,6 +1704,10 @@ fn webhook_routes(w: &mut World, method: &str, c: &Ctx) -> Out {
         }
         ("DELETE", Some(id)) => {
             w.delete_message(id)?;
+            if Some(id) == i.original {
+                // The deferral is over with its placeholder: a follow-up is a new message.
+                w.interactions.get_mut(&i.id).expect("exists").loading = false;
+            }
             no_content()
         }
         ("POST", None) => {

@@ -241,6 +241,8 @@ pub struct World {
     /// Privileged intents switched on for the application, as in the developer portal.
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
+    /// How long an interaction's token works for webhook calls.
+    pub interaction_token_lifetime: Duration,
     pub channel_rename_limit: bool,
     /// Tag objects of each forum channel.
     pub forum_tags: BTreeMap<u64, Vec<Value>>,
@@ -278,6 +280,7 @@ impl World {
             limits,
             privileged_intents: PRIVILEGED_INTENTS,
             interaction_deadline: deadline,
+            interaction_token_lifetime: Duration::from_secs(15 * 60),
             channel_rename_limit: rename_limit,
             forum_tags: BTreeMap::new(),
             applied_tags: BTreeMap::new(),
