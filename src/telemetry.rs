@@ -36,7 +36,7 @@ pub const MAX_LABEL_VALUES: usize = 200;
 
 /// How a command, button or form ended for the person who used it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum Ended {
     /// It did what was asked.
     Ok,
     /// Refused with an explanation the person can act on.
@@ -45,17 +45,17 @@ pub enum Outcome {
     InternalError,
 }
 
-impl Outcome {
+impl Ended {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::UserError => "user_error",
-            Outcome::InternalError => "internal_error",
+            Ended::Ok => "ok",
+            Ended::UserError => "user_error",
+            Ended::InternalError => "internal_error",
         }
     }
 }
 
-impl EncodeLabelValue for Outcome {
+impl EncodeLabelValue for Ended {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         EncodeLabelValue::encode(&self.as_str(), encoder)
     }
@@ -101,7 +101,7 @@ struct SessionLabels {
 struct InteractionLabels {
     kind: &'static str,
     command: String,
-    outcome: Outcome,
+    outcome: Ended,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -333,7 +333,7 @@ impl Telemetry {
     }
 
     /// An interaction ended with `outcome`.
-    pub fn interaction_done(&self, kind: &'static str, command: &str, outcome: Outcome) {
+    pub fn interaction_done(&self, kind: &'static str, command: &str, outcome: Ended) {
         let command = self.commands.admit(command);
         self.interactions
             .get_or_create(&InteractionLabels {

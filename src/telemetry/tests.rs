@@ -83,10 +83,10 @@ async fn the_exposition_holds_every_series_with_its_labels_and_values() {
     t.gateway_session(false);
     t.gateway_session(true);
     t.gateway_session(true);
-    t.interaction_done("command", "incident open", Outcome::Ok);
-    t.interaction_done("command", "incident open", Outcome::Ok);
-    t.interaction_done("command", "incident update", Outcome::UserError);
-    t.interaction_done("button", "escalation ack", Outcome::InternalError);
+    t.interaction_done("command", "incident open", Ended::Ok);
+    t.interaction_done("command", "incident open", Ended::Ok);
+    t.interaction_done("command", "incident update", Ended::UserError);
+    t.interaction_done("button", "escalation ack", Ended::InternalError);
     t.interaction_acked("command", "incident open", Duration::from_millis(40));
     t.interaction_acked("command", "incident open", Duration::from_millis(2800));
     t.discord_request("send message", Answer::Success);
@@ -110,7 +110,10 @@ async fn the_exposition_holds_every_series_with_its_labels_and_values() {
         text.contains("# TYPE sitrep_interaction_ack_seconds histogram"),
         "{text}"
     );
-    assert!(!text.contains("# EOF"), "Prometheus' text format, not OpenMetrics");
+    assert!(
+        !text.contains("# EOF"),
+        "Prometheus' text format, not OpenMetrics"
+    );
     assert_eq!(value(&text, "sitrep_gateway_latency_seconds"), 0.042);
     assert_eq!(
         value(&text, r#"sitrep_gateway_sessions_total{event="resumed"}"#),
@@ -143,7 +146,8 @@ async fn the_exposition_holds_every_series_with_its_labels_and_values() {
     );
     let ack = r#"sitrep_interaction_ack_seconds_bucket{kind="command",command="incident open",le="0.05"}"#;
     assert_eq!(value(&text, ack), 1.0);
-    let ack = r#"sitrep_interaction_ack_seconds_bucket{kind="command",command="incident open",le="3"}"#;
+    let ack =
+        r#"sitrep_interaction_ack_seconds_bucket{kind="command",command="incident open",le="3"}"#;
     assert_eq!(value(&text, ack), 2.0);
     assert_eq!(
         value(
