@@ -5,7 +5,7 @@ mod support;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot, Mode};
-use support::discord::{FakeDiscord, Interaction, GENERAL_CHANNEL_ID, OWNER_ID};
+use support::discord::{FakeDiscord, GatewayFault, Interaction, GENERAL_CHANNEL_ID, OWNER_ID};
 use support::prometheus::{free_port, PrometheusFixture};
 
 const ADMIN_TOKEN: &str = "adm_metrics-scrape-token-0123456789";
@@ -94,6 +94,16 @@ async fn prometheus_scrapes_interactions_by_outcome_and_open_incidents_by_severi
     let (text, private) = answer(&fake, &i).await;
     assert!(private && text.contains("which incident?"), "{text}");
 
+    // A reconnect that keeps the session, and a heartbeat Discord asks for, so that serenity
+    // has a round trip to report.
+    fake.gateway_fault(GatewayFault::Reconnect);
+    fake.wait_until(Duration::from_secs(15), |f| {
+        f.frames().iter().any(|fr| fr.op() == Some(6)).then_some(())
+    })
+    .await
+    .expect("the bot resumes after op 7");
+    fake.gateway_fault(GatewayFault::RequestHeartbeat);
+
     let prom = PrometheusFixture::scraping(&listen, ADMIN_TOKEN);
     let expect = [
         (r#"up{job="sitrep"}"#, 1.0),
@@ -119,6 +129,8 @@ async fn prometheus_scrapes_interactions_by_outcome_and_open_incidents_by_severi
         (r#"sitrep_open_incidents{severity="SEV2"}"#, 0.0),
         (r#"sitrep_open_incidents{severity="SEV3"}"#, 1.0),
         (r#"sitrep_gateway_sessions_total{event="ready"}"#, 1.0),
+        (r#"sitrep_gateway_sessions_total{event="resumed"}"#, 1.0),
+        (r#"count(sitrep_gateway_latency_seconds < 5)"#, 1.0),
         (
             r#"sitrep_discord_requests_total{route="create channel",status="2xx"}"#,
             2.0,
