@@ -1,10 +1,11 @@
-//! The services every handler reaches: config, store, templates, chat and the clock.
+//! The services every handler reaches: config, store, templates, chat, the clock and telemetry.
 
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::integrations::prometheus::PrometheusClient;
 use crate::render::Renderer;
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct App {
     pub prometheus: Option<Arc<PrometheusClient>>,
     /// Present when an escalation target has a PagerDuty routing key.
     pub pagerduty: Option<Arc<crate::integrations::pagerduty::PagerDuty>>,
+    /// The bot's own health, served on `GET /metrics`.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl App {
@@ -73,7 +76,14 @@ impl App {
             clock,
             prometheus: None,
             pagerduty: None,
+            telemetry: Arc::default(),
         }
+    }
+
+    /// Records into `telemetry`, shared with the parts that exist before the app (the chat).
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> App {
+        self.telemetry = telemetry;
+        self
     }
 
     pub fn with_prometheus(mut self, client: Option<PrometheusClient>) -> App {

@@ -1,5 +1,7 @@
 //! The bot's HTTP edge: `GET /healthz` and the signed deploy webhook `POST /hooks/deploy`.
 //!
+//! The status page, the incident browser and `GET /metrics` come from [`crate::web`].
+//!
 //! Answers are short plain text meant for a person reading a CI log: what was wrong, and how to
 //! fix it. Nothing here echoes a secret or a signature.
 

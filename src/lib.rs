@@ -18,7 +18,8 @@
 //!   configured roles and PagerDuty, ladders that climb until someone acknowledges).
 //! - Core: [`domain`] (pure types, the timeline events and the fold into state) and [`store`]
 //!   (sled trees, keys, schema versions).
-//! - Across all: [`config`] (defaults → file → environment) and [`error`] (user-facing vs internal).
+//! - Across all: [`config`] (defaults → file → environment), [`error`] (user-facing vs internal)
+//!   and [`telemetry`] (the bot's own health, served on `GET /metrics`).
 
 pub mod app;
 pub mod chat;
@@ -34,5 +35,6 @@ pub mod postmortem;
 pub mod render;
 pub mod scheduler;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 pub mod whats_changed;

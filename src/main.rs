@@ -12,6 +12,7 @@ use sitrep::integrations::prometheus::{self, PrometheusClient};
 use sitrep::render::{Renderer, TimeStyle};
 use sitrep::scheduler::Scheduler;
 use sitrep::store::Store;
+use sitrep::telemetry::Telemetry;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -236,6 +237,8 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
     };
     let config = Arc::new(config);
+    let telemetry = Arc::new(Telemetry::new());
+    let app_telemetry = telemetry.clone();
     let app_config = config.clone();
     let prometheus = prometheus_client(&app_config)?;
     let pagerduty = PagerDuty::from_config(&app_config, &secrets)?;
@@ -248,7 +251,8 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             Arc::new(SystemClock),
         )
         .with_prometheus(prometheus)
-        .with_pagerduty(pagerduty);
+        .with_pagerduty(pagerduty)
+        .with_telemetry(app_telemetry);
         if let Some(listener) = listener {
             let edge = sitrep::http::serve(app.clone(), listener, secrets.clone(), stopped());
             tokio::spawn(async move {
@@ -267,7 +271,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    discord::run(config, http, make_app, shutdown).await?;
+    discord::run(config, http, telemetry, make_app, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

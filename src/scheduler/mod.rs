@@ -209,6 +209,7 @@ impl Scheduler {
             if self.app.store.job(job.incident, &job.kind)?.as_ref() != Some(&job) {
                 continue;
             }
+            self.ran(&job);
             if let Err(e) = self.fire(&job).await {
                 let delay = backoff(job.attempts);
                 tracing::warn!(
@@ -230,6 +231,14 @@ impl Scheduler {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
+    }
+
+    /// Counts how late `job` runs, in the scheduler's lag histogram.
+    fn ran(&self, job: &Job) {
+        let late = (self.app.now() - job.runs_at())
+            .to_std()
+            .unwrap_or_default();
+        self.app.telemetry.job_ran(job.kind.tag(), late);
     }
 
     async fn fire(&self, job: &Job) -> Result<(), JobError> {

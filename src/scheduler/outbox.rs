@@ -52,6 +52,7 @@ impl Scheduler {
                 next = earliest(next, job.runs_at());
                 continue;
             }
+            self.ran(&job);
             let Err(e) = self.send_post(&job).await else {
                 continue;
             };

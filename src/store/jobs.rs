@@ -446,6 +446,21 @@ impl Store {
             .collect()
     }
 
+    /// How many posts wait in the outbox, and when the oldest was queued; reads one post only.
+    pub fn outbox_summary(&self) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
+        let range = self.jobs.range([OUTBOX_PREFIX]..);
+        let oldest = match self.jobs.range([OUTBOX_PREFIX]..).values().next() {
+            Some(v) => Some(decode::<Job>("jobs", &v?)?.due),
+            None => None,
+        };
+        let mut depth = 0;
+        for key in range.keys() {
+            key?;
+            depth += 1;
+        }
+        Ok((depth, oldest))
+    }
+
     /// Jobs whose time has come by `now`, in the order they came due.
     pub fn jobs_due(&self, now: DateTime<Utc>) -> Result<Vec<Job>, StoreError> {
         // Keys run on past the time with the slot, so `..=time_key(now)` would leave out a job

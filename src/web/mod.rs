@@ -1,10 +1,11 @@
-//! Pages on the HTTP edge: the public status page and the token-protected incident browser.
+//! Pages on the HTTP edge: the public status page, the token-protected incident browser, metrics.
 //!
 //! - [`status`]: `/status`, `/status.json` and `/status/feed.atom`, built only from what was
 //!   posted to the stakeholder channel (see [`status::PublicIncident`]). Public when
 //!   `[status_page] enabled = true`; otherwise only for people signed in.
 //! - [`browser`]: `/incidents` (filters), `/incidents/INC-7` (the whole timeline) and
 //!   `/incidents/INC-7/postmortem` (the latest draft as HTML, its versions, the `.md`).
+//! - [`telemetry`]: `/metrics`, the bot's own health for Prometheus, behind the admin token.
 //! - [`auth`]: `SITREP_HTTP_ADMIN_TOKEN`, through a sign-in form that sets an HttpOnly,
 //!   SameSite=Strict session cookie, or as a bearer token for scripts.
 //!
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod browser;
 pub mod markdown;
 pub mod status;
+pub mod telemetry;
 pub mod views;
 
 use crate::app::App;
@@ -58,6 +60,7 @@ pub fn router(app: App, secrets: &Secrets) -> Router {
         .route("/incidents/:id/postmortem.md", get(browser::postmortem_md))
         .route("/postmortems/:file", get(browser::postmortem_export))
         .route("/incidents/:id/charts/:file", get(browser::chart))
+        .route("/metrics", get(telemetry::metrics))
         .layer(axum::middleware::map_response(harden))
         .with_state(web)
 }

@@ -243,16 +243,36 @@ impl PrometheusFixture {
     /// Starts Prometheus and waits until it answers `/-/ready`.
     pub fn start() -> PrometheusFixture {
         let blocks = blocks();
-        let prometheus = tool("prometheus");
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        copy_dir(&blocks.dir, &data);
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
+        copy_dir(&blocks.dir, &dir.path().join("data"));
+        Self::launch(
+            dir,
             "global:\n  scrape_interval: 1m\nscrape_configs: []\n",
+            blocks.now,
         )
-        .unwrap();
+    }
+
+    /// Starts Prometheus with no history, scraping `GET /metrics` of `target` (`host:port`)
+    /// every second with `bearer` as its bearer token, as an operator would set it up.
+    pub fn scraping(target: &str, bearer: &str) -> PrometheusFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, bearer).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n  - job_name: sitrep\n    metrics_path: /metrics\n\
+             \x20   authorization:\n      credentials_file: {}\n\
+             \x20   static_configs:\n      - targets: [\"{target}\"]\n",
+            token.display()
+        );
+        Self::launch(dir, &config, Utc::now())
+    }
+
+    fn launch(dir: tempfile::TempDir, config_text: &str, now: DateTime<Utc>) -> PrometheusFixture {
+        let prometheus = tool("prometheus");
+        let data = dir.path().join("data");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, config_text).unwrap();
         let log_path = dir.path().join("prometheus.log");
 
         // A port picked now may be taken before Prometheus binds it: try a few.
@@ -277,7 +297,7 @@ impl PrometheusFixture {
                     return PrometheusFixture {
                         child,
                         url: format!("http://{addr}"),
-                        now: blocks.now,
+                        now,
                         dir,
                     };
                 }

@@ -183,7 +183,8 @@ pub async fn highlight(
     let id = incident_of(app, channel).ok_or(crate::error::UserError::NoIncidentHere)?;
     if app.store.message(id, message.get())?.is_none() {
         limiter.until_ready().await;
-        match channel.message(http, message).await {
+        let fetch = channel.message(http, message);
+        match super::metered::metered(&app.telemetry, "read message", fetch).await {
             Ok(m) => {
                 app.store.capture_message(id, &captured(&m))?;
             }
@@ -260,7 +261,8 @@ pub async fn on_pins(
     // The pin notice comes right behind this event and says who pinned; let it record first.
     tokio::time::sleep(OVERTAKEN * 2).await;
     limiter.until_ready().await;
-    let pins = match channel.pins(http).await {
+    let pins = match super::metered::metered(&app.telemetry, "read pins", channel.pins(http)).await
+    {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(channel = %channel, error = %e, "reading pins failed");
@@ -389,7 +391,7 @@ where
     let p = &mut done.progress;
     let mut to_the_end = false;
     for _ in 0..MAX_PAGES {
-        let page = match read_page(http, limiter, channel, after).await {
+        let page = match read_page(&app.telemetry, http, limiter, channel, after).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(incident = %incident, error = %e, "backfill stopped");
@@ -460,6 +462,7 @@ where
 
 /// One page of history after `after`, under the global limiter, retried when Discord says so.
 async fn read_page(
+    telemetry: &crate::telemetry::Telemetry,
     http: &Http,
     limiter: &DefaultDirectRateLimiter,
     channel: ChannelId,
@@ -469,12 +472,11 @@ async fn read_page(
     let mut attempt = 1;
     loop {
         limiter.until_ready().await;
-        let read = channel
-            .messages(
-                http,
-                GetMessages::new().after(MessageId::new(after)).limit(100),
-            )
-            .await;
+        let read = channel.messages(
+            http,
+            GetMessages::new().after(MessageId::new(after)).limit(100),
+        );
+        let read = super::metered::metered(telemetry, "read history", read).await;
         match read {
             Err(e) if attempt < PAGE_ATTEMPTS && worth_retrying(&e) => {
                 tracing::info!(channel = %channel, attempt, error = %e, "retrying a history page");

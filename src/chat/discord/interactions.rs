@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, Outcome};
 use crate::domain::{Actor, IncidentId, UserRef};
 use crate::error::{CommandError, UserError};
+use crate::telemetry::{Ended, Telemetry};
 use serenity::all::{
     ActionRowComponent, CommandData, CommandDataOption, CommandDataOptionValue,
     CommandDataResolved, ComponentInteraction, ConnectionStage, Context, CreateActionRow,
@@ -141,6 +142,24 @@ pub(super) struct Responder<'a> {
     pub(super) received: Instant,
     /// What [`super::deferred`] learns while the interaction lasts.
     pub(super) state: super::deferred::TokenState,
+    meter: Option<Meter>,
+}
+
+/// What an interaction counts as in telemetry, and how it has ended so far; recorded when the
+/// [`Responder`] is dropped, at the end of the interaction's handling.
+struct Meter {
+    telemetry: Arc<Telemetry>,
+    kind: &'static str,
+    command: String,
+    outcome: Mutex<Ended>,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let outcome = *self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        self.telemetry
+            .interaction_done(self.kind, &self.command, outcome);
+    }
 }
 
 pub(super) fn discord_code(e: &serenity::Error) -> Option<isize> {
@@ -160,6 +179,45 @@ impl Responder<'_> {
             token,
             received: Instant::now(),
             state: Default::default(),
+            meter: None,
+        }
+    }
+
+    /// Counts this interaction in `telemetry` as `kind` (command, button, form, autocomplete)
+    /// of `command`, a name from a fixed set: never ids or typed text.
+    fn metered(mut self, telemetry: &Arc<Telemetry>, kind: &'static str, command: &str) -> Self {
+        self.meter = Some(Meter {
+            telemetry: telemetry.clone(),
+            kind,
+            command: command.to_string(),
+            outcome: Mutex::new(Ended::Ok),
+        });
+        self
+    }
+
+    /// Records how the interaction ended; a failure of ours is not masked by a later mistake.
+    fn outcome(&self, outcome: Ended) {
+        if let Some(m) = &self.meter {
+            let mut o = m.outcome.lock().unwrap_or_else(|p| p.into_inner());
+            if *o != Ended::InternalError {
+                *o = outcome;
+            }
+        }
+    }
+
+    /// The text that explains `e` to the person, counted as their mistake or our failure.
+    fn explain(&self, e: &CommandError, what: &str) -> String {
+        self.outcome(match e {
+            CommandError::User(_) => Ended::UserError,
+            CommandError::Internal(_) => Ended::InternalError,
+        });
+        e.to_chat(what)
+    }
+
+    fn acked(&self) {
+        if let Some(m) = &self.meter {
+            m.telemetry
+                .interaction_acked(m.kind, &m.command, self.received.elapsed());
         }
     }
 
@@ -169,12 +227,17 @@ impl Responder<'_> {
         let mut retries = RESPONSE_RETRIES.iter();
         let mut retried = false;
         loop {
-            let e = match r.clone().execute(self.http, (self.id, self.token)).await {
-                Ok(()) => return true,
+            let sent = r.clone().execute(self.http, (self.id, self.token));
+            let e = match self.metered_call("interaction response", sent).await {
+                Ok(()) => {
+                    self.acked();
+                    return true;
+                }
                 Err(e) => e,
             };
             if retried && discord_code(&e) == Some(ALREADY_ACKNOWLEDGED) {
                 // The attempt that seemed to fail had arrived.
+                self.acked();
                 return true;
             }
             let status = outgoing::status_of(&e);
@@ -191,6 +254,7 @@ impl Responder<'_> {
                     error = %e,
                     "interaction response failed"
                 );
+                self.outcome(Ended::InternalError);
                 return false;
             };
             tracing::info!(interaction = %self.id, ?status, "interaction response failed; trying again");
@@ -206,8 +270,21 @@ impl Responder<'_> {
         .await
     }
 
+    /// Tells the person what to fix, privately.
     async fn error(&self, text: String) -> bool {
+        self.outcome(Ended::UserError);
         self.reply(crate::chat::Post::text(text), true).await
+    }
+
+    async fn metered_call<T>(
+        &self,
+        route: &str,
+        call: impl std::future::Future<Output = serenity::Result<T>>,
+    ) -> serenity::Result<T> {
+        match &self.meter {
+            Some(m) => super::metered::metered(&m.telemetry, route, call).await,
+            None => call.await,
+        }
     }
 }
 
@@ -307,9 +384,10 @@ impl Bot {
     }
 
     async fn on_command(&self, http: &Http, cmd: serenity::all::CommandInteraction) {
-        let r = Responder::new(http, cmd.id, &cmd.token);
         let input = command_input(&cmd.data);
         let path = input.path();
+        let r =
+            Responder::new(http, cmd.id, &cmd.token).metered(&self.app.telemetry, "command", &path);
         let inv = Invocation {
             user: user_ref(&cmd.user, cmd.member.as_deref()),
             member_roles: cmd
@@ -324,7 +402,7 @@ impl Bot {
         if cmd.data.kind == serenity::all::CommandType::Message {
             // `[permissions]` names context-menu commands too; they skip `commands::run`.
             if let Err(e) = commands::precheck(&self.app, &inv) {
-                r.error(e.to_chat(&path)).await;
+                r.error(r.explain(&e, &path)).await;
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
             }
@@ -333,7 +411,7 @@ impl Bot {
         if commands::defers(&inv.input) {
             // Mistakes are refused privately at once; only valid work is deferred.
             if let Err(e) = commands::precheck(&self.app, &inv) {
-                r.error(e.to_chat(&path)).await;
+                r.error(r.explain(&e, &path)).await;
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
             }
@@ -381,7 +459,7 @@ impl Bot {
                 }
                 // What is left after the precheck is a failure of a system we waited on
                 // (Prometheus down, Discord refusing a channel): told to the typist only.
-                Err(e) => (commands::Reply::private(e.to_chat(&path)), None),
+                Err(e) => (commands::Reply::private(r.explain(&e, &path)), None),
             };
             let asker = super::deferred::Asker {
                 app: &self.app,
@@ -404,7 +482,7 @@ impl Bot {
                 self.follow_up(&inv, outcome);
             }
             Err(e) => {
-                r.error(e.to_chat(&path)).await;
+                r.error(r.explain(&e, &path)).await;
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
             }
         }
@@ -445,13 +523,17 @@ impl Bot {
                 .await;
             }
             Err(e) => {
-                r.error(e.to_chat("Add to timeline")).await;
+                r.error(r.explain(&e, "Add to timeline")).await;
             }
         }
     }
 
     async fn on_autocomplete(&self, http: &Http, a: serenity::all::CommandInteraction) {
-        let r = Responder::new(http, a.id, &a.token);
+        let r = Responder::new(http, a.id, &a.token).metered(
+            &self.app.telemetry,
+            "autocomplete",
+            &a.data.name,
+        );
         let Some(focused) = a.data.autocomplete() else {
             return;
         };
@@ -469,10 +551,16 @@ impl Bot {
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
-        let r = Responder::new(http, c.id, &c.token);
-        let user = user_ref(&c.user, c.member.as_ref());
         let mut parts = c.data.custom_id.splitn(3, ':');
         let (group, action, arg) = (parts.next(), parts.next(), parts.next());
+        // The custom id's third part is an incident's id: left out of the name.
+        let name = [group, action].into_iter().flatten().collect::<Vec<_>>();
+        let r = Responder::new(http, c.id, &c.token).metered(
+            &self.app.telemetry,
+            "button",
+            &name.join(" "),
+        );
+        let user = user_ref(&c.user, c.member.as_ref());
         let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
         match (group, action, id) {
             (Some("escalation"), _, _) => {
@@ -496,7 +584,7 @@ impl Bot {
                 let (reply, incident) = match res {
                     // The placeholder is private: so is whatever replaces it.
                     Ok(outcome) => (outcome.reply, outcome.incident),
-                    Err(e) => (commands::Reply::private(e.to_chat("escalate")), id),
+                    Err(e) => (commands::Reply::private(r.explain(&e, "escalate")), id),
                 };
                 let asker = super::deferred::Asker {
                     app: &self.app,
@@ -517,17 +605,21 @@ impl Bot {
                 let thread =
                     self.app.config.discord.incident_mode != crate::config::IncidentMode::Channel;
                 if thread {
-                    let defer = CreateInteractionResponse::Defer(
-                        CreateInteractionResponseMessage::new().ephemeral(true),
-                    );
-                    if !r.respond(defer).await {
+                    if !r.defer(true).await {
                         return;
                     }
                 }
                 let text = self.join(id, &user).await;
                 if thread {
-                    r.finish(crate::chat::Post::text(text), "incident join")
-                        .await;
+                    let asker = super::deferred::Asker {
+                        app: &self.app,
+                        limiter: &self.limiter,
+                        channel: c.channel_id.get(),
+                        user: &user,
+                        what: "incident join",
+                        incident: Some(id),
+                    };
+                    r.conclude(commands::Reply::private(text), &asker).await;
                 } else {
                     r.reply(crate::chat::Post::text(text), true).await;
                 }
@@ -572,7 +664,12 @@ impl Bot {
     }
 
     async fn on_modal(&self, http: &Http, m: ModalInteraction) {
-        let r = Responder::new(http, m.id, &m.token);
+        // The form's custom id ends in an incident's id: only the form's kind names it.
+        let r = Responder::new(http, m.id, &m.token).metered(
+            &self.app.telemetry,
+            "form",
+            "incident update",
+        );
         let fields: Vec<(String, String)> = m
             .data
             .components
@@ -618,7 +715,7 @@ impl Bot {
                 self.follow_up(&inv, outcome);
             }
             Err(e) => {
-                r.error(e.to_chat("incident update")).await;
+                r.error(r.explain(&e, "incident update")).await;
             }
         }
     }
@@ -734,6 +831,7 @@ impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
         let Some(bot) = self.bot.get() else { return };
+        bot.app.telemetry.gateway_session(false);
         let _ = bot.bot_user.set(ready.user.id.get());
         // Whatever was said while the bot was away goes into the record before anything else.
         spawn_backfill(bot, &ctx);
@@ -741,6 +839,7 @@ impl EventHandler for Handler {
 
     async fn resume(&self, ctx: Context, _: serenity::all::ResumedEvent) {
         let Some(bot) = self.bot.get() else { return };
+        bot.app.telemetry.gateway_session(true);
         spawn_backfill(bot, &ctx);
     }
 
@@ -779,6 +878,12 @@ impl EventHandler for Handler {
     async fn channel_pins_update(&self, ctx: Context, pin: serenity::all::ChannelPinsUpdateEvent) {
         let Some(bot) = self.bot.get() else { return };
         super::capture::on_pins(&bot.app, &ctx.http, &bot.limiter, pin.channel_id).await;
+    }
+
+    /// serenity's own rate limiter (direct mode) held a request back.
+    async fn ratelimit(&self, info: serenity::http::RatelimitInfo) {
+        let Some(bot) = self.bot.get() else { return };
+        bot.app.telemetry.rate_limit_wait(info.global);
     }
 
     async fn shard_stage_update(&self, _ctx: Context, ev: ShardStageUpdateEvent) {

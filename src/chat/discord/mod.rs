@@ -4,6 +4,7 @@ mod capture;
 mod closes;
 mod deferred;
 mod interactions;
+mod metered;
 pub mod outgoing;
 mod threads;
 
@@ -12,6 +13,7 @@ use crate::app::App;
 use crate::commands::options;
 use crate::config::{Config, IncidentMode, Secrets, DISCORD_API};
 use crate::domain::UserRef;
+use crate::telemetry::Telemetry;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
@@ -140,6 +142,7 @@ pub struct DiscordChat {
     /// Thread and forum-post bookkeeping (which incidents can give up an active thread, the
     /// forum's tag ids).
     threads: threads::ThreadState,
+    telemetry: Arc<Telemetry>,
 }
 
 /// 46/s with a burst of 3: at most 49 requests in any one-second window.
@@ -161,7 +164,14 @@ impl DiscordChat {
             config,
             limiter,
             threads: threads::ThreadState::default(),
+            telemetry: Arc::default(),
         }
+    }
+
+    /// Counts every REST call in `telemetry` (by default in one of its own that nobody reads).
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Lets the chat read the timeline, so that it knows which resolved incidents' threads may
@@ -190,7 +200,7 @@ impl DiscordChat {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=5 {
             self.limiter.until_ready().await;
-            match f().await {
+            match metered::metered(&self.telemetry, what, f()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let status = outgoing::status_of(&e);
@@ -316,9 +326,11 @@ impl Chat for DiscordChat {
 
 /// Runs the bot until `shutdown` resolves or Discord ends the session for good. `make_app` gets
 /// the Discord [`Chat`], so that handlers and serenity share one REST client and its limits.
+/// The chat and the gateway record into `telemetry`; give the app the same one.
 pub async fn run(
     config: Arc<Config>,
     http: Http,
+    telemetry: Arc<Telemetry>,
     make_app: impl FnOnce(Arc<dyn Chat>) -> App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DiscordError> {
@@ -334,11 +346,11 @@ pub async fn run(
         .map_err(|e| DiscordError::Gateway(e.to_string()))?;
     // One limiter for every REST call the bot makes, posts and channel reads alike.
     let limiter = Arc::new(global_limiter());
-    let chat = Arc::new(DiscordChat::new(
-        client.http.clone(),
-        config.clone(),
-        limiter.clone(),
-    ));
+    let chat = Arc::new(
+        DiscordChat::new(client.http.clone(), config.clone(), limiter.clone())
+            .with_telemetry(telemetry.clone()),
+    );
+    telemetry.set_latency_probe(metered::latency_probe(client.shard_manager.clone()));
     let app = make_app(chat.clone());
     chat.set_store(app.store.clone());
     let bot = Arc::new(Bot::new(app, limiter));
