@@ -2,8 +2,10 @@
 
 mod capture;
 mod closes;
+pub mod doctor;
 mod interactions;
 pub mod outgoing;
+pub mod permissions;
 
 use super::{Chat, ChatError, Place, Post};
 use crate::app::App;
