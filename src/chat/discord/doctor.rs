@@ -4,8 +4,8 @@ use super::outgoing::status_of;
 use super::permissions::{self as perms, Overwrite, Place};
 use crate::config::{Config, IncidentMode};
 use serenity::all::{
-    ChannelType, GatewayIntents, GuildChannel, GuildId, Http, PermissionOverwriteType,
-    PartialGuild, UserId,
+    ChannelType, GatewayIntents, GuildChannel, GuildId, Http, PartialGuild,
+    PermissionOverwriteType, UserId,
 };
 use std::fmt::Write;
 
@@ -107,7 +107,10 @@ pub async fn check(config: &Config, http: &Http) -> Report {
             return report;
         }
     };
-    report.ok(format!("the token is accepted: bot user {} ({})", user.name, user.id));
+    report.ok(format!(
+        "the token is accepted: bot user {} ({})",
+        user.name, user.id
+    ));
     let app = match http.get_current_application_info().await {
         Ok(a) => a,
         Err(e) => {
@@ -119,7 +122,9 @@ pub async fn check(config: &Config, http: &Http) -> Report {
     match config.discord.application_id {
         Some(id) if id == app_id => report.ok(format!("application_id {app_id} is this bot's")),
         Some(id) => report.problem(
-            format!("[discord] application_id = {id}, but this token belongs to application {app_id}"),
+            format!(
+                "[discord] application_id = {id}, but this token belongs to application {app_id}"
+            ),
             format!("set [discord] application_id = {app_id}"),
         ),
         None => report.problem(
@@ -215,9 +220,21 @@ pub async fn check(config: &Config, http: &Http) -> Report {
 fn check_intents(report: &mut Report, config: &Config, flags: u64) {
     let asked = super::intents(config);
     let privileged = [
-        (GatewayIntents::MESSAGE_CONTENT, FLAG_MESSAGE_CONTENT, "Message Content Intent"),
-        (GatewayIntents::GUILD_MEMBERS, FLAG_GUILD_MEMBERS, "Server Members Intent"),
-        (GatewayIntents::GUILD_PRESENCES, FLAG_PRESENCE, "Presence Intent"),
+        (
+            GatewayIntents::MESSAGE_CONTENT,
+            FLAG_MESSAGE_CONTENT,
+            "Message Content Intent",
+        ),
+        (
+            GatewayIntents::GUILD_MEMBERS,
+            FLAG_GUILD_MEMBERS,
+            "Server Members Intent",
+        ),
+        (
+            GatewayIntents::GUILD_PRESENCES,
+            FLAG_PRESENCE,
+            "Presence Intent",
+        ),
     ];
     for (intent, flag, name) in privileged {
         let enabled = flags & flag != 0;
@@ -293,7 +310,10 @@ fn kind_fits(config: &Config, place: &Place, ch: &GuildChannel) -> bool {
         "incident_category_id" | "archive_category_id" => ch.kind == ChannelType::Category,
         "incident_parent_channel_id" => {
             config.discord.incident_mode == IncidentMode::Thread
-                && matches!(ch.kind, ChannelType::Text | ChannelType::News | ChannelType::Forum)
+                && matches!(
+                    ch.kind,
+                    ChannelType::Text | ChannelType::News | ChannelType::Forum
+                )
         }
         _ => matches!(ch.kind, ChannelType::Text | ChannelType::News),
     }
@@ -436,7 +456,10 @@ fn check_escalation_roles(
                 continue;
             };
             if r.mentionable {
-                report.ok(format!("escalation target {target}: @{} is mentionable", r.name));
+                report.ok(format!(
+                    "escalation target {target}: @{} is mentionable",
+                    r.name
+                ));
             } else if mention_all {
                 unmentionable = true;
                 report.ok(format!(

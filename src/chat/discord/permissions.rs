@@ -24,16 +24,52 @@ pub const ALL: u64 = (1 << 52) - 1;
 
 /// Each permission sitrep may ask for, with its name in Discord's settings and what it is for.
 pub const PERMISSIONS: &[(u64, &str, &str)] = &[
-    (VIEW_CHANNEL, "View Channels", "seeing the incident places and the stakeholder channel"),
-    (MANAGE_CHANNELS, "Manage Channels", "creating a channel per incident and moving it to the archive"),
-    (SEND_MESSAGES, "Send Messages", "status updates, escalations and replies"),
-    (SEND_MESSAGES_IN_THREADS, "Send Messages in Threads", "posting in incident threads"),
-    (CREATE_PUBLIC_THREADS, "Create Public Threads", "a thread per incident (thread mode)"),
-    (MANAGE_THREADS, "Manage Threads", "archiving and reopening incident threads"),
+    (
+        VIEW_CHANNEL,
+        "View Channels",
+        "seeing the incident places and the stakeholder channel",
+    ),
+    (
+        MANAGE_CHANNELS,
+        "Manage Channels",
+        "creating a channel per incident and moving it to the archive",
+    ),
+    (
+        SEND_MESSAGES,
+        "Send Messages",
+        "status updates, escalations and replies",
+    ),
+    (
+        SEND_MESSAGES_IN_THREADS,
+        "Send Messages in Threads",
+        "posting in incident threads",
+    ),
+    (
+        CREATE_PUBLIC_THREADS,
+        "Create Public Threads",
+        "a thread per incident (thread mode)",
+    ),
+    (
+        MANAGE_THREADS,
+        "Manage Threads",
+        "archiving and reopening incident threads",
+    ),
     (EMBED_LINKS, "Embed Links", "status updates are embeds"),
-    (ATTACH_FILES, "Attach Files", "long posts and post-mortem exports go out as files"),
-    (READ_MESSAGE_HISTORY, "Read Message History", "capturing the channel for the post-mortem"),
-    (MENTION_EVERYONE, "Mention @everyone, @here, and All Roles", "paging escalation roles that are not mentionable"),
+    (
+        ATTACH_FILES,
+        "Attach Files",
+        "long posts and post-mortem exports go out as files",
+    ),
+    (
+        READ_MESSAGE_HISTORY,
+        "Read Message History",
+        "capturing the channel for the post-mortem",
+    ),
+    (
+        MENTION_EVERYONE,
+        "Mention @everyone, @here, and All Roles",
+        "paging escalation roles that are not mentionable",
+    ),
 ];
 
 /// What the invite asks for: everything above but Mention Everyone, which only escalations to
@@ -52,7 +88,8 @@ pub const INVITE: u64 = VIEW_CHANNEL
 pub const INVITE_WITH_MENTIONS: u64 = INVITE | MENTION_EVERYONE;
 
 /// Posting: what every channel the bot writes into needs.
-const POSTING: u64 = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY;
+const POSTING: u64 =
+    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY;
 
 /// The invite URL for an application, asking for `permissions`.
 pub fn invite_url(application_id: u64, permissions: u64) -> String {
@@ -257,7 +294,11 @@ mod tests {
         let keys: Vec<_> = places(&c).iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
-            ["incident_category_id", "archive_category_id", "stakeholder_channel_id"]
+            [
+                "incident_category_id",
+                "archive_category_id",
+                "stakeholder_channel_id"
+            ]
         );
         c.discord.incident_mode = IncidentMode::Thread;
         c.discord.incident_parent_channel_id = Some(4);
@@ -269,7 +310,10 @@ mod tests {
 
     #[test]
     fn base_is_everyone_and_roles_with_owner_and_administrator_all() {
-        assert_eq!(base_permissions(VIEW_CHANNEL, &[SEND_MESSAGES], false), VIEW_CHANNEL | SEND_MESSAGES);
+        assert_eq!(
+            base_permissions(VIEW_CHANNEL, &[SEND_MESSAGES], false),
+            VIEW_CHANNEL | SEND_MESSAGES
+        );
         assert_eq!(base_permissions(0, &[ADMINISTRATOR], false), ALL);
         assert_eq!(base_permissions(0, &[], true), ALL);
     }
@@ -289,9 +333,15 @@ mod tests {
             ow(GUILD, false, 0, MANAGE_CHANNELS),
             ow(ROLE_A, false, MANAGE_CHANNELS, 0),
         ];
-        assert_ne!(in_channel(base, GUILD, USER, &[ROLE_A], &o) & MANAGE_CHANNELS, 0);
+        assert_ne!(
+            in_channel(base, GUILD, USER, &[ROLE_A], &o) & MANAGE_CHANNELS,
+            0
+        );
         // Without the role, the deny holds.
-        assert_eq!(in_channel(base, GUILD, USER, &[ROLE_B], &o) & MANAGE_CHANNELS, 0);
+        assert_eq!(
+            in_channel(base, GUILD, USER, &[ROLE_B], &o) & MANAGE_CHANNELS,
+            0
+        );
         // Between roles, an allow wins over another role's deny.
         let o = [
             ow(ROLE_A, false, 0, MANAGE_CHANNELS),
@@ -306,10 +356,16 @@ mod tests {
             ow(ROLE_B, false, MANAGE_CHANNELS, 0),
             ow(USER, true, 0, MANAGE_CHANNELS),
         ];
-        assert_eq!(in_channel(base, GUILD, USER, &[ROLE_B], &o) & MANAGE_CHANNELS, 0);
+        assert_eq!(
+            in_channel(base, GUILD, USER, &[ROLE_B], &o) & MANAGE_CHANNELS,
+            0
+        );
         // A role overwrite for a role the member lacks changes nothing.
         let o = [ow(ROLE_A, false, 0, SEND_MESSAGES)];
-        assert_ne!(in_channel(base, GUILD, USER, &[ROLE_B], &o) & SEND_MESSAGES, 0);
+        assert_ne!(
+            in_channel(base, GUILD, USER, &[ROLE_B], &o) & SEND_MESSAGES,
+            0
+        );
     }
 
     #[test]
@@ -325,7 +381,10 @@ mod tests {
 
     #[test]
     fn names_follow_the_table() {
-        assert_eq!(names(MANAGE_CHANNELS | VIEW_CHANNEL), ["View Channels", "Manage Channels"]);
+        assert_eq!(
+            names(MANAGE_CHANNELS | VIEW_CHANNEL),
+            ["View Channels", "Manage Channels"]
+        );
         assert!(!purpose(MANAGE_CHANNELS).is_empty());
     }
 }

@@ -94,6 +94,7 @@
 
 mod events;
 mod gateway;
+mod perms;
 mod ratelimit;
 mod rest;
 mod tls;
@@ -109,9 +110,17 @@ use tokio::sync::{watch, Notify};
 use world::World;
 
 #[allow(unused_imports)]
+pub use perms::{
+    PERM_ADD_REACTIONS, PERM_ALL, PERM_ATTACH_FILES, PERM_CREATE_PUBLIC_THREADS, PERM_EMBED_LINKS,
+    PERM_MANAGE_CHANNELS, PERM_MANAGE_MESSAGES, PERM_MANAGE_THREADS, PERM_PIN_MESSAGES,
+    PERM_READ_MESSAGE_HISTORY, PERM_SEND_MESSAGES, PERM_SEND_MESSAGES_IN_THREADS,
+    PERM_VIEW_CHANNEL,
+};
+#[allow(unused_imports)]
 pub use world::{
-    INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGES, INTENT_GUILD_MESSAGE_REACTIONS,
-    INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT, PERM_MENTION_EVERYONE,
+    BOT_ROLE_PERMISSIONS, INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGES,
+    INTENT_GUILD_MESSAGE_REACTIONS, INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT,
+    PERM_MENTION_EVERYONE,
 };
 
 /// The bot token the fake accepts (`Authorization: Bot <TOKEN>`).
@@ -550,6 +559,36 @@ impl FakeDiscord {
     /// The bot's permissions, through its managed role.
     pub fn set_bot_permissions(&self, permissions: u64) {
         self.set_role(BOT_ROLE_ID, false, permissions);
+    }
+
+    /// Sets (or, with both empty, removes) a channel's permission overwrite for a role (the
+    /// guild id for @everyone) or, with `member`, a user (CHANNEL_UPDATE). The bot's permissions
+    /// in the channel, and in threads under it, follow as Discord computes them.
+    pub fn set_overwrite(&self, channel: u64, target: u64, member: bool, allow: u64, deny: u64) {
+        self.shared.with(|w| {
+            let ch = w
+                .channels
+                .get(&channel)
+                .unwrap_or_else(|| panic!("no channel {channel}"));
+            assert!(!ch.is_thread(), "threads take their parent's overwrites");
+            let list = w.overwrites.entry(channel).or_default();
+            list.retain(|o| !(o.id == target && o.member == member));
+            if allow != 0 || deny != 0 {
+                list.push(perms::OverwriteRec {
+                    id: target,
+                    member,
+                    allow,
+                    deny,
+                });
+            }
+            let v = w.channel_json(&w.channels[&channel]);
+            w.dispatch("CHANNEL_UPDATE", v, Some(INTENT_GUILDS));
+        });
+    }
+
+    /// The bot's permissions in a channel, computed from its roles and the overwrites.
+    pub fn bot_permissions_in(&self, channel: u64) -> u64 {
+        self.shared.read(|w| w.bot_channel_permissions(channel))
     }
 
     /// A new user who joins the guild with these roles (GUILD_MEMBER_ADD).

@@ -31,19 +31,18 @@ pub const EVERYONE_PERMISSIONS: u64 = (1 << 0)
     | (1 << 31)
     | (1 << 35)
     | (1 << 38);
-/// The bot's managed role: what an incident bot is invited with.
+/// The bot's managed role: what the README's invite gives (the one for servers whose escalation
+/// roles are not mentionable): view, manage channels, send, embed, attach, history, mention
+/// everyone, manage threads, create public threads, send in threads.
 pub const BOT_ROLE_PERMISSIONS: u64 = (1 << 4)
-    | (1 << 6)
     | (1 << 10)
     | (1 << 11)
-    | (1 << 13)
     | (1 << 14)
     | (1 << 15)
     | (1 << 16)
     | (1 << 17)
     | (1 << 34)
     | (1 << 35)
-    | (1 << 36)
     | (1 << 38);
 
 pub const INTENT_GUILDS: u64 = 1 << 0;
@@ -242,6 +241,8 @@ pub struct World {
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
     pub channel_rename_limit: bool,
+    /// Each channel's `permission_overwrites`, by channel id (threads use their parent's).
+    pub overwrites: BTreeMap<u64, Vec<super::perms::OverwriteRec>>,
 }
 
 impl World {
@@ -269,6 +270,7 @@ impl World {
             privileged_intents: PRIVILEGED_INTENTS,
             interaction_deadline: deadline,
             channel_rename_limit: rename_limit,
+            overwrites: BTreeMap::new(),
         };
         let joined = iso(now_ms() - 86_400_000);
         for (id, name, bot) in [
@@ -385,12 +387,15 @@ impl World {
         let Some(m) = self.members.get(&user) else {
             return 0;
         };
+        if user == super::OWNER_ID {
+            return super::perms::PERM_ALL;
+        }
         let mut perms = self.roles.get(&GUILD_ID).map_or(0, |r| r.permissions);
         for r in &m.roles {
             perms |= self.roles.get(r).map_or(0, |r| r.permissions);
         }
         if perms & PERM_ADMINISTRATOR != 0 {
-            return u64::MAX >> 13;
+            return super::perms::PERM_ALL;
         }
         perms
     }
@@ -481,7 +486,7 @@ impl World {
             return v;
         }
         v["position"] = json!(c.position);
-        v["permission_overwrites"] = json!([]);
+        v["permission_overwrites"] = self.overwrites_json(c.id);
         v["nsfw"] = json!(c.nsfw);
         if c.kind != 4 {
             v["topic"] = json!(c.topic);
@@ -504,7 +509,7 @@ impl World {
             .get(&id)
             .map(|c| self.channel_json(c))
             .unwrap_or_else(|| json!({ "id": id_str(id), "type": 0 }));
-        v["permissions"] = json!(self.member_permissions(permissions_of).to_string());
+        v["permissions"] = json!(self.channel_permissions(permissions_of, id).to_string());
         v
     }
 
