@@ -421,6 +421,8 @@ async fn serenity_receives_every_dispatch_and_its_answers_are_recorded() {
 #[tokio::test]
 async fn rest_objects_parse_in_serenity() {
     let fake = FakeDiscord::start().await;
+    // This bot pins, which the default invite does not allow.
+    fake.set_bot_permissions(BOT_ROLE_PERMISSIONS | PERM_PIN_MESSAGES);
     let role = fake.add_role("db-oncall");
     let member = fake.add_member("alice", &[role]);
     let http = admin_http(&fake);
