@@ -665,6 +665,10 @@ impl FakeDiscord {
                 thread: None,
                 renames: vec![],
             };
+            // As in Discord's client, a channel made in a category starts synced with it.
+            if let Some(list) = parent.and_then(|p| w.overwrites.get(&p).cloned()) {
+                w.overwrites.insert(id, list);
+            }
             let json = w.channel_json(&ch);
             w.channels.insert(id, ch);
             w.dispatch("CHANNEL_CREATE", json, Some(INTENT_GUILDS));
