@@ -20,7 +20,9 @@
 //!
 //! One guild ([`GUILD_ID`]) owned by [`OWNER_ID`], the bot user [`BOT_USER_ID`] of application
 //! [`APPLICATION_ID`] (deliberately different ids) with a managed role [`BOT_ROLE_ID`] that holds
-//! Mention Everyone, an @everyone role (id = guild id) and one text channel [`GENERAL_CHANNEL_ID`].
+//! what the README's invite gives ([`BOT_ROLE_PERMISSIONS`]: no Add Reactions, Manage Messages
+//! or Pin Messages), an @everyone role (id = guild id) and one text channel [`GENERAL_CHANNEL_ID`].
+//! [`FakeDiscord::set_overwrite`] puts permission overwrites on a channel or category.
 //! Tests add more with [`FakeDiscord::add_role`], [`FakeDiscord::add_member`],
 //! [`FakeDiscord::add_channel`], [`FakeDiscord::add_thread`]; each dispatches the matching
 //! gateway event. Ids are real-looking snowflakes, strictly increasing.
@@ -53,6 +55,14 @@
 //! * Gateway: IDENTIFY token and intents (privileged ones must be enabled, see
 //!   [`FakeDiscord::set_privileged_intents`]), close codes 4001–4014, RESUME replay, and without the
 //!   message-content intent other users' message content is blanked, as Discord does.
+//! * Permissions: the bot's are computed per channel as Discord does (@everyone and its roles,
+//!   Administrator, then the channel's overwrites for @everyone, its roles and itself; threads
+//!   use their parent's; no View Channel means nothing), and each channel route checks what
+//!   Discord documents for it: 50001 without View Channel, 50013 without the rest (Manage
+//!   Channels to create in a category or move a channel, Create Public Threads, Send Messages or
+//!   Send Messages in Threads, Attach Files, Manage Threads to archive, Pin Messages, Add
+//!   Reactions, Manage Messages for others' messages); history and pin reads without Read
+//!   Message History come back empty. The application's flags show the portal's intent toggles.
 //! * Who gets pinged: [`FakeDiscord::pings`] applies allowed_mentions (absent: all kinds for channel
 //!   messages, users only for interaction responses and webhooks), role mentionability and the
 //!   author's Mention Everyone permission. Embeds never ping.
