@@ -8,7 +8,7 @@ use std::process::Output;
 use support::bot::{world, World};
 use support::discord::{
     ChannelKind, FakeDiscord, APPLICATION_ID, BOT_ROLE_ID, BOT_ROLE_PERMISSIONS, GUILD_ID,
-    PERM_MANAGE_CHANNELS, TOKEN,
+    PERM_CREATE_PUBLIC_THREADS, PERM_MANAGE_CHANNELS, TOKEN,
 };
 
 /// The invite without and with Mention Everyone, as the README gives them.
@@ -309,5 +309,38 @@ async fn a_bad_token_is_found_and_never_printed() {
         fix_for(&run.out, "Discord refused the bot token").contains("SITREP_DISCORD_TOKEN"),
         "{}",
         run.out
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_mode_checks_the_parent_channel() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let parent = fake.add_channel("incidents", ChannelKind::Text, None);
+    let discord = format!("incident_mode = \"thread\"\nincident_parent_channel_id = {parent}");
+    let thread_mode = || Setup {
+        discord: &discord,
+        ..Setup::default()
+    };
+    let run = doctor(&fake, w, thread_mode()).await;
+    assert!(run.ok, "{}", run.out);
+    assert!(
+        run.out.contains(
+            "ok: #incidents (incident_parent_channel_id): the bot has every permission it needs there"
+        ),
+        "{}",
+        run.out
+    );
+    // @everyone may not start threads there, and the bot's role has no allow of its own.
+    fake.set_overwrite(parent, GUILD_ID, false, 0, PERM_CREATE_PUBLIC_THREADS);
+    let run = doctor(&fake, w, thread_mode()).await;
+    assert!(!run.ok, "{}", run.out);
+    let fix = fix_for(
+        &run.out,
+        "#incidents (incident_parent_channel_id): the bot lacks Create Public Threads",
+    );
+    assert!(
+        fix.contains("allow Create Public Threads for @sitrep"),
+        "{fix}"
     );
 }

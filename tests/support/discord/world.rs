@@ -643,6 +643,7 @@ impl World {
         default_parse: &[&str],
         replied_author: Option<u64>,
         author: u64,
+        channel: u64,
     ) -> Pings {
         let (parse, users_allowed, roles_allowed, replied_user): (
             Vec<String>,
@@ -681,7 +682,8 @@ impl World {
                 true,
             ),
         };
-        let author_perms = self.member_permissions(author);
+        // Mention Everyone counts as the channel's overwrites leave it.
+        let author_perms = self.channel_permissions(author, channel);
         let can_mention_everyone = author_perms & PERM_MENTION_EVERYONE != 0;
         let found = scan_mentions(content);
         let mut pings = Pings {
@@ -938,6 +940,7 @@ impl World {
                 default_parse,
                 replied_author,
                 m.author_id,
+                m.channel_id,
             )
         };
         let id = self.next_id();
@@ -1105,6 +1108,7 @@ impl World {
             default_parse,
             None,
             rec.author_id,
+            rec.channel_id,
         );
         self.apply_mentions(&mut obj, &mentions);
         if was_loading {
