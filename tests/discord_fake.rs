@@ -1082,6 +1082,20 @@ async fn the_bots_permissions_come_from_roles_and_overwrites() {
         0
     );
 
+    // Paging a role that is not mentionable takes Mention Everyone in that very channel.
+    let dba = fake.add_role("dba");
+    let page = || {
+        serenity::all::CreateMessage::new()
+            .content(format!("<@&{dba}> replica lag"))
+            .allowed_mentions(serenity::all::CreateAllowedMentions::new().roles(vec![dba]))
+    };
+    let general = ChannelId::new(GENERAL_CHANNEL_ID);
+    let pinged = general.send_message(&http, page()).await.expect("page");
+    assert_eq!(fake.pings(pinged.id.get()).roles, [dba]);
+    fake.set_overwrite(GENERAL_CHANNEL_ID, BOT_ROLE_ID, false, 0, 1 << 17);
+    let silent = general.send_message(&http, page()).await.expect("page");
+    assert!(fake.pings(silent.id.get()).nobody());
+
     // Administrator overrides every overwrite.
     fake.set_bot_permissions(ADMINISTRATOR);
     st_id.say(&http, "admin").await.expect("administrator");
