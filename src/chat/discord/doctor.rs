@@ -174,7 +174,7 @@ pub async fn check(config: &Config, http: &Http) -> Report {
         }
     };
     let roles: Vec<u64> = member.roles.iter().map(|r| r.get()).collect();
-    let bot = Member {
+    let bot = BotAccess {
         user: user.id,
         roles: roles.clone(),
         base: base_of(&guild, &roles, user.id),
@@ -255,13 +255,13 @@ fn check_intents(report: &mut Report, config: &Config, flags: u64) {
 }
 
 /// The bot as a guild member: who it is, its roles and its guild-level permissions.
-struct Member {
+struct BotAccess {
     user: UserId,
     roles: Vec<u64>,
     base: u64,
 }
 
-impl Member {
+impl BotAccess {
     fn in_channel(&self, guild_id: u64, ch: &GuildChannel) -> u64 {
         perms::in_channel(
             self.base,
@@ -337,7 +337,7 @@ fn wrong_kind(report: &mut Report, place: &Place, ch: &GuildChannel) {
 fn check_place(
     report: &mut Report,
     guild: &PartialGuild,
-    bot: &Member,
+    bot: &BotAccess,
     place: &Place,
     ch: &GuildChannel,
     have: u64,
@@ -351,15 +351,10 @@ fn check_place(
         ));
         return;
     }
-    let list: Vec<String> = perms::names(missing)
-        .into_iter()
-        .zip(
-            perms::PERMISSIONS
-                .iter()
-                .filter(|(b, _, _)| missing & b != 0)
-                .map(|(b, _, _)| perms::purpose(*b)),
-        )
-        .map(|(n, why)| format!("{n} ({why})"))
+    let list: Vec<String> = perms::PERMISSIONS
+        .iter()
+        .filter(|(b, _, _)| missing & b != 0)
+        .map(|(_, name, why)| format!("{name} ({why})"))
         .collect();
     let text = format!(
         "#{} ({}): the bot lacks {}",

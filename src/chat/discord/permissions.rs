@@ -111,14 +111,6 @@ pub fn names(bits: u64) -> Vec<&'static str> {
     out
 }
 
-/// What a permission is for, by its bit.
-pub fn purpose(bit: u64) -> &'static str {
-    PERMISSIONS
-        .iter()
-        .find(|(b, _, _)| *b == bit)
-        .map_or("", |(_, _, p)| p)
-}
-
 /// Where the bot works and what it needs there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
@@ -385,6 +377,5 @@ mod tests {
             names(MANAGE_CHANNELS | VIEW_CHANNEL),
             ["View Channels", "Manage Channels"]
         );
-        assert!(!purpose(MANAGE_CHANNELS).is_empty());
     }
 }
