@@ -80,7 +80,7 @@ impl Report {
 }
 
 /// What a REST failure means to the person running the doctor.
-fn unreachable(report: &mut Report, config: &Config, what: &str, e: &serenity::Error) {
+fn failed_call(report: &mut Report, config: &Config, what: &str, e: &serenity::Error) {
     match status_of(e) {
         Some(401) => report.problem(
             "Discord refused the bot token (401 Unauthorized)",
@@ -103,7 +103,7 @@ pub async fn check(config: &Config, http: &Http) -> Report {
     let user = match http.get_current_user().await {
         Ok(u) => u,
         Err(e) => {
-            unreachable(&mut report, config, "reading the bot user", &e);
+            failed_call(&mut report, config, "reading the bot user", &e);
             return report;
         }
     };
@@ -114,7 +114,7 @@ pub async fn check(config: &Config, http: &Http) -> Report {
     let app = match http.get_current_application_info().await {
         Ok(a) => a,
         Err(e) => {
-            unreachable(&mut report, config, "reading the application", &e);
+            failed_call(&mut report, config, "reading the application", &e);
             return report;
         }
     };
@@ -154,7 +154,7 @@ pub async fn check(config: &Config, http: &Http) -> Report {
             return report;
         }
         Err(e) => {
-            unreachable(&mut report, config, "reading the server", &e);
+            failed_call(&mut report, config, "reading the server", &e);
             return report;
         }
     };
@@ -162,14 +162,14 @@ pub async fn check(config: &Config, http: &Http) -> Report {
     let member = match http.get_member(guild.id, user.id).await {
         Ok(m) => m,
         Err(e) => {
-            unreachable(&mut report, config, "reading the bot's roles", &e);
+            failed_call(&mut report, config, "reading the bot's roles", &e);
             return report;
         }
     };
     let channels = match http.get_channels(guild.id).await {
         Ok(c) => c,
         Err(e) => {
-            unreachable(&mut report, config, "listing the server's channels", &e);
+            failed_call(&mut report, config, "listing the server's channels", &e);
             return report;
         }
     };
