@@ -344,3 +344,23 @@ async fn thread_mode_checks_the_parent_channel() {
         "{fix}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_applications_id_is_found() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let other = Setup {
+        env: vec![("SITREP_DISCORD__APPLICATION_ID", "1300000000000000777")],
+        ..Setup::default()
+    };
+    let run = doctor(&fake, w, other).await;
+    assert!(!run.ok, "{}", run.out);
+    assert_eq!(problems(&run.out).len(), 1, "{}", run.out);
+    assert_eq!(
+        fix_for(
+            &run.out,
+            "this token belongs to application 1300000000000000002"
+        ),
+        "set [discord] application_id = 1300000000000000002"
+    );
+}
