@@ -8,7 +8,7 @@ use std::process::Output;
 use support::bot::{world, World};
 use support::discord::{
     ChannelKind, FakeDiscord, APPLICATION_ID, BOT_ROLE_ID, BOT_ROLE_PERMISSIONS, GUILD_ID,
-    PERM_CREATE_PUBLIC_THREADS, PERM_MANAGE_CHANNELS, TOKEN,
+    INTENT_MESSAGE_CONTENT, PERM_CREATE_PUBLIC_THREADS, PERM_MANAGE_CHANNELS, TOKEN,
 };
 
 /// The invite without and with Mention Everyone, as the README gives them.
@@ -90,6 +90,13 @@ async fn doctor(fake: &FakeDiscord, w: World, setup: Setup<'_>) -> Run {
     }
 }
 
+/// The README's setup: the channels the config names, and Message Content Intent switched on in
+/// the portal (whatever the fake's default for a new application is).
+fn set_up(fake: &FakeDiscord) -> World {
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
+    world(fake)
+}
+
 fn problems(out: &str) -> Vec<&str> {
     out.lines().filter(|l| l.starts_with("problem:")).collect()
 }
@@ -111,7 +118,7 @@ fn fix_for<'a>(out: &'a str, needle: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correct_setup_passes_in_proxy_and_direct_mode() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     let oncall = fake.add_role("oncall");
     fake.set_role(oncall, true, 0);
     let dba = fake.add_role("dba");
@@ -120,6 +127,7 @@ async fn a_correct_setup_passes_in_proxy_and_direct_mode() {
     );
     for direct in [false, true] {
         let setup = Setup {
+            discord: "message_content = true",
             extra: &extra,
             direct,
             ..Setup::default()
@@ -130,6 +138,7 @@ async fn a_correct_setup_passes_in_proxy_and_direct_mode() {
         for line in [
             "ok: the token is accepted",
             "ok: application_id 1300000000000000002 is this bot's",
+            "ok: the Message Content Intent is enabled in the developer portal",
             "ok: the bot is in server sitrep test guild",
             "ok: #Incidents (incident_category_id): the bot has every permission it needs there",
             "ok: #stakeholders (stakeholder_channel_id): the bot has every permission it needs there",
@@ -155,7 +164,7 @@ async fn a_correct_setup_passes_in_proxy_and_direct_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_content_intent_off_in_the_portal_is_a_problem() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     fake.set_privileged_intents(0);
     let asked = Setup {
         discord: "message_content = true",
@@ -190,7 +199,7 @@ async fn the_content_intent_off_in_the_portal_is_a_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overwrite_taking_manage_channels_on_the_category_is_found() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     fake.set_overwrite(w.category, BOT_ROLE_ID, false, 0, PERM_MANAGE_CHANNELS);
     // The fake refuses as Discord would: no channel in that category.
     let http = fake.proxy_http();
@@ -220,7 +229,7 @@ async fn an_overwrite_taking_manage_channels_on_the_category_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_category_is_found() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     for i in 0..50 {
         fake.add_channel(&format!("inc-{i}"), ChannelKind::Text, Some(w.category));
     }
@@ -245,7 +254,7 @@ async fn a_full_category_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmentionable_role_without_mention_everyone_is_found() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     let dba = fake.add_role("dba");
     fake.set_bot_permissions(BOT_ROLE_PERMISSIONS & !MENTION_EVERYONE);
     let extra = format!("[escalation.targets.dba]\nroles = [{dba}, 42]\n");
@@ -271,7 +280,7 @@ async fn an_unmentionable_role_without_mention_everyone_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_guild_id_is_found() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     // Another server's id, through the environment as an operator might set it.
     let other = Setup {
         env: vec![("SITREP_DISCORD__GUILD_ID", "1300000000000000999")],
@@ -295,7 +304,7 @@ async fn a_wrong_guild_id_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_is_found_and_never_printed() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     let wrong = "MTMwMDAwMDAwMDAwMDAwMDAwMw.GsItRp.bm90LXRoZS1yaWdodC10b2tlbg";
     let setup = Setup {
         token: Some(wrong),
@@ -315,7 +324,7 @@ async fn a_bad_token_is_found_and_never_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thread_mode_checks_the_parent_channel() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     let parent = fake.add_channel("incidents", ChannelKind::Text, None);
     let discord = format!("incident_mode = \"thread\"\nincident_parent_channel_id = {parent}");
     let thread_mode = || Setup {
@@ -348,7 +357,7 @@ async fn thread_mode_checks_the_parent_channel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_applications_id_is_found() {
     let fake = FakeDiscord::start().await;
-    let w = world(&fake);
+    let w = set_up(&fake);
     let other = Setup {
         env: vec![("SITREP_DISCORD__APPLICATION_ID", "1300000000000000777")],
         ..Setup::default()
