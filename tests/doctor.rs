@@ -36,6 +36,8 @@ struct Setup<'a> {
     token: Option<&'a str>,
     /// "discord.com" over TLS instead of `api_base`.
     direct: bool,
+    /// Leave `incident_category_id` out.
+    no_category: bool,
 }
 
 /// Writes a config pointing at the fake and runs `sitrep doctor` on it.
@@ -43,9 +45,12 @@ async fn doctor(fake: &FakeDiscord, w: World, setup: Setup<'_>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mut discord = format!(
         "[discord]\napplication_id = {APPLICATION_ID}\nguild_id = {GUILD_ID}\n\
-         incident_category_id = {}\nstakeholder_channel_id = {}\n{}\n",
-        w.category, w.stakeholders, setup.discord
+         stakeholder_channel_id = {}\n{}\n",
+        w.stakeholders, setup.discord
     );
+    if !setup.no_category {
+        discord.push_str(&format!("incident_category_id = {}\n", w.category));
+    }
     if setup.direct {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, fake.ca_pem()).unwrap();
@@ -372,4 +377,34 @@ async fn another_applications_id_is_found() {
         ),
         "set [discord] application_id = 1300000000000000002"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_category_manage_channels_is_needed_server_wide() {
+    let fake = FakeDiscord::start().await;
+    let w = set_up(&fake);
+    let top_level = || Setup {
+        no_category: true,
+        ..Setup::default()
+    };
+    let run = doctor(&fake, w, top_level()).await;
+    assert!(run.ok, "{}", run.out);
+    assert!(
+        run.out
+            .contains("note: [discord] incident_category_id is not set"),
+        "{}",
+        run.out
+    );
+    // Manage Channels only on a category, not server-wide.
+    fake.set_bot_permissions(BOT_ROLE_PERMISSIONS & !PERM_MANAGE_CHANNELS);
+    fake.set_overwrite(w.category, BOT_ROLE_ID, false, PERM_MANAGE_CHANNELS, 0);
+    let run = doctor(&fake, w, top_level()).await;
+    assert!(!run.ok, "{}", run.out);
+    let fix = fix_for(&run.out, "where the bot lacks Manage Channels");
+    assert!(
+        fix.starts_with("set [discord] incident_category_id to a category where the bot has them"),
+        "{fix}"
+    );
+    // Pointing at that category is the cure.
+    assert!(doctor(&fake, w, Setup::default()).await.ok);
 }

@@ -180,6 +180,7 @@ pub async fn check(config: &Config, http: &Http) -> Report {
         base: base_of(&guild, &roles, user.id),
     };
     let mut mention_all = bot.base & perms::MENTION_EVERYONE != 0;
+    check_unset_places(&mut report, config, &guild, &bot, app_id);
     for place in perms::places(config) {
         let Some(ch) = channels.iter().find(|c| c.id.get() == place.channel) else {
             report.problem(
@@ -215,6 +216,52 @@ pub async fn check(config: &Config, http: &Http) -> Report {
         )
     ));
     report
+}
+
+/// Places the configuration leaves out: without a category, incident channels are made at the
+/// top of the server, which takes the permissions server-wide.
+fn check_unset_places(
+    report: &mut Report,
+    config: &Config,
+    guild: &PartialGuild,
+    bot: &BotAccess,
+    app_id: u64,
+) {
+    let d = &config.discord;
+    if d.stakeholder_channel_id.is_none() {
+        report.problem(
+            "[discord] stakeholder_channel_id is not set: incidents are announced nowhere",
+            "set [discord] stakeholder_channel_id to the channel stakeholders read (right-click → Copy Channel ID)",
+        );
+    }
+    match d.incident_mode {
+        IncidentMode::Thread if d.incident_parent_channel_id.is_none() => report.problem(
+            "[discord] incident_mode = \"thread\" without incident_parent_channel_id: incidents have nowhere to go",
+            "set [discord] incident_parent_channel_id to the channel incident threads start in",
+        ),
+        IncidentMode::Channel if d.incident_category_id.is_none() => {
+            let missing = perms::TOP_LEVEL & !bot.base;
+            if missing == 0 {
+                report.note(
+                    "[discord] incident_category_id is not set: incident channels are made at the top of the server",
+                );
+            } else {
+                report.problem(
+                    format!(
+                        "[discord] incident_category_id is not set, so incident channels are made at the top of the server, where the bot lacks {}",
+                        perms::names(missing).join(", ")
+                    ),
+                    format!(
+                        "set [discord] incident_category_id to a category where the bot has them, or give {} {} (Server Settings → Roles; invite: {})",
+                        role_name(guild, bot),
+                        perms::names(missing).join(", "),
+                        perms::invite_url(app_id, perms::INVITE)
+                    ),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 fn check_intents(report: &mut Report, config: &Config, flags: u64) {
@@ -363,17 +410,7 @@ fn check_place(
         list.join(", ")
     );
     let names = perms::names(missing).join(", ");
-    let role = bot
-        .roles
-        .iter()
-        .filter_map(|r| guild.roles.iter().find(|(id, _)| id.get() == *r))
-        .find(|(_, r)| r.managed)
-        .or_else(|| {
-            bot.roles
-                .iter()
-                .find_map(|r| guild.roles.iter().find(|(id, _)| id.get() == *r))
-        })
-        .map_or_else(|| "the bot's".to_string(), |(_, r)| format!("@{}", r.name));
+    let role = role_name(guild, bot);
     let fix = if bot.base & missing == missing {
         // The server grants them; an overwrite on this channel takes them away.
         format!(
@@ -388,6 +425,23 @@ fn check_place(
         )
     };
     report.problem(text, fix);
+}
+
+/// The bot's own (managed) role, as the server settings show it.
+fn role_name(guild: &PartialGuild, bot: &BotAccess) -> String {
+    bot.roles
+        .iter()
+        .filter_map(|r| guild.roles.iter().find(|(id, _)| id.get() == *r))
+        .find(|(_, r)| r.managed)
+        .or_else(|| {
+            bot.roles
+                .iter()
+                .find_map(|r| guild.roles.iter().find(|(id, _)| id.get() == *r))
+        })
+        .map_or_else(
+            || "the bot's role".to_string(),
+            |(_, r)| format!("@{}", r.name),
+        )
 }
 
 fn check_room(report: &mut Report, place: &Place, ch: &GuildChannel, channels: &[GuildChannel]) {

@@ -91,6 +91,9 @@ pub const INVITE_WITH_MENTIONS: u64 = INVITE | MENTION_EVERYONE;
 const POSTING: u64 =
     VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY;
 
+/// What channel mode needs server-wide when no category is configured.
+pub const TOP_LEVEL: u64 = POSTING | MANAGE_CHANNELS;
+
 /// The invite URL for an application, asking for `permissions`.
 pub fn invite_url(application_id: u64, permissions: u64) -> String {
     format!(
