@@ -31,9 +31,9 @@ pub const EVERYONE_PERMISSIONS: u64 = (1 << 0)
     | (1 << 31)
     | (1 << 35)
     | (1 << 38);
-/// The bot's managed role: what the README's invite gives (the one for servers whose escalation
-/// roles are not mentionable): view, manage channels, send, embed, attach, history, mention
-/// everyone, manage threads, create public threads, send in threads.
+/// The bot's managed role: what the README's invite with Mention Everyone gives (view, manage
+/// channels, send, embed, attach, history, mention everyone, manage threads, create public
+/// threads, send in threads), and nothing more.
 pub const BOT_ROLE_PERMISSIONS: u64 = (1 << 4)
     | (1 << 10)
     | (1 << 11)
