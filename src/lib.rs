@@ -2,7 +2,8 @@
 //!
 //! Data flows from the edges inwards; a layer uses only the layers below it.
 //!
-//! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture),
+//! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture, the
+//!   permissions the bot needs and `sitrep doctor`'s checks of a setup against Discord),
 //!   [`chat::console`] (a terminal chat with the same commands) and [`http`] (health, the signed
 //!   deploy webhook, exports), which also serves [`web`] (the public status page and the
 //!   token-protected incident browser).

@@ -1,4 +1,4 @@
-//! The `sitrep` command line: console, run, check-config, register-commands, export.
+//! The `sitrep` command line: console, run, check-config, doctor, register-commands, export.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -69,6 +69,12 @@ enum Cmd {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Ask Discord whether the setup gives the bot what it needs (ids, intents, permissions, room
+    /// for channels, pingable escalation roles); exits non-zero while there are problems.
+    Doctor {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check a configuration file and print a summary, or every problem found.
     CheckConfig {
         #[arg(long)]
@@ -116,6 +122,7 @@ fn main() -> anyhow::Result<()> {
             db,
         } => export(config, db, &incident, version, out),
         Cmd::RegisterCommands { config, guild } => runtime.block_on(register(config, guild)),
+        Cmd::Doctor { config } => runtime.block_on(doctor(config)),
     };
     // A task stuck in a dependency (serenity spinning on a socket Discord closed for good) must
     // not keep the process alive once the bot has decided to stop.
@@ -274,6 +281,26 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     discord::run(config, http, telemetry, make_app, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+async fn doctor(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load_config(path.as_ref())?;
+    let secrets = Secrets::from_env(&environment());
+    if secrets.discord_token.is_none() {
+        println!("problem: SITREP_DISCORD_TOKEN is not set");
+        println!("  fix: export the bot token (Bot → Reset Token in the developer portal) as SITREP_DISCORD_TOKEN");
+        bail!("1 problem found");
+    }
+    let http = discord::build_http(&config, &secrets)?;
+    let report = discord::doctor::check(&config, &http).await;
+    print!("{}", report.render());
+    match report.problems() {
+        0 => {
+            println!("all good: sitrep has what it needs on Discord");
+            Ok(())
+        }
+        n => bail!("{n} problem{} found", if n == 1 { "" } else { "s" }),
+    }
 }
 
 async fn register(path: Option<PathBuf>, guild: Option<u64>) -> anyhow::Result<()> {

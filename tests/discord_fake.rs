@@ -8,8 +8,8 @@ use serenity::all::{
     CreateActionRow, CreateAttachment, CreateAutocompleteResponse, CreateButton, CreateCommand,
     CreateCommandOption, CreateInputText, CreateInteractionResponse,
     CreateInteractionResponseMessage, CreateModal, EventHandler, GatewayIntents, GuildId,
-    InputTextStyle, Interaction as SerenityInteraction, InteractionId, Message, Reaction, Ready,
-    ResumedEvent,
+    InputTextStyle, Interaction as SerenityInteraction, InteractionId, Message, MessageId,
+    Reaction, Ready, ResumedEvent,
 };
 use serenity::builder::Builder;
 use serenity::model::event::{ChannelPinsUpdateEvent, Event, GatewayEvent};
@@ -443,6 +443,8 @@ async fn serenity_receives_every_dispatch_and_its_answers_are_recorded() {
 #[tokio::test]
 async fn rest_objects_parse_in_serenity() {
     let fake = FakeDiscord::start().await;
+    // This bot pins, which the default invite does not allow.
+    fake.set_bot_permissions(BOT_ROLE_PERMISSIONS | PERM_PIN_MESSAGES);
     let role = fake.add_role("db-oncall");
     let member = fake.add_member("alice", &[role]);
     let http = admin_http(&fake);
@@ -1291,4 +1293,129 @@ async fn threads_and_forums_keep_discords_rules() {
         .1,
         160006
     );
+}
+
+/// Status and Discord error code of a refused call.
+fn refusal<T: std::fmt::Debug>(r: serenity::Result<T>) -> (u16, isize) {
+    match r {
+        Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(e))) => {
+            (e.status_code.as_u16(), e.error.code)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_permissions_come_from_roles_and_overwrites() {
+    const ADMINISTRATOR: u64 = 1 << 3;
+    let fake = FakeDiscord::start().await;
+    let http = fake.proxy_http();
+    let category = fake.add_channel("Incidents", ChannelKind::Category, None);
+    let archive = fake.add_channel("Archive", ChannelKind::Category, None);
+    let inc = fake.add_channel("inc-1", ChannelKind::Text, Some(category));
+    let stakeholders = fake.add_channel("stakeholders", ChannelKind::Text, None);
+    let (inc_id, st_id) = (ChannelId::new(inc), ChannelId::new(stakeholders));
+    inc_id
+        .say(&http, "hello")
+        .await
+        .expect("the invite allows posting");
+
+    // @everyone's deny takes Send Messages from the bot's role; the role's own allow gives it back.
+    fake.set_overwrite(stakeholders, GUILD_ID, false, 0, PERM_SEND_MESSAGES);
+    assert_eq!(refusal(st_id.say(&http, "update").await), (403, 50013));
+    fake.set_overwrite(stakeholders, BOT_ROLE_ID, false, PERM_SEND_MESSAGES, 0);
+    st_id.say(&http, "update").await.expect("role allow wins");
+    // The member's own overwrite comes last: without View Channel the channel is out of reach.
+    fake.set_overwrite(stakeholders, BOT_USER_ID, true, 0, PERM_VIEW_CHANNEL);
+    assert_eq!(refusal(st_id.say(&http, "update").await), (403, 50001));
+    assert_eq!(refusal(http.get_channel(st_id).await), (403, 50001));
+
+    // Without Read Message History, history reads come back empty, as Discord documents.
+    let seeded = fake.seed_messages(OWNER_ID, inc, 3);
+    fake.set_overwrite(inc, BOT_ROLE_ID, false, 0, PERM_READ_MESSAGE_HISTORY);
+    let read = inc_id
+        .messages(&http, serenity::all::GetMessages::new().limit(10))
+        .await
+        .expect("an empty page, not an error");
+    assert!(read.is_empty());
+    assert_eq!(
+        refusal(http.get_message(inc_id, seeded[0].into()).await),
+        (403, 50013)
+    );
+    assert!(inc_id.pins(&http).await.expect("pins").is_empty());
+    fake.set_overwrite(inc, BOT_ROLE_ID, false, 0, 0);
+    // Pinning needs Pin Messages, which the invite does not ask for.
+    assert_eq!(
+        refusal(inc_id.pin(&http, MessageId::new(seeded[0])).await),
+        (403, 50013)
+    );
+
+    // Threads: archiving needs Manage Threads; unarchiving only Send Messages.
+    let thread = inc_id
+        .create_thread(
+            &http,
+            serenity::all::CreateThread::new("timeline")
+                .kind(serenity::all::ChannelType::PublicThread),
+        )
+        .await
+        .expect("thread");
+    thread
+        .id
+        .edit_thread(&http, serenity::all::EditThread::new().archived(true))
+        .await
+        .expect("archive");
+    fake.set_overwrite(inc, BOT_ROLE_ID, false, 0, PERM_MANAGE_THREADS);
+    thread
+        .id
+        .edit_thread(&http, serenity::all::EditThread::new().archived(false))
+        .await
+        .expect("unarchive needs no Manage Threads");
+    assert_eq!(
+        refusal(
+            thread
+                .id
+                .edit_thread(&http, serenity::all::EditThread::new().archived(true))
+                .await
+        ),
+        (403, 50013)
+    );
+
+    // Moving a channel needs Manage Channels where it goes too.
+    fake.set_overwrite(archive, BOT_ROLE_ID, false, 0, PERM_MANAGE_CHANNELS);
+    let mv = serenity::all::EditChannel::new().category(ChannelId::new(archive));
+    assert_eq!(refusal(inc_id.edit(&http, mv.clone()).await), (403, 50013));
+
+    // A channel created in a category starts with the category's overwrites.
+    fake.set_overwrite(category, BOT_ROLE_ID, false, 0, PERM_ATTACH_FILES);
+    let created = GuildId::new(GUILD_ID)
+        .create_channel(
+            &http,
+            serenity::all::CreateChannel::new("inc-2").category(ChannelId::new(category)),
+        )
+        .await
+        .expect("created");
+    assert_eq!(created.permission_overwrites.len(), 1);
+    assert_eq!(
+        fake.bot_permissions_in(created.id.get()) & PERM_ATTACH_FILES,
+        0
+    );
+
+    // Paging a role that is not mentionable takes Mention Everyone in that very channel.
+    let dba = fake.add_role("dba");
+    let page = || {
+        serenity::all::CreateMessage::new()
+            .content(format!("<@&{dba}> replica lag"))
+            .allowed_mentions(serenity::all::CreateAllowedMentions::new().roles(vec![dba]))
+    };
+    let general = ChannelId::new(GENERAL_CHANNEL_ID);
+    let pinged = general.send_message(&http, page()).await.expect("page");
+    assert_eq!(fake.pings(pinged.id.get()).roles, [dba]);
+    fake.set_overwrite(GENERAL_CHANNEL_ID, BOT_ROLE_ID, false, 0, 1 << 17);
+    let silent = general.send_message(&http, page()).await.expect("page");
+    assert!(fake.pings(silent.id.get()).nobody());
+
+    // Administrator overrides every overwrite.
+    fake.set_bot_permissions(ADMINISTRATOR);
+    st_id.say(&http, "admin").await.expect("administrator");
+    inc_id.edit(&http, mv).await.expect("administrator moves");
 }

@@ -3,9 +3,11 @@
 mod capture;
 mod closes;
 mod deferred;
+pub mod doctor;
 mod interactions;
 mod metered;
 pub mod outgoing;
+pub mod permissions;
 mod threads;
 
 use super::{Chat, ChatError, Place, Post};

@@ -73,7 +73,7 @@ impl World {
             "guild_locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
-            "app_permissions": self.bot_permissions().to_string(),
+            "app_permissions": self.bot_channel_permissions(channel).to_string(),
             "authorizing_integration_owners": { "0": id_str(GUILD_ID) },
             "context": 0,
             "data": data,

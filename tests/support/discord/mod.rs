@@ -20,7 +20,9 @@
 //!
 //! One guild ([`GUILD_ID`]) owned by [`OWNER_ID`], the bot user [`BOT_USER_ID`] of application
 //! [`APPLICATION_ID`] (deliberately different ids) with a managed role [`BOT_ROLE_ID`] that holds
-//! Mention Everyone, an @everyone role (id = guild id) and one text channel [`GENERAL_CHANNEL_ID`].
+//! what the README's invite gives ([`BOT_ROLE_PERMISSIONS`]: no Add Reactions, Manage Messages
+//! or Pin Messages), an @everyone role (id = guild id) and one text channel [`GENERAL_CHANNEL_ID`].
+//! [`FakeDiscord::set_overwrite`] puts permission overwrites on a channel or category.
 //! Tests add more with [`FakeDiscord::add_role`], [`FakeDiscord::add_member`],
 //! [`FakeDiscord::add_channel`], [`FakeDiscord::add_thread`]; each dispatches the matching
 //! gateway event. Ids are real-looking snowflakes, strictly increasing.
@@ -63,6 +65,14 @@
 //! * Gateway: IDENTIFY token and intents (privileged ones must be enabled, see
 //!   [`FakeDiscord::set_privileged_intents`]), close codes 4001–4014, RESUME replay, and without the
 //!   message-content intent other users' message content is blanked, as Discord does.
+//! * Permissions: the bot's are computed per channel as Discord does (@everyone and its roles,
+//!   Administrator, then the channel's overwrites for @everyone, its roles and itself; threads
+//!   use their parent's; no View Channel means nothing), and each channel route checks what
+//!   Discord documents for it: 50001 without View Channel, 50013 without the rest (Manage
+//!   Channels to create in a category or move a channel, Create Public Threads, Send Messages or
+//!   Send Messages in Threads, Attach Files, Manage Threads to archive, Pin Messages, Add
+//!   Reactions, Manage Messages for others' messages); history and pin reads without Read
+//!   Message History come back empty. The application's flags show the portal's intent toggles.
 //! * Who gets pinged: [`FakeDiscord::pings`] applies allowed_mentions (absent: all kinds for channel
 //!   messages, users only for interaction responses and webhooks), role mentionability and the
 //!   author's Mention Everyone permission. Embeds never ping.
@@ -104,6 +114,7 @@
 
 mod events;
 mod gateway;
+mod perms;
 mod ratelimit;
 mod rest;
 mod threads;
@@ -120,11 +131,17 @@ use tokio::sync::{watch, Notify};
 use world::World;
 
 #[allow(unused_imports)]
-pub use world::BOT_ROLE_PERMISSIONS;
+pub use perms::{
+    PERM_ADD_REACTIONS, PERM_ALL, PERM_ATTACH_FILES, PERM_CREATE_PUBLIC_THREADS, PERM_EMBED_LINKS,
+    PERM_MANAGE_CHANNELS, PERM_MANAGE_MESSAGES, PERM_MANAGE_THREADS, PERM_PIN_MESSAGES,
+    PERM_READ_MESSAGE_HISTORY, PERM_SEND_MESSAGES, PERM_SEND_MESSAGES_IN_THREADS,
+    PERM_VIEW_CHANNEL,
+};
 #[allow(unused_imports)]
 pub use world::{
-    INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGES, INTENT_GUILD_MESSAGE_REACTIONS,
-    INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT, PERM_MENTION_EVERYONE,
+    BOT_ROLE_PERMISSIONS, INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGES,
+    INTENT_GUILD_MESSAGE_REACTIONS, INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT,
+    PERM_MENTION_EVERYONE,
 };
 
 /// The bot token the fake accepts (`Authorization: Bot <TOKEN>`).
@@ -570,6 +587,36 @@ impl FakeDiscord {
         self.set_role(BOT_ROLE_ID, false, permissions);
     }
 
+    /// Sets (or, with both empty, removes) a channel's permission overwrite for a role (the
+    /// guild id for @everyone) or, with `member`, a user (CHANNEL_UPDATE). The bot's permissions
+    /// in the channel, and in threads under it, follow as Discord computes them.
+    pub fn set_overwrite(&self, channel: u64, target: u64, member: bool, allow: u64, deny: u64) {
+        self.shared.with(|w| {
+            let ch = w
+                .channels
+                .get(&channel)
+                .unwrap_or_else(|| panic!("no channel {channel}"));
+            assert!(!ch.is_thread(), "threads take their parent's overwrites");
+            let list = w.overwrites.entry(channel).or_default();
+            list.retain(|o| !(o.id == target && o.member == member));
+            if allow != 0 || deny != 0 {
+                list.push(perms::OverwriteRec {
+                    id: target,
+                    member,
+                    allow,
+                    deny,
+                });
+            }
+            let v = w.channel_json(&w.channels[&channel]);
+            w.dispatch("CHANNEL_UPDATE", v, Some(INTENT_GUILDS));
+        });
+    }
+
+    /// The bot's permissions in a channel, computed from its roles and the overwrites.
+    pub fn bot_permissions_in(&self, channel: u64) -> u64 {
+        self.shared.read(|w| w.bot_channel_permissions(channel))
+    }
+
     /// A new user who joins the guild with these roles (GUILD_MEMBER_ADD).
     pub fn add_member(&self, name: &str, roles: &[u64]) -> u64 {
         self.shared.with(|w| {
@@ -644,6 +691,10 @@ impl FakeDiscord {
                 thread: None,
                 renames: vec![],
             };
+            // As in Discord's client, a channel made in a category starts synced with it.
+            if let Some(list) = parent.and_then(|p| w.overwrites.get(&p).cloned()) {
+                w.overwrites.insert(id, list);
+            }
             let json = w.channel_json(&ch);
             w.channels.insert(id, ch);
             w.dispatch("CHANNEL_CREATE", json, Some(INTENT_GUILDS));

@@ -1,5 +1,11 @@
 //! REST v10 over HTTP and HTTPS: routing, authentication, rate-limit gates, handlers and recording.
 
+use super::perms::{
+    OverwriteRec, PERM_ADD_REACTIONS, PERM_ATTACH_FILES, PERM_CREATE_PRIVATE_THREADS,
+    PERM_CREATE_PUBLIC_THREADS, PERM_MANAGE_CHANNELS, PERM_MANAGE_MESSAGES, PERM_MANAGE_THREADS,
+    PERM_PIN_MESSAGES, PERM_READ_MESSAGE_HISTORY, PERM_SEND_MESSAGES,
+    PERM_SEND_MESSAGES_IN_THREADS,
+};
 use super::ratelimit::{retry_headers, Gate, Headers};
 use super::validate::{
     check_autocomplete, check_commands, check_message_fields, check_modal, check_single_command,
@@ -7,7 +13,8 @@ use super::validate::{
 };
 use super::world::{
     emoji_json, id_str, iso, now_ms, parse_id, AckRec, ChannelRec, NewMessage, ReactionRec,
-    ThreadMeta, World, INTENT_GUILDS, INTENT_GUILD_MESSAGE_REACTIONS,
+    ThreadMeta, World, INTENT_GUILDS, INTENT_GUILD_MEMBERS, INTENT_GUILD_MESSAGE_REACTIONS,
+    INTENT_GUILD_PRESENCES, INTENT_MESSAGE_CONTENT,
 };
 use super::{Request, Shared, UploadedFile, APPLICATION_ID, BOT_USER_ID, GUILD_ID, TOKEN};
 use axum::body::{Body, Bytes};
@@ -625,7 +632,7 @@ fn application_json(w: &World) -> Value {
         "bot_public": false,
         "bot_require_code_grant": false,
         "verify_key": "0000000000000000000000000000000000000000000000000000000000000000",
-        "flags": 0,
+        "flags": application_flags(w.privileged_intents),
         "owner": w.user_json(super::OWNER_ID),
         "team": null,
         "bot": w.user_json(BOT_USER_ID),
@@ -637,6 +644,23 @@ fn application_json(w: &World) -> Value {
         "tags": [],
         "rpc_origins": [],
     })
+}
+
+/// The application flags the developer portal's intent toggles set, in their "limited" form
+/// (GATEWAY_PRESENCE_LIMITED, GATEWAY_GUILD_MEMBERS_LIMITED, GATEWAY_MESSAGE_CONTENT_LIMITED),
+/// as for an application in fewer than 100 servers.
+fn application_flags(privileged: u64) -> u64 {
+    let mut f = 0;
+    if privileged & INTENT_GUILD_PRESENCES != 0 {
+        f |= 1 << 13;
+    }
+    if privileged & INTENT_GUILD_MEMBERS != 0 {
+        f |= 1 << 15;
+    }
+    if privileged & INTENT_MESSAGE_CONTENT != 0 {
+        f |= 1 << 19;
+    }
+    f
 }
 
 // ----- application commands -----
@@ -874,7 +898,16 @@ fn create_channel(w: &mut World, c: &Ctx) -> Out {
             _ => errs.add("parent_id", "CHANNEL_PARENT_INVALID_TYPE", "Not a category"),
         }
     }
+    let overwrites: Option<Vec<OverwriteRec>> = body
+        .get("permission_overwrites")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(OverwriteRec::from_json).collect());
     errs.into_result()?;
+    // Discord checks Manage Channels where the channel goes: in its category, or server-wide.
+    match parent.filter(|p| w.channels.contains_key(p)) {
+        Some(p) => w.bot_requires(p, PERM_MANAGE_CHANNELS)?,
+        None => w.bot_requires_in_guild(PERM_MANAGE_CHANNELS)?,
+    }
     if w.channels.values().filter(|x| !x.is_thread()).count() >= 500 {
         return Err(ApiError::max_channels());
     }
@@ -915,6 +948,15 @@ fn create_channel(w: &mut World, c: &Ctx) -> Out {
         thread: None,
         renames: vec![],
     };
+    // Without overwrites of its own, a channel made in a category starts synced with it.
+    let own = overwrites.unwrap_or_else(|| {
+        parent
+            .and_then(|p| w.overwrites.get(&p).cloned())
+            .unwrap_or_default()
+    });
+    if !own.is_empty() {
+        w.overwrites.insert(id, own);
+    }
     let v = w.channel_json(&ch);
     w.channels.insert(id, ch);
     w.dispatch("CHANNEL_CREATE", v.clone(), Some(INTENT_GUILDS));
@@ -928,6 +970,7 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
     if !w.channels.contains_key(&channel_id) {
         return Err(ApiError::unknown_channel());
     }
+    channel_permission_check(w, channel_id, method, template, c)?;
     match (method, template) {
         ("GET", "/channels/{channel}") => ok(w.channel_json(&w.channels[&channel_id])),
         ("PATCH", "/channels/{channel}") => modify_channel(w, channel_id, c),
@@ -960,6 +1003,12 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
             create_thread(w, channel_id, Some(m), c)
         }
         ("POST", "/channels/{channel}/typing") => no_content(),
+        ("GET", "/channels/{channel}/messages")
+            if w.bot_channel_permissions(channel_id) & PERM_READ_MESSAGE_HISTORY == 0 =>
+        {
+            // Discord's documented answer without Read Message History: no messages.
+            ok(json!([]))
+        }
         ("GET", "/channels/{channel}/messages") => list_messages(w, channel_id, c),
         ("POST", "/channels/{channel}/messages") if w.is_forum(channel_id) => Err(ApiError::new(
             400,
@@ -1025,6 +1074,15 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
             react(w, id, &key, BOT_USER_ID, false);
             no_content()
         }
+        ("GET", "/channels/{channel}/pins") | ("GET", "/channels/{channel}/messages/pins")
+            if w.bot_channel_permissions(channel_id) & PERM_READ_MESSAGE_HISTORY == 0 =>
+        {
+            if template.ends_with("/messages/pins") {
+                ok(json!({ "items": [], "has_more": false }))
+            } else {
+                ok(json!([]))
+            }
+        }
         ("GET", "/channels/{channel}/pins") => {
             let mut pinned: Vec<(u64, u64)> = pinned_in(w, channel_id);
             pinned.sort_by_key(|p| std::cmp::Reverse(p.1));
@@ -1063,6 +1121,101 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// What each channel route needs of the bot, from Discord's documentation of the route: every
+/// one needs View Channel (else 50001), the rest 50013 when missing.
+fn channel_permission_check(
+    w: &World,
+    channel_id: u64,
+    method: &str,
+    template: &str,
+    c: &Ctx,
+) -> Result<(), ApiError> {
+    let ch = &w.channels[&channel_id];
+    let thread = ch.is_thread();
+    let send = if thread {
+        PERM_SEND_MESSAGES_IN_THREADS
+    } else {
+        PERM_SEND_MESSAGES
+    };
+    let body = c.body_obj();
+    let others_message = || {
+        parse_id(Some(&json!(c.param("message"))))
+            .and_then(|m| w.messages.get(&m))
+            .is_some_and(|m| m.author_id != BOT_USER_ID)
+    };
+    let needs = match (method, template) {
+        ("PATCH", "/channels/{channel}") if thread => {
+            let only_unarchive = body.as_object().is_some_and(|o| {
+                o.get("archived") == Some(&json!(false))
+                    && o.keys().all(|k| k == "archived" || k == "locked")
+                    && o.get("locked").map_or(true, |l| l == &json!(false))
+            });
+            let locked = ch.thread.as_ref().is_some_and(|t| t.locked);
+            if only_unarchive && !locked {
+                PERM_SEND_MESSAGES
+            } else {
+                PERM_MANAGE_THREADS
+            }
+        }
+        ("PATCH", "/channels/{channel}") => {
+            // Moving to another category needs Manage Channels there too.
+            if let Some(p) = parse_id(body.get("parent_id")).filter(|p| w.channels.contains_key(p))
+            {
+                w.bot_requires(p, PERM_MANAGE_CHANNELS)?;
+            }
+            PERM_MANAGE_CHANNELS
+        }
+        ("DELETE", "/channels/{channel}") if thread => PERM_MANAGE_THREADS,
+        ("DELETE", "/channels/{channel}") => PERM_MANAGE_CHANNELS,
+        ("POST", "/channels/{channel}/threads") => {
+            if ch.kind == 15 || ch.kind == 16 {
+                PERM_SEND_MESSAGES
+            } else if body.get("type").and_then(Value::as_u64) == Some(12) {
+                PERM_CREATE_PRIVATE_THREADS
+            } else {
+                PERM_CREATE_PUBLIC_THREADS
+            }
+        }
+        ("POST", "/channels/{channel}/messages/{message}/threads") => {
+            PERM_CREATE_PUBLIC_THREADS | PERM_READ_MESSAGE_HISTORY
+        }
+        ("POST", "/channels/{channel}/typing") => send,
+        ("POST", "/channels/{channel}/messages") => {
+            let mut n = send;
+            if !c.files.is_empty() {
+                n |= PERM_ATTACH_FILES;
+            }
+            if body.get("message_reference").is_some_and(|r| !r.is_null()) {
+                n |= PERM_READ_MESSAGE_HISTORY;
+            }
+            n
+        }
+        ("GET", "/channels/{channel}/messages/{message}") => PERM_READ_MESSAGE_HISTORY,
+        ("PATCH", "/channels/{channel}/messages/{message}") if others_message() => {
+            PERM_MANAGE_MESSAGES
+        }
+        ("DELETE", "/channels/{channel}/messages/{message}") if others_message() => {
+            PERM_MANAGE_MESSAGES
+        }
+        ("PUT", "/channels/{channel}/messages/{message}/reactions/{emoji}/@me") => {
+            let first = parse_id(Some(&json!(c.param("message"))))
+                .and_then(|m| w.messages.get(&m))
+                .map_or(true, |m| {
+                    !m.reactions
+                        .iter()
+                        .any(|r| r.key == c.param("emoji") && !r.users.is_empty())
+                });
+            PERM_READ_MESSAGE_HISTORY | if first { PERM_ADD_REACTIONS } else { 0 }
+        }
+        ("PUT", "/channels/{channel}/pins/{message}")
+        | ("PUT", "/channels/{channel}/messages/pins/{message}")
+        | ("DELETE", "/channels/{channel}/pins/{message}")
+        | ("DELETE", "/channels/{channel}/messages/pins/{message}") => PERM_PIN_MESSAGES,
+        _ => 0,
+    };
+    w.bot_requires(channel_id, needs)
 }
 
 fn message_in(w: &World, channel_id: u64, c: &Ctx) -> Result<u64, ApiError> {

@@ -31,19 +31,18 @@ pub const EVERYONE_PERMISSIONS: u64 = (1 << 0)
     | (1 << 31)
     | (1 << 35)
     | (1 << 38);
-/// The bot's managed role: what an incident bot is invited with.
+/// The bot's managed role: what the README's invite with Mention Everyone gives (view, manage
+/// channels, send, embed, attach, history, mention everyone, manage threads, create public
+/// threads, send in threads), and nothing more.
 pub const BOT_ROLE_PERMISSIONS: u64 = (1 << 4)
-    | (1 << 6)
     | (1 << 10)
     | (1 << 11)
-    | (1 << 13)
     | (1 << 14)
     | (1 << 15)
     | (1 << 16)
     | (1 << 17)
     | (1 << 34)
     | (1 << 35)
-    | (1 << 36)
     | (1 << 38);
 
 pub const INTENT_GUILDS: u64 = 1 << 0;
@@ -254,6 +253,8 @@ pub struct World {
     pub forums_requiring_tags: std::collections::BTreeSet<u64>,
     /// Discord's cap on active threads in a server.
     pub max_active_threads: usize,
+    /// Each channel's `permission_overwrites`, by channel id (threads use their parent's).
+    pub overwrites: BTreeMap<u64, Vec<super::perms::OverwriteRec>>,
 }
 
 impl World {
@@ -287,6 +288,7 @@ impl World {
             thread_members: BTreeMap::new(),
             forums_requiring_tags: Default::default(),
             max_active_threads: super::threads::MAX_ACTIVE_THREADS,
+            overwrites: BTreeMap::new(),
         };
         let joined = iso(now_ms() - 86_400_000);
         for (id, name, bot) in [
@@ -403,12 +405,15 @@ impl World {
         let Some(m) = self.members.get(&user) else {
             return 0;
         };
+        if user == super::OWNER_ID {
+            return super::perms::PERM_ALL;
+        }
         let mut perms = self.roles.get(&GUILD_ID).map_or(0, |r| r.permissions);
         for r in &m.roles {
             perms |= self.roles.get(r).map_or(0, |r| r.permissions);
         }
         if perms & PERM_ADMINISTRATOR != 0 {
-            return u64::MAX >> 13;
+            return super::perms::PERM_ALL;
         }
         perms
     }
@@ -500,7 +505,7 @@ impl World {
             return v;
         }
         v["position"] = json!(c.position);
-        v["permission_overwrites"] = json!([]);
+        v["permission_overwrites"] = self.overwrites_json(c.id);
         v["nsfw"] = json!(c.nsfw);
         if c.kind != 4 {
             v["topic"] = json!(c.topic);
@@ -524,7 +529,7 @@ impl World {
             .get(&id)
             .map(|c| self.channel_json(c))
             .unwrap_or_else(|| json!({ "id": id_str(id), "type": 0 }));
-        v["permissions"] = json!(self.member_permissions(permissions_of).to_string());
+        v["permissions"] = json!(self.channel_permissions(permissions_of, id).to_string());
         v
     }
 
@@ -658,6 +663,7 @@ impl World {
         default_parse: &[&str],
         replied_author: Option<u64>,
         author: u64,
+        channel: u64,
     ) -> Pings {
         let (parse, users_allowed, roles_allowed, replied_user): (
             Vec<String>,
@@ -696,7 +702,8 @@ impl World {
                 true,
             ),
         };
-        let author_perms = self.member_permissions(author);
+        // Mention Everyone counts as the channel's overwrites leave it.
+        let author_perms = self.channel_permissions(author, channel);
         let can_mention_everyone = author_perms & PERM_MENTION_EVERYONE != 0;
         let found = scan_mentions(content);
         let mut pings = Pings {
@@ -961,6 +968,7 @@ impl World {
                 default_parse,
                 replied_author,
                 m.author_id,
+                m.channel_id,
             )
         };
         let id = fixed_id.unwrap_or_else(|| self.next_id());
@@ -1128,6 +1136,7 @@ impl World {
             default_parse,
             None,
             rec.author_id,
+            rec.channel_id,
         );
         self.apply_mentions(&mut obj, &mentions);
         if was_loading {
