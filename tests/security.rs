@@ -1390,12 +1390,7 @@ async fn every_route_of_the_http_edge_is_guarded() {
     assert_eq!(a.status, 303);
     assert!(!a.sets_session());
     // Nothing else is served.
-    for path in [
-        "/admin",
-        "/hooks/github",
-        "/incidents/INC-1/edit",
-        "/.env",
-    ] {
+    for path in ["/admin", "/hooks/github", "/incidents/INC-1/edit", "/.env"] {
         let a = send("GET", &format!("{base}{path}"), &[], None).await;
         assert_eq!(a.status, 404, "{path}: {}", a.text());
     }

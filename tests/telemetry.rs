@@ -44,7 +44,10 @@ async fn settles(prom: &PrometheusFixture, query: &str, want: f64) -> Option<f64
             .await
             .unwrap();
         assert_eq!(res["status"], "success", "{query}: {res}");
-        let results = res["data"]["result"].as_array().cloned().unwrap_or_default();
+        let results = res["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert!(results.len() <= 1, "{query} matches several series: {res}");
         last = results
             .first()
@@ -115,7 +118,10 @@ async fn prometheus_scrapes_interactions_by_outcome_and_open_incidents_by_severi
             r#"sitrep_interactions_total{kind="command",command="incident update",outcome="user_error"}"#,
             1.0,
         ),
-        (r#"sum(sitrep_interactions_total{outcome="internal_error"}) or vector(0)"#, 0.0),
+        (
+            r#"sum(sitrep_interactions_total{outcome="internal_error"}) or vector(0)"#,
+            0.0,
+        ),
         (
             r#"sitrep_interaction_ack_seconds_count{kind="command",command="incident open"}"#,
             2.0,
