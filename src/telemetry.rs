@@ -241,7 +241,7 @@ impl Telemetry {
         let requests = Family::default();
         registry.register(
             "discord_requests",
-            "REST calls to Discord by call site and final answer (2xx, an HTTP status, timeout, error)",
+            "Attempts of REST calls to Discord, by call site and answer (2xx, an HTTP status, timeout, error); a retried call counts once per attempt",
             requests.clone(),
         );
         let rate_limited = Family::default();
