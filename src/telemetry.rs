@@ -195,6 +195,9 @@ pub struct Telemetry {
     commands: Bounded,
     routes: Bounded,
     probe: OnceLock<LatencyProbe>,
+    /// One scrape at a time: each clears and refills the series read from the store, and two
+    /// Prometheus servers scraping together must not see each other's half-filled families.
+    scraping: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -306,6 +309,7 @@ impl Telemetry {
             commands: Bounded::default(),
             routes: Bounded::default(),
             probe: OnceLock::new(),
+            scraping: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -393,6 +397,7 @@ impl Telemetry {
     /// gateway, then writes everything out in Prometheus' text format. Sled reads are quick
     /// enough to make here: a few thousand incidents decode in milliseconds.
     pub async fn exposition(&self, app: &App) -> Result<String, StoreError> {
+        let _one = self.scraping.lock().await;
         let incidents = app.store.incidents()?;
         let (depth, oldest) = app.store.outbox_summary()?;
 
