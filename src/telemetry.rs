@@ -1,4 +1,4 @@
-//! The bot's own health for whoever runs it, in Prometheus' text exposition format (`GET /metrics`).
+//! The bot's own health for whoever runs it, in Prometheus' text format, served as `GET /metrics`.
 //!
 //! The parts that do the work record into one [`Telemetry`], which they are handed (through
 //! [`crate::app::App`], or directly where the app does not exist yet); nothing here is global.

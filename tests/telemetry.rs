@@ -1,4 +1,4 @@
-//! The bot's own `GET /metrics`, scraped by a real Prometheus while the real binary works over the fake.
+//! The bot's own `GET /metrics`, scraped by a real Prometheus while the bot runs over the fake.
 
 mod support;
 
