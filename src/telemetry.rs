@@ -394,8 +394,8 @@ impl Telemetry {
     }
 
     /// Reads what is read at scrape time from `app` (its store, config and clock) and the
-    /// gateway, then writes everything out in Prometheus' text format. Sled reads are quick
-    /// enough to make here: a few thousand incidents decode in milliseconds.
+    /// gateway, then writes everything out in Prometheus' text format. Reading every incident
+    /// costs about 0.1 s for 5,000 of them in an unoptimised build: well inside a scrape.
     pub async fn exposition(&self, app: &App) -> Result<String, StoreError> {
         let _one = self.scraping.lock().await;
         let incidents = app.store.incidents()?;
