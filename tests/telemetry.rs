@@ -1,14 +1,17 @@
-//! The bot's own `GET /metrics`, scraped by a real Prometheus while the real binary works over the fake.
+//! The bot's own `GET /metrics`, scraped by a real Prometheus while the bot runs over the fake.
 
 mod support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot, Mode};
-use support::discord::{FakeDiscord, GatewayFault, Interaction, GENERAL_CHANNEL_ID, OWNER_ID};
+use support::discord::{
+    FakeDiscord, Fault, GatewayFault, Interaction, GENERAL_CHANNEL_ID, OWNER_ID,
+};
 use support::prometheus::{free_port, PrometheusFixture};
 
 const ADMIN_TOKEN: &str = "adm_metrics-scrape-token-0123456789";
+const CREATE_CHANNEL: &str = "POST /guilds/{guild}/channels";
 
 /// The text of the first answer to `i`, and whether it was private; a deferral waits for its
 /// filled-in placeholder.
@@ -77,7 +80,9 @@ async fn prometheus_scrapes_interactions_by_outcome_and_open_incidents_by_severi
     );
     fake.wait_ready().await;
 
-    // Two incidents declared, and one mistake: an update typed outside any incident's channel.
+    // Two incidents declared (the first channel after a 429, which the bot waits out), and one
+    // mistake: an update typed outside any incident's channel.
+    fake.fail_next(CREATE_CHANNEL, Fault::RateLimit { retry_after: 0.2 });
     for (title, severity) in [("Checkout returns 500", "SEV1"), ("Search is slow", "SEV3")] {
         let i = fake.slash(
             OWNER_ID,
@@ -141,7 +146,15 @@ async fn prometheus_scrapes_interactions_by_outcome_and_open_incidents_by_severi
             r#"sitrep_discord_requests_total{route="create channel",status="2xx"}"#,
             2.0,
         ),
-        (r#"sitrep_discord_invalid_requests"#, 0.0),
+        (
+            r#"sitrep_discord_requests_total{route="create channel",status="429"}"#,
+            1.0,
+        ),
+        (
+            r#"sitrep_discord_rate_limited_total{route="create channel"}"#,
+            1.0,
+        ),
+        (r#"sitrep_discord_invalid_requests"#, 1.0),
         (r#"sitrep_outbox_depth"#, 0.0),
     ];
     let mut wrong = Vec::new();
@@ -152,4 +165,70 @@ async fn prometheus_scrapes_interactions_by_outcome_and_open_incidents_by_severi
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Direct to "discord.com", serenity waits out a 429 itself: the bot never sees it, but counts
+/// the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_mode_counts_the_waits_of_serenitys_own_limiter() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Direct,
+        "",
+        &[
+            ("SITREP_HTTP__LISTEN", listen.as_str()),
+            ("SITREP_HTTP_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    );
+    fake.wait_ready().await;
+    fake.fail_next(CREATE_CHANNEL, Fault::RateLimit { retry_after: 0.2 });
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({"open": {"title": "Checkout returns 500", "severity": "SEV2"}}),
+    );
+    let (text, _) = answer(&fake, &i).await;
+    assert!(text.contains("<#"), "{text}");
+
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("http://{listen}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = res.text().await.unwrap();
+    let value = |series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert!(
+        value(r#"sitrep_discord_rate_limit_waits_total{global="false"}"#) >= Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"sitrep_discord_requests_total{route="create channel",status="2xx"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"sitrep_discord_rate_limited_total{route="create channel"}"#),
+        None,
+        "the 429 never reached the bot: {text}"
+    );
+    assert_eq!(
+        value(r#"sitrep_open_incidents{severity="SEV2"}"#),
+        Some(1.0),
+        "{text}"
+    );
 }
