@@ -426,3 +426,40 @@ async fn a_thread_made_while_discord_did_not_answer_is_found_not_made_twice() {
     assert_eq!(under_parent.len(), 1, "{under_parent:?}");
     assert_eq!(under_parent[0]["id"], thread.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forum_mode_pointed_at_a_text_channel_makes_no_thread_and_says_what_to_fix() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let general = GENERAL_CHANNEL_ID.to_string();
+    let bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[
+            ("SITREP_DISCORD__INCIDENT_MODE", "forum"),
+            ("SITREP_DISCORD__INCIDENT_FORUM_CHANNEL_ID", &general),
+        ],
+    );
+    fake.wait_ready().await;
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({ "open": { "title": "DNS down", "severity": "SEV1" } }),
+    );
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.original(&i)
+            .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
+    })
+    .await
+    .expect("an answer");
+    assert!(
+        fake.requests_to("POST /channels/{channel}/threads")
+            .is_empty(),
+        "no thread in a text channel"
+    );
+    let log = bot.log();
+    assert!(log.contains("is not a forum channel"), "{log}");
+}

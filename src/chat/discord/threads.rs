@@ -83,6 +83,8 @@ impl DiscordChat {
                 .await
             {
                 Ok(t) => t,
+                // Posting there would make a private thread in a text channel, or fail.
+                Err(e @ ChatError::NoPlace(_)) => return Err((e, None)),
                 Err(e) => {
                     tracing::warn!(forum, error = %e, "creating the incident post without tags");
                     Vec::new()
@@ -342,8 +344,8 @@ impl DiscordChat {
         let ch = match ch {
             Channel::Guild(ch) if ch.kind == ChannelType::Forum => ch,
             _ => {
-                return Err(ChatError::Refused(format!(
-                    "[discord] incident_forum_channel_id {forum} is not a forum channel"
+                return Err(ChatError::NoPlace(format!(
+                    "The channel set as [discord] incident_forum_channel_id ({forum}) is not a forum channel. Create a forum channel for incidents and put its id there, or set incident_mode = \"thread\"."
                 )))
             }
         };
