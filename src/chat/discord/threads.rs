@@ -28,7 +28,7 @@ const CREATE_ATTEMPTS: u32 = 3;
 #[derive(Default)]
 pub(super) struct ThreadState {
     store: OnceLock<Store>,
-    /// The incident forum's tag ids by name, read once and kept while they work.
+    /// The incident forum's tag ids by [`tag_key`], read once and kept while they work.
     tags: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
@@ -321,7 +321,7 @@ impl DiscordChat {
 
     /// The forum's ids for these tag names, adding the incident tags it lacks first.
     async fn tag_ids(&self, forum: u64, names: &[String]) -> Result<Vec<u64>, ChatError> {
-        let names: Vec<String> = names.iter().map(|n| tag_name(n)).collect();
+        let names: Vec<String> = names.iter().map(|n| tag_key(&tag_name(n))).collect();
         let mut known = self.threads.tags.lock().await;
         if names.iter().any(|n| !known.contains_key(n)) {
             *known = self.ensure_tags(forum).await?;
@@ -352,12 +352,12 @@ impl DiscordChat {
         let mut have: HashMap<String, u64> = ch
             .available_tags
             .iter()
-            .map(|t| (t.name.clone(), t.id.get()))
+            .map(|t| (tag_key(&t.name), t.id.get()))
             .collect();
         let missing: Vec<String> = self
             .incident_tag_names()
             .into_iter()
-            .filter(|n| !have.contains_key(n))
+            .filter(|n| !have.contains_key(&tag_key(n)))
             .collect();
         if missing.is_empty() {
             return Ok(have);
@@ -388,7 +388,7 @@ impl DiscordChat {
         have = ch
             .available_tags
             .iter()
-            .map(|t| (t.name.clone(), t.id.get()))
+            .map(|t| (tag_key(&t.name), t.id.get()))
             .collect();
         Ok(have)
     }
@@ -402,6 +402,12 @@ impl DiscordChat {
             .chain(State::ALL.iter().map(|s| tag_name(s.as_str())))
             .collect()
     }
+}
+
+/// Tags are matched without regard to case, so that a moderator's `sev1` serves as `SEV1`
+/// instead of clashing with it.
+fn tag_key(name: &str) -> String {
+    name.to_lowercase()
 }
 
 fn tag_name(s: &str) -> String {
