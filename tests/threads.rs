@@ -411,11 +411,11 @@ async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_made_while_discord_did_not_answer_is_found_not_made_twice() {
     let (fake, _w, parent, _bot) =
-        started("thread", &[("SITREP_DISCORD__REQUEST_TIMEOUT", "1s")]).await;
+        started("thread", &[("SITREP_DISCORD__REQUEST_TIMEOUT", "2s")]).await;
     // Discord makes the thread, but its answer is lost past the bot's request timeout.
     fake.fail_next(
         "POST /channels/{channel}/threads",
-        Fault::LateAnswer(Duration::from_secs(3)),
+        Fault::LateAnswer(Duration::from_secs(5)),
     );
     let thread = open(&fake, "Disk full", "SEV2").await;
     assert_eq!(
