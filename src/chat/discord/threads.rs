@@ -22,8 +22,8 @@ const ROOM_BATCH: usize = 10;
 const MAX_FORUM_TAGS: usize = 20;
 const MAX_POST_TAGS: usize = 5;
 const MAX_TAG_NAME: usize = 20;
-/// Tries at making a thread when Discord is busy or gives no answer.
-const CREATE_ATTEMPTS: u32 = 3;
+/// Tries at making a thread when Discord is busy or gives no answer, as many as other calls get.
+const CREATE_ATTEMPTS: u32 = 5;
 
 #[derive(Default)]
 pub(super) struct ThreadState {
@@ -150,7 +150,7 @@ impl DiscordChat {
                 return Err((chat, outgoing::code_of(&e)));
             }
             tokio::time::sleep(delay).await;
-            delay *= 2;
+            delay = (delay * 2).min(Duration::from_secs(8));
             if unsure {
                 if let Some(found) = self.find_active_thread(parent, name).await {
                     tracing::info!(
