@@ -1,5 +1,4 @@
-//! Thread and forum modes, the real binary against the Discord fake: auto-archive periods,
-//! threads archived under the bot, Join, forum tags, and Discord's cap of 1,000 active threads.
+//! Thread and forum modes, the real binary over the Discord fake: archive periods, archived threads, Join, forum tags, the active-thread cap.
 
 mod support;
 
