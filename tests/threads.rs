@@ -1,5 +1,4 @@
-//! Thread and forum modes, the real binary against the Discord fake: auto-archive periods,
-//! threads archived under the bot, Join, forum tags, and Discord's cap of 1,000 active threads.
+//! Thread and forum modes, the real binary over the Discord fake: archive periods, archived threads, Join, forum tags, the active-thread cap.
 
 mod support;
 
@@ -261,7 +260,8 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
         ],
     )
     .await;
-    let question = fake.add_forum_tags(forum, &["question"])[0];
+    // A moderator's tags: one of them already names a severity, in its own case.
+    let question = fake.add_forum_tags(forum, &["question", "sev4"])[0];
     fake.require_forum_tag(forum);
     let post = open(&fake, "Checkout returns 500", "SEV2").await;
     let ch = fake.channel(post).unwrap();
@@ -280,9 +280,14 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
     wait_tags(&fake, post, ["SEV2", "investigating"]).await;
     let names = fake.forum_tag_names(forum);
     assert_eq!(names[0], "question", "a moderator's tag is kept: {names:?}");
+    assert!(
+        !names.iter().any(|t| t == "SEV4"),
+        "the moderator's sev4 serves: {names:?}"
+    );
+    assert_eq!(names.len(), 2 + 3 + 4, "{names:?}");
     for n in [
         "SEV1",
-        "SEV4",
+        "SEV3",
         "investigating",
         "identified",
         "monitoring",
@@ -388,26 +393,28 @@ async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
         "incident",
         json!({ "open": { "title": "Five", "severity": "SEV3" } }),
     );
-    fake.wait_until(Duration::from_secs(10), |f| {
-        f.original(&i)
-            .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
-    })
-    .await
-    .expect("an answer");
+    let answer = fake
+        .wait_until(Duration::from_secs(10), |f| {
+            f.original(&i)
+                .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
+        })
+        .await
+        .expect("an answer");
     assert_eq!(refusals(&fake), 2, "one more refusal, no storm");
     assert_eq!(fake.active_threads(), 1000);
-    let log = bot.log();
-    assert!(log.contains("1,000 active threads"), "{log}");
+    // What to fix reaches the responder, or at least the operator's log.
+    let told = format!("{}\n{}", answer["content"], bot.log());
+    assert!(told.contains("1,000 active threads"), "{told}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_made_while_discord_did_not_answer_is_found_not_made_twice() {
     let (fake, _w, parent, _bot) =
-        started("thread", &[("SITREP_DISCORD__REQUEST_TIMEOUT", "1s")]).await;
+        started("thread", &[("SITREP_DISCORD__REQUEST_TIMEOUT", "2s")]).await;
     // Discord makes the thread, but its answer is lost past the bot's request timeout.
     fake.fail_next(
         "POST /channels/{channel}/threads",
-        Fault::LateAnswer(Duration::from_secs(3)),
+        Fault::LateAnswer(Duration::from_secs(5)),
     );
     let thread = open(&fake, "Disk full", "SEV2").await;
     assert_eq!(
@@ -425,4 +432,42 @@ async fn a_thread_made_while_discord_did_not_answer_is_found_not_made_twice() {
         .collect();
     assert_eq!(under_parent.len(), 1, "{under_parent:?}");
     assert_eq!(under_parent[0]["id"], thread.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forum_mode_pointed_at_a_text_channel_makes_no_thread_and_says_what_to_fix() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    let general = GENERAL_CHANNEL_ID.to_string();
+    let bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[
+            ("SITREP_DISCORD__INCIDENT_MODE", "forum"),
+            ("SITREP_DISCORD__INCIDENT_FORUM_CHANNEL_ID", &general),
+        ],
+    );
+    fake.wait_ready().await;
+    let i = fake.slash(
+        OWNER_ID,
+        GENERAL_CHANNEL_ID,
+        "incident",
+        json!({ "open": { "title": "DNS down", "severity": "SEV1" } }),
+    );
+    let answer = fake
+        .wait_until(Duration::from_secs(10), |f| {
+            f.original(&i)
+                .filter(|m| m["content"].as_str().is_some_and(|c| !c.is_empty()))
+        })
+        .await
+        .expect("an answer");
+    assert!(
+        fake.requests_to("POST /channels/{channel}/threads")
+            .is_empty(),
+        "no thread in a text channel"
+    );
+    let told = format!("{}\n{}", answer["content"], bot.log());
+    assert!(told.contains("is not a forum channel"), "{told}");
 }

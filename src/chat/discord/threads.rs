@@ -22,13 +22,13 @@ const ROOM_BATCH: usize = 10;
 const MAX_FORUM_TAGS: usize = 20;
 const MAX_POST_TAGS: usize = 5;
 const MAX_TAG_NAME: usize = 20;
-/// Tries at making a thread when Discord is busy or gives no answer.
-const CREATE_ATTEMPTS: u32 = 3;
+/// Tries at making a thread when Discord is busy or gives no answer, as many as other calls get.
+const CREATE_ATTEMPTS: u32 = 5;
 
 #[derive(Default)]
 pub(super) struct ThreadState {
     store: OnceLock<Store>,
-    /// The incident forum's tag ids by name, read once and kept while they work.
+    /// The incident forum's tag ids by [`tag_key`], read once and kept while they work.
     tags: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
@@ -83,6 +83,8 @@ impl DiscordChat {
                 .await
             {
                 Ok(t) => t,
+                // Posting there would make a private thread in a text channel, or fail.
+                Err(e @ ChatError::NoPlace(_)) => return Err((e, None)),
                 Err(e) => {
                     tracing::warn!(forum, error = %e, "creating the incident post without tags");
                     Vec::new()
@@ -148,7 +150,7 @@ impl DiscordChat {
                 return Err((chat, outgoing::code_of(&e)));
             }
             tokio::time::sleep(delay).await;
-            delay *= 2;
+            delay = (delay * 2).min(Duration::from_secs(8));
             if unsure {
                 if let Some(found) = self.find_active_thread(parent, name).await {
                     tracing::info!(
@@ -319,7 +321,7 @@ impl DiscordChat {
 
     /// The forum's ids for these tag names, adding the incident tags it lacks first.
     async fn tag_ids(&self, forum: u64, names: &[String]) -> Result<Vec<u64>, ChatError> {
-        let names: Vec<String> = names.iter().map(|n| tag_name(n)).collect();
+        let names: Vec<String> = names.iter().map(|n| tag_key(&tag_name(n))).collect();
         let mut known = self.threads.tags.lock().await;
         if names.iter().any(|n| !known.contains_key(n)) {
             *known = self.ensure_tags(forum).await?;
@@ -342,20 +344,20 @@ impl DiscordChat {
         let ch = match ch {
             Channel::Guild(ch) if ch.kind == ChannelType::Forum => ch,
             _ => {
-                return Err(ChatError::Refused(format!(
-                    "[discord] incident_forum_channel_id {forum} is not a forum channel"
+                return Err(ChatError::NoPlace(format!(
+                    "The channel set as [discord] incident_forum_channel_id ({forum}) is not a forum channel. Create a forum channel for incidents and put its id there, or set incident_mode = \"thread\"."
                 )))
             }
         };
         let mut have: HashMap<String, u64> = ch
             .available_tags
             .iter()
-            .map(|t| (t.name.clone(), t.id.get()))
+            .map(|t| (tag_key(&t.name), t.id.get()))
             .collect();
         let missing: Vec<String> = self
             .incident_tag_names()
             .into_iter()
-            .filter(|n| !have.contains_key(n))
+            .filter(|n| !have.contains_key(&tag_key(n)))
             .collect();
         if missing.is_empty() {
             return Ok(have);
@@ -386,7 +388,7 @@ impl DiscordChat {
         have = ch
             .available_tags
             .iter()
-            .map(|t| (t.name.clone(), t.id.get()))
+            .map(|t| (tag_key(&t.name), t.id.get()))
             .collect();
         Ok(have)
     }
@@ -400,6 +402,12 @@ impl DiscordChat {
             .chain(State::ALL.iter().map(|s| tag_name(s.as_str())))
             .collect()
     }
+}
+
+/// Tags are matched without regard to case, so that a moderator's `sev1` serves as `SEV1`
+/// instead of clashing with it.
+fn tag_key(name: &str) -> String {
+    name.to_lowercase()
 }
 
 fn tag_name(s: &str) -> String {
