@@ -15,7 +15,8 @@ fn utc(ts: &serenity::all::Timestamp) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(ts.unix_timestamp(), ts.nanosecond()).unwrap_or_default()
 }
 
-fn captured(msg: &Message) -> CapturedMessage {
+/// A message as the store keeps it.
+pub(super) fn captured(msg: &Message) -> CapturedMessage {
     let mut c = CapturedMessage::new(
         msg.id.get(),
         msg.channel_id.get(),
