@@ -50,9 +50,12 @@
 //! * Interactions: first callback later than 3 s → 404 10062 and the token is dead; a second
 //!   callback → 400 40060; webhook calls before any callback → 404 10015; expired tokens → 401 50027.
 //! * Channel renames: more than two name/topic changes in ten minutes → 429 (Discord's own rule).
-//! * Gateway: IDENTIFY token and intents (privileged ones must be enabled, see
-//!   [`FakeDiscord::set_privileged_intents`]), close codes 4001–4014, RESUME replay, and without the
-//!   message-content intent other users' message content is blanked, as Discord does.
+//! * Gateway: IDENTIFY token and intents, close codes 4001–4014, RESUME replay. The
+//!   developer-portal toggles of the privileged intents are all off, as for a new application:
+//!   IDENTIFY asking for one is closed with 4014 until a test switches it on by name
+//!   ([`FakeDiscord::set_privileged_intents`]). Without the message-content intent other users'
+//!   message content is blanked, over the gateway and REST, as Discord does; the target of a
+//!   message command keeps its text.
 //! * Who gets pinged: [`FakeDiscord::pings`] applies allowed_mentions (absent: all kinds for channel
 //!   messages, users only for interaction responses and webhooks), role mentionability and the
 //!   author's Mention Everyone permission. Embeds never ping.
@@ -675,8 +678,9 @@ impl FakeDiscord {
         })
     }
 
-    /// Which privileged intents the application has enabled (default: all three).
-    /// IDENTIFY asking for others is closed with 4014, and REST hides content without MESSAGE_CONTENT.
+    /// Switches privileged intents on for the application, as its developer-portal toggles do
+    /// (default: none, as for a new application; e.g. [`INTENT_MESSAGE_CONTENT`]). IDENTIFY
+    /// asking for others is closed with 4014, and REST hides content without MESSAGE_CONTENT.
     pub fn set_privileged_intents(&self, bits: u64) {
         self.shared
             .with(|w| w.privileged_intents = bits & world::PRIVILEGED_INTENTS);
