@@ -8,9 +8,7 @@ use sitrep::domain::{EventKind, IncidentId};
 use sitrep::store::{GapReason, Store};
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
-use support::discord::{
-    FakeDiscord, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID,
-};
+use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID};
 
 /// The first words of the log line that says the intent was refused.
 const REFUSED: &str = "Discord refused the Message Content intent";
@@ -86,7 +84,10 @@ async fn the_default_config_keeps_what_was_said_when_the_portal_allows_it() {
     assert!(bot.stop().success(), "{}", bot.log());
     assert!(!bot.log().contains(REFUSED), "{}", bot.log());
     let store = Store::open(bot.db_path()).unwrap();
-    let kept = store.message(IncidentId(1), said).unwrap().expect("captured");
+    let kept = store
+        .message(IncidentId(1), said)
+        .unwrap()
+        .expect("captured");
     assert_eq!(kept.content, "queue depth is 40k");
     assert!(store.content_gaps().unwrap().is_empty());
 }
@@ -165,16 +166,27 @@ async fn without_the_portal_toggle_the_bot_runs_on_and_says_what_is_missing() {
     assert_eq!(notices.len(), 1, "{notices:?}");
 
     let store = Store::open(bot.db_path()).unwrap();
-    let gap = store.open_content_gap().unwrap().expect("the stretch is open");
+    let gap = store
+        .open_content_gap()
+        .unwrap()
+        .expect("the stretch is open");
     assert_eq!(gap.reason, GapReason::Refused);
     assert_eq!(
-        store.message(IncidentId(1), blank).unwrap().unwrap().content,
+        store
+            .message(IncidentId(1), blank)
+            .unwrap()
+            .unwrap()
+            .content,
         "",
         "Discord sent it without its text"
     );
     // Add to timeline took the text from the interaction, which always carries it.
     assert_eq!(
-        store.message(IncidentId(1), marked).unwrap().unwrap().content,
+        store
+            .message(IncidentId(1), marked)
+            .unwrap()
+            .unwrap()
+            .content,
         "consumer back, draining"
     );
     let key_moment = store
@@ -217,7 +229,10 @@ async fn without_the_portal_toggle_the_bot_runs_on_and_says_what_is_missing() {
     fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let mut bot = bot.restart(&fake, w, Mode::Proxy, "");
     fake.wait_ready().await;
-    assert_ne!(fake.gateway_stats().intents.unwrap() & INTENT_MESSAGE_CONTENT, 0);
+    assert_ne!(
+        fake.gateway_stats().intents.unwrap() & INTENT_MESSAGE_CONTENT,
+        0
+    );
     settle().await;
     assert!(bot.stop().success(), "{}", bot.log());
     let store = Store::open(bot.db_path()).unwrap();
@@ -237,7 +252,10 @@ async fn a_refusal_of_what_the_bot_cannot_do_without_still_stops_it() {
         .unwrap_or_else(|| panic!("still running; log:\n{}", bot.log()));
     assert!(!status.success());
     let log = bot.log();
-    assert!(log.contains("even without the Message Content intent"), "{log}");
+    assert!(
+        log.contains("even without the Message Content intent"),
+        "{log}"
+    );
     assert_eq!(
         fake.gateway_stats().connections,
         2,

@@ -80,7 +80,11 @@ impl Store {
 
     /// Notes that from `at` the bot runs without message text, for `reason`. A stretch already
     /// open for the same reason goes on (a restart does not start a new one).
-    pub fn begin_content_gap(&self, at: DateTime<Utc>, reason: GapReason) -> Result<(), StoreError> {
+    pub fn begin_content_gap(
+        &self,
+        at: DateTime<Utc>,
+        reason: GapReason,
+    ) -> Result<(), StoreError> {
         self.update_gaps(|gaps| {
             match gaps.iter_mut().find(|g| g.to.is_none()) {
                 Some(g) if g.reason == reason => return,
@@ -149,7 +153,9 @@ mod tests {
         assert_eq!((gaps[0].from, gaps[0].to), (t(1), Some(t(3))));
         assert_eq!(gaps[0].told, vec![7]);
         // Another reason is another stretch.
-        store.begin_content_gap(t(4), GapReason::Configured).unwrap();
+        store
+            .begin_content_gap(t(4), GapReason::Configured)
+            .unwrap();
         store.begin_content_gap(t(5), GapReason::Refused).unwrap();
         let gaps = store.content_gaps().unwrap();
         assert_eq!(gaps.len(), 3);

@@ -452,7 +452,9 @@ mod tests {
     fn text_read_later_fills_a_message_stored_without_it() {
         let (store, id) = setup();
         assert!(store.capture_message(id, &msg(100, 1, "")).unwrap());
-        assert!(!store.capture_message(id, &msg(100, 1, "db is down")).unwrap());
+        assert!(!store
+            .capture_message(id, &msg(100, 1, "db is down"))
+            .unwrap());
         let m = store.message(id, 100).unwrap().unwrap();
         assert_eq!(m.content, "db is down");
         assert!(m.history.is_empty(), "not an edit: {:?}", m.history);

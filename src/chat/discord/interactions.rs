@@ -470,8 +470,7 @@ impl Bot {
             .messages
             .get(&serenity::all::MessageId::new(target))
             .map(super::capture::captured);
-        match commands::postmortem::add_to_timeline(&self.app, inv, target, message.as_ref())
-            .await
+        match commands::postmortem::add_to_timeline(&self.app, inv, target, message.as_ref()).await
         {
             Ok(outcome) => {
                 r.reply(outcome.reply.post, outcome.reply.ephemeral).await;
