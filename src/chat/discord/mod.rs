@@ -396,7 +396,8 @@ pub async fn run(
         }
         tracing::warn!("{}", crate::postmortem::text_gaps::REFUSED_LOG);
         wanted.remove(GatewayIntents::MESSAGE_CONTENT);
-        client.shard_manager.shutdown_all().await;
+        // The refused client is dropped as it is: its shard runner has ended, and asking its
+        // manager to shut that down would wait out a 5 s timeout for nothing.
         let next = self::client(new_http()?, wanted, &slot).await?;
         {
             let mut c = current.lock().expect("current gateway");
