@@ -171,8 +171,9 @@ pub async fn on_delete(app: &App, channel: ChannelId, message: MessageId) {
     }
 }
 
-/// Puts a message on the timeline, fetching it first when it was never captured (said before
-/// the bot joined, or content not delivered without the message-content intent).
+/// Puts a reacted-to message on the timeline, fetching it first when it was never captured
+/// (said before the bot joined). Without the message-content intent its text stays blank: only
+/// the "Add to timeline" command carries a message's text whatever the intents.
 pub async fn highlight(
     app: &App,
     http: &Http,
