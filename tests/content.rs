@@ -117,7 +117,7 @@ async fn without_the_portal_toggle_the_bot_runs_on_and_says_what_is_missing() {
         "reconnected without it"
     );
     // The open incident's channel hears it once, its commander named.
-    let notice = fake.wait_message(|m| is_notice(m)).await;
+    let notice = fake.wait_message(is_notice).await;
     assert_eq!(notice["channel_id"], first.to_string());
     assert!(
         notice["content"]
