@@ -225,7 +225,8 @@ async fn without_the_portal_toggle_the_bot_runs_on_and_says_what_is_missing() {
         "{md}"
     );
 
-    // With the toggle on again, text is back and the stretch ends.
+    // With the toggle on again, text is back, the stretch ends, and what was kept without
+    // text is read again: the next draft has the words and no longer warns.
     fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let mut bot = bot.restart(&fake, w, Mode::Proxy, "");
     fake.wait_ready().await;
@@ -234,10 +235,39 @@ async fn without_the_portal_toggle_the_bot_runs_on_and_says_what_is_missing() {
         0
     );
     settle().await;
+    let d = fake.slash(OWNER_ID, first, "postmortem", json!({"draft": {}}));
+    fake.wait_until(Duration::from_secs(10), |f| {
+        f.original(&d).filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("version 2"))
+        })
+    })
+    .await
+    .expect("a second draft is compiled");
     assert!(bot.stop().success(), "{}", bot.log());
     let store = Store::open(bot.db_path()).unwrap();
     assert_eq!(store.open_content_gap().unwrap(), None);
-    assert!(store.content_gaps().unwrap()[0].to.is_some());
+    let gaps = store.content_gaps().unwrap();
+    assert!(gaps[0].to.is_some());
+    assert_eq!(
+        gaps[0].recovered,
+        vec![1, 2],
+        "both incidents were read again"
+    );
+    let m = store.message(IncidentId(1), blank).unwrap().unwrap();
+    assert_eq!(m.content, "restarting the consumer on node 3");
+    assert!(m.history.is_empty(), "the words it had, not an edit");
+    drop(store);
+    let exported = std::process::Command::new(env!("CARGO_BIN_EXE_sitrep"))
+        .args(["export", "INC-1", "--db"])
+        .arg(bot.db_path())
+        .output()
+        .unwrap();
+    let md = String::from_utf8(exported.stdout).unwrap();
+    assert!(md.contains("version 2"), "{md}");
+    assert!(!md.contains("Message text was not captured"), "{md}");
+    assert!(md.contains("restarting the consumer on node 3"), "{md}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

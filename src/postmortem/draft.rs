@@ -989,6 +989,7 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
         transcript,
         missing_text: super::text_gaps::draft_lines(
             &src.text_gaps,
+            inc.id,
             started,
             inc.times.resolved.filter(|_| !open),
         ),

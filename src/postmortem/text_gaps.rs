@@ -1,6 +1,7 @@
 //! What the bot tells people when it runs without message text: the notices, and the lines atop a draft that lacks it.
 
 use super::draft::utc;
+use crate::domain::IncidentId;
 use crate::store::{ContentGap, GapReason};
 use chrono::{DateTime, Utc};
 
@@ -24,15 +25,16 @@ pub fn open_notice() -> String {
     )
 }
 
-/// One line per stretch without text that overlaps the incident (`from` to `to`, or to now),
-/// saying when, what is missing, and how to turn it on.
+/// One line per stretch without text that overlaps the incident (`from` to `to`, or to now)
+/// and was not read again since, saying when, what is missing, and how to turn it on.
 pub fn draft_lines(
     gaps: &[ContentGap],
+    incident: IncidentId,
     from: DateTime<Utc>,
     to: Option<DateTime<Utc>>,
 ) -> Vec<String> {
     gaps.iter()
-        .filter(|g| g.overlaps(from, to))
+        .filter(|g| g.overlaps(from, to) && !g.recovered.contains(&incident.0))
         .map(|g| {
             let when = match g.to {
                 Some(end) => format!("from {} to {}", utc(g.from), utc(end)),
@@ -69,21 +71,27 @@ mod tests {
                 to: Some(t(2)),
                 reason: GapReason::Configured,
                 told: vec![],
+                recovered: vec![],
             },
             ContentGap {
                 from: t(5),
                 to: None,
                 reason: GapReason::Refused,
                 told: vec![],
+                recovered: vec![],
             },
         ];
-        let lines = draft_lines(&gaps, t(3), Some(t(4)));
+        let id = IncidentId(3);
+        let lines = draft_lines(&gaps, id, t(3), Some(t(4)));
         assert!(lines.is_empty(), "{lines:?}");
-        let lines = draft_lines(&gaps, t(0), None);
+        let lines = draft_lines(&gaps, id, t(0), None);
         assert_eq!(lines.len(), 2);
         assert!(lines[0].contains("from 2026-11-21 01:00:00 UTC to 2026-11-21 02:00:00 UTC"));
         assert!(lines[0].contains("message_content = true"));
         assert!(lines[1].contains("since 2026-11-21 05:00:00 UTC"));
         assert!(lines[1].contains("Privileged Gateway Intents"));
+        let mut read_again = gaps.clone();
+        read_again[0].recovered.push(3);
+        assert_eq!(draft_lines(&read_again, id, t(0), None).len(), 1);
     }
 }

@@ -33,6 +33,9 @@ pub struct ContentGap {
     /// Incidents already told about this stretch.
     #[serde(default)]
     pub told: Vec<u64>,
+    /// Incidents whose channel was read again, with text, once it came back.
+    #[serde(default)]
+    pub recovered: Vec<u64>,
 }
 
 impl ContentGap {
@@ -96,6 +99,7 @@ impl Store {
                 to: None,
                 reason,
                 told: Vec::new(),
+                recovered: Vec::new(),
             });
         })?;
         Ok(())
@@ -106,6 +110,18 @@ impl Store {
         self.update_gaps(|gaps| {
             for g in gaps.iter_mut().filter(|g| g.to.is_none()) {
                 g.to = Some(at.max(g.from));
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Notes that `incident`'s channel was read again with text, for every ended stretch.
+    pub fn recover_content_gaps(&self, incident: IncidentId) -> Result<(), StoreError> {
+        self.update_gaps(|gaps| {
+            for g in gaps.iter_mut().filter(|g| g.to.is_some()) {
+                if !g.recovered.contains(&incident.0) {
+                    g.recovered.push(incident.0);
+                }
             }
         })?;
         Ok(())
@@ -152,6 +168,8 @@ mod tests {
         assert_eq!(gaps.len(), 1);
         assert_eq!((gaps[0].from, gaps[0].to), (t(1), Some(t(3))));
         assert_eq!(gaps[0].told, vec![7]);
+        store.recover_content_gaps(IncidentId(7)).unwrap();
+        assert_eq!(store.content_gaps().unwrap()[0].recovered, vec![7]);
         // Another reason is another stretch.
         store
             .begin_content_gap(t(4), GapReason::Configured)
@@ -170,6 +188,7 @@ mod tests {
             to: Some(t(4)),
             reason: GapReason::Refused,
             told: vec![],
+            recovered: vec![],
         };
         assert!(g.overlaps(t(1), Some(t(3))));
         assert!(g.overlaps(t(3), None));

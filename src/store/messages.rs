@@ -236,14 +236,17 @@ impl Store {
                             continue;
                         }
                     }
-                    // Stored without its text (read without the message-content intent),
-                    // now read with it: the text it always had, not an edit.
+                    // Stored without its text (read without the message-content intent,
+                    // which blanks attachments too), now read with it: the text it had, not
+                    // an edit.
                     let unread = stored.content.is_empty()
-                        && stored.history.is_empty()
-                        && stored.edited_at == msg.edited_at;
+                        && stored.attachments.is_empty()
+                        && stored.history.is_empty();
                     if unread && !msg.content.is_empty() {
                         let mut filled = stored.clone();
                         filled.content = msg.content.clone();
+                        filled.edited_at = msg.edited_at;
+                        filled.attachments = msg.attachments.clone();
                         // After a swap of attachments above this copy is stale: the swap
                         // fails and the next round reads the new one.
                         let swapped = self.messages.compare_and_swap(

@@ -1,24 +1,34 @@
-//! Running without message text: recording the stretch, and telling each open incident's channel once.
+//! Running without message text: recording the stretch, telling each open incident's channel once, and reading again once text is back.
 //!
 //! The notice goes where the work is: the commander and responders are in the incident's
 //! channel, and that is whose record goes blank. The operator who can fix it reads the log.
 //! An incident opened later hears it in the answer to `/incident open` instead (see
-//! `commands::incident`), so that no channel gets an extra post for it.
+//! `commands::incident`), so that no channel gets an extra post for it. Once text is back, what
+//! was kept without it is read again.
 
 use crate::app::App;
 use crate::chat::{Mentions, Post};
 use crate::postmortem::text_gaps;
 use crate::store::GapReason;
+use governor::DefaultDirectRateLimiter;
+use serenity::all::Http;
 
-/// Called at each READY: notes whether this session gets message text, and when it does not
-/// because Discord refused, tells every open incident that has not heard yet.
-pub async fn on_ready(app: &App, with_text: bool) {
+/// Called at each READY: notes whether this session gets message text. When it does not
+/// because Discord refused, tells every open incident that has not heard yet; when text is back,
+/// reads again what was kept without it.
+pub async fn on_ready(
+    app: &App,
+    with_text: bool,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    bot_user: Option<u64>,
+) {
     let now = app.now();
     if with_text {
         if let Err(e) = app.store.end_content_gap(now) {
             tracing::error!(error = %e, "recording that message text is back failed");
         }
-        return;
+        return read_again(app, http, limiter, bot_user).await;
     }
     let reason = if app.config.discord.message_content {
         GapReason::Refused
@@ -56,4 +66,34 @@ pub async fn on_ready(app: &App, with_text: bool) {
             tracing::warn!(incident = %inc.id, error = %e, "telling the channel that text is not kept failed");
         }
     }
+}
+
+/// Every incident that lived through a stretch without text and was not read again since gets
+/// its channel read again, so that its post-mortem has the words after all.
+async fn read_again(
+    app: &App,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    bot_user: Option<u64>,
+) {
+    let gaps = app.store.content_gaps().unwrap_or_default();
+    if !gaps.iter().any(|g| g.to.is_some()) {
+        return;
+    }
+    for inc in app.store.incidents().unwrap_or_default() {
+        let from = inc.times.started.or(inc.times.declared).unwrap_or_default();
+        let to = inc.times.resolved.filter(|_| !inc.is_open());
+        let missed = gaps
+            .iter()
+            .any(|g| g.to.is_some() && g.overlaps(from, to) && !g.recovered.contains(&inc.id.0));
+        if !missed {
+            continue;
+        }
+        if super::capture::reread_blank(app, http, limiter, inc.id, bot_user).await {
+            if let Err(e) = app.store.recover_content_gaps(inc.id) {
+                tracing::error!(incident = %inc.id, error = %e, "recording a reading again failed");
+            }
+        }
+    }
+    let _ = app.store.flush().await;
 }

@@ -741,8 +741,12 @@ impl EventHandler for Handler {
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
         let Some(bot) = self.bot.get() else { return };
         let _ = bot.bot_user.set(ready.user.id.get());
-        let (app, with_text) = (bot.app.clone(), bot.with_text.load(Ordering::SeqCst));
-        tokio::spawn(async move { super::content::on_ready(&app, with_text).await });
+        let (reader, http) = (bot.clone(), ctx.http.clone());
+        tokio::spawn(async move {
+            let with_text = reader.with_text.load(Ordering::SeqCst);
+            let user = reader.bot_user.get().copied();
+            super::content::on_ready(&reader.app, with_text, &http, &reader.limiter, user).await
+        });
         // Whatever was said while the bot was away goes into the record before anything else.
         spawn_backfill(bot, &ctx);
     }
