@@ -14,7 +14,9 @@ use sitrep::domain::{Actor, Event, EventKind, Severity, UserRef};
 use sitrep::store::Store;
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot, Mode};
-use support::discord::{FakeDiscord, FakeOptions, GENERAL_CHANNEL_ID, OWNER_ID};
+use support::discord::{
+    FakeDiscord, FakeOptions, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID,
+};
 use support::prometheus::HangingServer;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -51,6 +53,9 @@ async fn footprint_and_burst(burst: usize) {
         ..FakeOptions::default()
     })
     .await;
+    // Set up as the README says (the portal's Message Content toggle on); without it the bot
+    // would also tell every open incident's channel that it cannot read their text.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
     let hang = HangingServer::start();
     let extra = format!("[prometheus]\nurl = \"{}\"\ntimeout = \"5s\"\n", hang.url());
@@ -258,6 +263,9 @@ async fn restart_with_events(n: usize) {
         build.elapsed().as_secs_f64()
     );
     let fake = FakeDiscord::start().await;
+    // Set up as the README says (the portal's Message Content toggle on); without it the bot
+    // would also tell every open incident's channel that it cannot read their text.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
     let started = Instant::now();
     let _bot = Bot::start_on_db(&fake, w, &db);

@@ -13,7 +13,7 @@ use sitrep::store::Store;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot};
-use support::discord::{FakeDiscord, FakeOptions};
+use support::discord::{FakeDiscord, FakeOptions, INTENT_MESSAGE_CONTENT};
 use support::load::{
     accepted_posts, incidents_with_updates_due, status_updates_in, timelines_with_automated_update,
 };
@@ -41,6 +41,9 @@ async fn run(incidents: u64) {
         ..FakeOptions::default()
     })
     .await;
+    // Set up as the README says (the portal's Message Content toggle on); without it the bot
+    // would also tell every open incident's channel that it cannot read their text.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");

@@ -86,7 +86,8 @@ pub struct DiscordConfig {
     pub thread_auto_archive: AutoArchive,
     pub stakeholder_channel_id: Option<u64>,
     pub register_commands: bool,
-    /// Asks for the privileged message-content intent.
+    /// Asks for the privileged message-content intent, without which Discord delivers messages
+    /// without their text. When Discord refuses it, the bot runs on without it and says so.
     pub message_content: bool,
     /// Extra trusted CA (PEM) for reaching a stand-in for discord.com over TLS.
     pub ca_file: Option<PathBuf>,
@@ -115,7 +116,7 @@ impl Default for DiscordConfig {
             thread_auto_archive: AutoArchive::default(),
             stakeholder_channel_id: None,
             register_commands: true,
-            message_content: false,
+            message_content: true,
             ca_file: None,
             connect_to: None,
             connect_timeout: Dur(std::time::Duration::from_secs(5)),
@@ -1115,6 +1116,18 @@ mod tests {
             c.severities["SEV1"].update_every,
             Some(Dur(std::time::Duration::from_secs(300)))
         );
+    }
+
+    #[test]
+    fn message_content_is_asked_for_unless_switched_off() {
+        let c = Config::from_parts(None, &env(&[])).unwrap();
+        assert!(c.discord.message_content, "asked for by default");
+        let c = Config::from_parts(
+            Some(("a.toml", "[discord]\nmessage_content = false\n")),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(!c.discord.message_content);
     }
 
     #[test]

@@ -227,6 +227,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.path)
         .with_context(|| format!("opening the database at {}", config.storage.path.display()))?;
     let http = discord::build_http(&config, &secrets)?;
+    let rest_secrets = secrets.clone();
     // Bound before connecting, so that a port in use stops startup instead of failing later.
     let listener = match config.http.listen.as_str() {
         "" => None,
@@ -278,7 +279,9 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    discord::run(config, http, telemetry, make_app, shutdown).await?;
+    let (http_config, http_secrets) = (config.clone(), rest_secrets);
+    let new_http = move || discord::build_http(&http_config, &http_secrets);
+    discord::run(config, http, telemetry, new_http, make_app, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

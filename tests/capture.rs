@@ -8,15 +8,15 @@ use sitrep::domain::{Actor, EventKind, IncidentId};
 use sitrep::store::Store;
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
-use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, OWNER_ID};
-
-const CONTENT: &[(&str, &str)] = &[("SITREP_DISCORD__MESSAGE_CONTENT", "true")];
+use support::discord::{FakeDiscord, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_edits_deletes_highlights_and_backfill_are_kept() {
     let fake = FakeDiscord::start().await;
+    // Message text reaches the bot only with the developer portal's toggle on.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
-    let mut bot = Bot::start_with_env(&fake, w, Mode::Proxy, "", CONTENT);
+    let mut bot = Bot::start(&fake, w, Mode::Proxy, "");
     fake.wait_ready().await;
     let i = fake.slash(
         OWNER_ID,

@@ -524,28 +524,6 @@ async fn the_update_button_opens_a_form_that_posts_an_update() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disallowed_intent_exits_with_what_to_fix() {
-    let fake = FakeDiscord::start().await;
-    let w = world(&fake);
-    fake.set_privileged_intents(0);
-    // The config asks for message content, which this application may not have.
-    let mut bot = Bot::start_with_env(
-        &fake,
-        w,
-        Mode::Proxy,
-        "",
-        &[("SITREP_DISCORD__MESSAGE_CONTENT", "true")],
-    );
-    let status = bot
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("still running; log:\n{}", bot.log()));
-    assert!(!status.success());
-    let log = bot.log();
-    assert!(log.contains("Message Content intent"), "{log}");
-    assert_eq!(fake.gateway_stats().connections, 1, "no reconnect loop");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thread_mode_opens_a_thread_under_the_parent_channel() {
     let fake = FakeDiscord::start().await;
     let w = world(&fake);

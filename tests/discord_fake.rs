@@ -190,6 +190,8 @@ fn intents() -> GatewayIntents {
 }
 
 async fn client(fake: &FakeDiscord) -> (serenity::Client, mpsc::UnboundedReceiver<String>) {
+    // The two privileged intents asked for, switched on as in the developer portal.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT | INTENT_GUILD_MEMBERS);
     let (tx, rx) = mpsc::unbounded_channel();
     let client = serenity::client::ClientBuilder::new_with_http(fake.proxy_http(), intents())
         .event_handler(Handler { seen: tx })
@@ -1007,6 +1009,33 @@ async fn dropped_socket_is_resumed_not_reidentified() {
         "op 7 did not lead to a RESUME: {:?}",
         fake.gateway_stats()
     );
+    assert_eq!(fake.gateway_stats().identifies, 1);
+    runner.abort();
+}
+
+#[tokio::test]
+async fn a_new_application_is_refused_privileged_intents_with_4014() {
+    let fake = FakeDiscord::start().await;
+    let client =
+        |intents| serenity::client::ClientBuilder::new_with_http(fake.proxy_http(), intents);
+    let mut refused = client(intents()).await.expect("serenity client");
+    let result = tokio::time::timeout(Duration::from_secs(15), refused.start())
+        .await
+        .expect("start returns");
+    match result {
+        Err(serenity::Error::Gateway(
+            serenity::gateway::GatewayError::DisallowedGatewayIntents,
+        )) => {}
+        other => panic!("expected DisallowedGatewayIntents, got {other:?}"),
+    }
+    assert_eq!(fake.gateway_stats().identifies, 0);
+    // Without the privileged ones the same application connects.
+    let mut plain =
+        client(intents() - GatewayIntents::MESSAGE_CONTENT - GatewayIntents::GUILD_MEMBERS)
+            .await
+            .expect("serenity client");
+    let runner = tokio::spawn(async move { plain.start().await });
+    fake.wait_ready().await;
     assert_eq!(fake.gateway_stats().identifies, 1);
     runner.abort();
 }

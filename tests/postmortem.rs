@@ -20,7 +20,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
-use support::discord::{FakeDiscord, FakeOptions, Fault, Request, GENERAL_CHANNEL_ID, OWNER_ID};
+use support::discord::{
+    FakeDiscord, FakeOptions, Fault, Request, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID,
+};
 
 /// A clock the test sets, so that every event lands at a known minute.
 struct SetClock(Mutex<DateTime<Utc>>);
@@ -887,9 +889,10 @@ async fn a_big_channel_is_read_in_full_with_progress_before_the_draft() {
         ..FakeOptions::default()
     })
     .await;
+    // The seeded messages' text reaches the bot only with the developer portal's toggle on.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
-    let content = [("SITREP_DISCORD__MESSAGE_CONTENT", "true")];
-    let mut bot = Bot::start_with_env(&fake, w, Mode::Proxy, "", &content);
+    let mut bot = Bot::start(&fake, w, Mode::Proxy, "");
     fake.wait_ready().await;
     let open = fake.slash(
         OWNER_ID,

@@ -8,7 +8,7 @@ use sitrep::domain::{EventKind, IncidentId};
 use sitrep::store::Store;
 use std::time::Duration;
 use support::bot::{world, Bot};
-use support::discord::{FakeDiscord, FakeOptions};
+use support::discord::{FakeDiscord, FakeOptions, INTENT_MESSAGE_CONTENT};
 use support::load::{
     accepted_posts, incidents_with_updates_due, status_updates_in, timelines_with_automated_update,
 };
@@ -23,6 +23,9 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
         ..FakeOptions::default()
     })
     .await;
+    // Set up as the README says (the portal's Message Content toggle on); without it the bot
+    // would also tell every open incident's channel that it cannot read their text.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
@@ -86,6 +89,9 @@ async fn two_hundred_updates_due_at_once_all_go_out_with_no_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_sent_before_a_crash_is_not_sent_twice() {
     let fake = FakeDiscord::start().await;
+    // Set up as the README says (the portal's Message Content toggle on); without it the bot
+    // would also tell every open incident's channel that it cannot read their text.
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");

@@ -413,6 +413,7 @@ fn sources(t: &Texts, p: Plan) -> Sources {
         events: ev,
         messages,
         deploys,
+        text_gaps: Vec::new(),
     }
 }
 

@@ -363,15 +363,29 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
         })?;
     app.store.flush().await?;
     let posts = worded.take()?;
+    let mut reply = format!(
+        "Opened {id} ({severity}) in {}. You are the commander; hand over with `/incident role role:commander`. {}",
+        place.mention,
+        cadence_note(app, &inc, now)?
+    );
+    if text_unreadable(app, id) {
+        reply = format!("{reply}\n{}", crate::postmortem::text_gaps::open_notice());
+    }
     Ok(Outcome {
-        reply: Reply::public(format!(
-            "Opened {id} ({severity}) in {}. You are the commander; hand over with `/incident role role:commander`. {}",
-            place.mention,
-            cadence_note(app, &inc, now)?
-        )),
+        reply: Reply::public(reply),
         posts,
         incident: Some(id),
     })
+}
+
+/// Whether the commander of a new incident should hear that its channel's text is not being
+/// kept (Discord refused the intent); each incident hears it once, here or in its channel.
+fn text_unreadable(app: &App, id: IncidentId) -> bool {
+    let refused = matches!(
+        app.store.open_content_gap(),
+        Ok(Some(g)) if g.reason == crate::store::GapReason::Refused
+    );
+    refused && app.store.tell_content_gap(id).unwrap_or(false)
 }
 
 /// The opening post in the incident's channel, with its buttons, and the announcement to the

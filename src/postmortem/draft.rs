@@ -6,7 +6,7 @@
 use super::lint::{Finding, Linter};
 use crate::config::Config;
 use crate::domain::{human_duration, Actor, Event, EventKind, Incident, UserRef, COMMANDER};
-use crate::store::{CapturedMessage, Deploy, MessageAttachment};
+use crate::store::{CapturedMessage, ContentGap, Deploy, MessageAttachment};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -19,6 +19,8 @@ pub struct Sources {
     pub messages: Vec<CapturedMessage>,
     /// Deploys of any service from the `[whats_changed] lookback` before the start onwards.
     pub deploys: Vec<Deploy>,
+    /// Every stretch of time the bot ran without message text.
+    pub text_gaps: Vec<ContentGap>,
 }
 
 impl Sources {
@@ -165,6 +167,8 @@ pub struct Draft {
     pub messages: usize,
     pub highlights: usize,
     pub transcript: Option<Vec<TranscriptLine>>,
+    /// One line for each stretch of the incident when message text was not captured.
+    pub missing_text: Vec<String>,
 }
 
 fn title_case(role: &str) -> String {
@@ -983,6 +987,12 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
         messages: src.messages.iter().filter(|m| !m.is_deleted()).count(),
         highlights,
         transcript,
+        missing_text: super::text_gaps::draft_lines(
+            &src.text_gaps,
+            inc.id,
+            started,
+            inc.times.resolved.filter(|_| !open),
+        ),
     }
 }
 
@@ -1103,6 +1113,7 @@ mod tests {
                 marked(42, None),
             ],
             messages: Vec::new(),
+            text_gaps: Vec::new(),
             deploys: Vec::new(),
         };
         let meta = Meta {

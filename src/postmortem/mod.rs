@@ -11,6 +11,7 @@
 pub mod draft;
 pub mod lint;
 pub mod stats;
+pub mod text_gaps;
 
 pub use draft::{compile, Draft, Meta, Sources};
 pub use stats::{stats, Stats};
@@ -85,6 +86,7 @@ pub fn load(store: &Store, config: &Config, id: IncidentId) -> Result<Option<Sou
         events,
         messages,
         deploys,
+        text_gaps: store.content_gaps()?,
     }))
 }
 

@@ -190,6 +190,7 @@ impl Store {
                     }
                 }
                 Some(bytes) => {
+                    let current = bytes.clone();
                     let stored: CapturedMessage = decode(TREE, &bytes)?;
                     if stored.is_deleted() {
                         return Ok(false);
@@ -234,6 +235,29 @@ impl Store {
                         if swapped.is_err() {
                             continue;
                         }
+                    }
+                    // Stored without its text (read without the message-content intent,
+                    // which blanks attachments too), now read with it: the text it had, not
+                    // an edit.
+                    let unread = stored.content.is_empty()
+                        && stored.attachments.is_empty()
+                        && stored.history.is_empty();
+                    if unread && !msg.content.is_empty() {
+                        let mut filled = stored.clone();
+                        filled.content = msg.content.clone();
+                        filled.edited_at = msg.edited_at;
+                        filled.attachments = msg.attachments.clone();
+                        // After a swap of attachments above this copy is stale: the swap
+                        // fails and the next round reads the new one.
+                        let swapped = self.messages.compare_and_swap(
+                            key,
+                            Some(current),
+                            Some(encode(&filled).as_slice()),
+                        )?;
+                        if swapped.is_err() {
+                            continue;
+                        }
+                        return Ok(false);
                     }
                     if stored.content != msg.content {
                         self.edit_message(
@@ -425,6 +449,22 @@ mod tests {
 
     fn msg(id: u64, min: i64, text: &str) -> CapturedMessage {
         CapturedMessage::new(id, 500, UserRef::new(2, "bob"), t(min), text)
+    }
+
+    #[test]
+    fn text_read_later_fills_a_message_stored_without_it() {
+        let (store, id) = setup();
+        assert!(store.capture_message(id, &msg(100, 1, "")).unwrap());
+        assert!(!store
+            .capture_message(id, &msg(100, 1, "db is down"))
+            .unwrap());
+        let m = store.message(id, 100).unwrap().unwrap();
+        assert_eq!(m.content, "db is down");
+        assert!(m.history.is_empty(), "not an edit: {:?}", m.history);
+        assert_eq!(m.edited_at, None);
+        // Text that changes after that is an edit again.
+        assert!(!store.capture_message(id, &msg(100, 1, "db is up")).unwrap());
+        assert_eq!(store.message(id, 100).unwrap().unwrap().history.len(), 1);
     }
 
     #[test]

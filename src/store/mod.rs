@@ -3,12 +3,14 @@
 //! Every sled call in the crate lives here, so that the engine can be swapped.
 
 mod charts;
+mod content_gaps;
 mod deploys;
 mod jobs;
 mod messages;
 mod postmortems;
 
 pub use charts::written_seq;
+pub use content_gaps::{ContentGap, GapReason};
 pub use deploys::{Deploy, DeploySource};
 pub use jobs::{Job, JobChange, JobKind};
 pub use messages::{CapturedMessage, Highlight, Highlighted, MessageAttachment, MessageRevision};

@@ -42,7 +42,10 @@ pub struct Bot {
 }
 
 impl Bot {
-    /// Writes a config for `fake` (plus `extra` TOML appended) and starts `sitrep run`.
+    /// Writes a config for `fake` (plus `extra` TOML appended) and starts `sitrep run`. The
+    /// config asks for message text, as the default does; unless the test switched the fake's
+    /// portal toggle on ([`FakeDiscord::set_privileged_intents`]), Discord refuses it and the
+    /// bot runs without text, as a new application's would.
     pub fn start(fake: &FakeDiscord, world: World, mode: Mode, extra: &str) -> Bot {
         Self::start_with_env(fake, world, mode, extra, &[])
     }

@@ -15,7 +15,8 @@ fn utc(ts: &serenity::all::Timestamp) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(ts.unix_timestamp(), ts.nanosecond()).unwrap_or_default()
 }
 
-fn captured(msg: &Message) -> CapturedMessage {
+/// A message as the store keeps it.
+pub(super) fn captured(msg: &Message) -> CapturedMessage {
     let mut c = CapturedMessage::new(
         msg.id.get(),
         msg.channel_id.get(),
@@ -170,8 +171,9 @@ pub async fn on_delete(app: &App, channel: ChannelId, message: MessageId) {
     }
 }
 
-/// Puts a message on the timeline, fetching it first when it was never captured (said before
-/// the bot joined, or content not delivered without the message-content intent).
+/// Puts a reacted-to message on the timeline, fetching it first when it was never captured
+/// (said before the bot joined). Without the message-content intent its text stays blank: only
+/// the "Add to timeline" command carries a message's text whatever the intents.
 pub async fn highlight(
     app: &App,
     http: &Http,
@@ -491,6 +493,65 @@ async fn read_page(
 
 fn worth_retrying(e: &serenity::Error) -> bool {
     matches!(super::outgoing::status_of(e), Some(429 | 500..=599)) || super::outgoing::is_timeout(e)
+}
+
+/// Reads `incident`'s channel again from its first message stored without text (kept while the
+/// bot ran without the message-content intent), now that Discord sends text, so that those
+/// messages get their words. Returns whether it read to the end (or had nothing to read).
+pub async fn reread_blank(
+    app: &App,
+    http: &Http,
+    limiter: &DefaultDirectRateLimiter,
+    incident: IncidentId,
+    bot_user: Option<u64>,
+) -> bool {
+    let blank = |m: &CapturedMessage| {
+        m.content.is_empty() && m.attachments.is_empty() && m.history.is_empty() && !m.is_deleted()
+    };
+    let Ok(stored) = app.store.messages(incident) else {
+        return false;
+    };
+    let Some(first) = stored.iter().filter(|m| blank(m)).map(|m| m.id).min() else {
+        return true;
+    };
+    let Some(channel) = app
+        .store
+        .incident(incident)
+        .ok()
+        .flatten()
+        .and_then(|i| i.channel)
+    else {
+        return true;
+    };
+    let channel = ChannelId::new(channel);
+    let mut after = first - 1;
+    let mut filled = 0usize;
+    for _ in 0..MAX_PAGES {
+        let page = match read_page(&app.telemetry, http, limiter, channel, after).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(incident = %incident, error = %e, "reading messages again for their text stopped");
+                let _ = app.store.flush().await;
+                return false;
+            }
+        };
+        for m in &page {
+            after = after.max(m.id.get());
+            if Some(m.author.id.get()) == bot_user || !said(m) {
+                continue;
+            }
+            if stored.iter().any(|s| s.id == m.id.get() && blank(s)) {
+                filled += 1;
+            }
+            let _ = app.store.capture_message(incident, &captured(m));
+        }
+        if page.len() < 100 {
+            break;
+        }
+    }
+    let _ = app.store.flush().await;
+    tracing::info!(incident = %incident, messages = filled, "read messages kept without text again, with it");
+    true
 }
 
 /// Backfills every open incident; at startup and after a reconnect.

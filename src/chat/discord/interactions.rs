@@ -44,6 +44,8 @@ pub struct Bot {
     /// Interaction ids already handled, so that a replayed dispatch is not handled twice.
     seen: Mutex<(HashSet<u64>, VecDeque<u64>)>,
     failed_connects: AtomicU32,
+    /// Whether the current gateway session was granted the message-content intent.
+    with_text: AtomicBool,
     storm: tokio::sync::Notify,
     failure: Mutex<Option<DiscordError>>,
 }
@@ -299,6 +301,7 @@ impl Bot {
             follow_ups: Arc::default(),
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
             failed_connects: AtomicU32::new(0),
+            with_text: AtomicBool::new(false),
             storm: tokio::sync::Notify::new(),
             failure: Mutex::new(None),
         }
@@ -337,6 +340,11 @@ impl Bot {
                 "work still running at shutdown; queued posts go out at the next start"
             ),
         }
+    }
+
+    /// Says whether the session about to start asks for message text.
+    pub fn set_with_text(&self, with_text: bool) {
+        self.with_text.store(with_text, Ordering::SeqCst);
     }
 
     pub fn fail(&self, err: DiscordError) {
@@ -406,7 +414,7 @@ impl Bot {
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
             }
-            return self.on_message_command(http, &r, &cmd, inv.user).await;
+            return self.on_message_command(&r, &cmd, &inv).await;
         }
         if commands::defers(&inv.input) {
             // Mistakes are refused privately at once; only valid work is deferred.
@@ -488,42 +496,33 @@ impl Bot {
         }
     }
 
-    /// "Add to timeline" on a message: the message becomes a highlight of its incident.
+    /// "Add to timeline" on a message: the message becomes a highlight of its incident. Its text
+    /// comes from the interaction, which Discord always sends whole (the capture lacks it when
+    /// the bot runs without the message-content intent).
     async fn on_message_command(
         &self,
-        http: &Http,
         r: &Responder<'_>,
         cmd: &serenity::all::CommandInteraction,
-        user: UserRef,
+        inv: &Invocation,
     ) {
-        let Some(target) = cmd
-            .data
-            .target_id
-            .map(|t| serenity::all::MessageId::new(t.get()))
-        else {
+        let Some(target) = cmd.data.target_id.map(|t| t.get()) else {
             r.error("That command works on a message.".into()).await;
             return;
         };
-        let res = super::capture::highlight(
-            &self.app,
-            http,
-            &self.limiter,
-            cmd.channel_id,
-            target,
-            Actor::User(user),
-        )
-        .await;
-        match res {
-            Ok(id) => {
-                let _ = self.app.store.flush().await;
-                r.reply(
-                    crate::chat::Post::text(format!("Added to {id}'s timeline.")),
-                    true,
-                )
-                .await;
+        let message = cmd
+            .data
+            .resolved
+            .messages
+            .get(&serenity::all::MessageId::new(target))
+            .map(super::capture::captured);
+        match commands::postmortem::add_to_timeline(&self.app, inv, target, message.as_ref()).await
+        {
+            Ok(outcome) => {
+                r.reply(outcome.reply.post, outcome.reply.ephemeral).await;
             }
             Err(e) => {
-                r.error(r.explain(&e, "Add to timeline")).await;
+                r.error(r.explain(&e, commands::postmortem::ADD_TO_TIMELINE))
+                    .await;
             }
         }
     }
@@ -833,6 +832,12 @@ impl EventHandler for Handler {
         let Some(bot) = self.bot.get() else { return };
         bot.app.telemetry.gateway_session(false);
         let _ = bot.bot_user.set(ready.user.id.get());
+        let (reader, http) = (bot.clone(), ctx.http.clone());
+        tokio::spawn(async move {
+            let with_text = reader.with_text.load(Ordering::SeqCst);
+            let user = reader.bot_user.get().copied();
+            super::content::on_ready(&reader.app, with_text, &http, &reader.limiter, user).await
+        });
         // Whatever was said while the bot was away goes into the record before anything else.
         spawn_backfill(bot, &ctx);
     }

@@ -32,11 +32,16 @@ pub async fn metered<T>(
     result
 }
 
-/// Reads the last heartbeat round trip serenity measured, from its table of shard runners.
-pub fn latency_probe(shards: Arc<ShardManager>) -> LatencyProbe {
+/// Reads the last heartbeat round trip serenity measured, from the table of shard runners of
+/// whichever gateway client runs now (`shards` answers that: the bot may have reconnected with
+/// fewer intents).
+pub fn latency_probe(
+    shards: impl Fn() -> Option<Arc<ShardManager>> + Send + Sync + 'static,
+) -> LatencyProbe {
     Box::new(move || {
-        let shards = shards.clone();
+        let shards = shards();
         Box::pin(async move {
+            let shards = shards?;
             let runners = tokio::time::timeout(PROBE_WAIT, shards.runners.lock())
                 .await
                 .ok()?;

@@ -2,6 +2,7 @@
 
 mod capture;
 mod closes;
+mod content;
 mod deferred;
 pub mod doctor;
 mod interactions;
@@ -19,8 +20,8 @@ use crate::telemetry::Telemetry;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
-    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, GatewayIntents, GuildId,
-    Http, HttpBuilder, MessageId,
+    ApplicationId, ChannelId, ChannelType, Client, ClientBuilder, CreateChannel, CreateMessage,
+    GatewayIntents, GuildId, Http, HttpBuilder, MessageId, ShardManager,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub enum DiscordError {
     Config(String),
     #[error("Discord rejected the bot token (gateway close 4004). Check SITREP_DISCORD_TOKEN: reset it under Bot in the developer portal and set it again.")]
     BadToken,
-    #[error("Discord refused the gateway intents (close 4013/4014). With [discord] message_content = true, enable the Message Content intent under Bot → Privileged Gateway Intents in the developer portal, or set message_content = false.")]
+    #[error("Discord refused the gateway intents (close 4013/4014) even without the Message Content intent, which sitrep does without when refused. The intents sitrep asks for (Guilds, Guild Messages, Guild Message Reactions) are not privileged: check that [discord] api_base leads to Discord or a proxy that passes the gateway through unchanged.")]
     Intents,
     #[error("Discord refused the shard setup (gateway close {0}): sitrep runs one shard, which Discord allows for up to 2,500 servers; remove the bot from servers it does not serve.")]
     Sharding(u16),
@@ -101,7 +102,8 @@ fn parse_connect_to(s: &str) -> Result<(String, std::net::SocketAddr), String> {
     Ok((host.to_string(), addr))
 }
 
-/// The intents the bot needs; message content only when configured, as it is privileged.
+/// The intents the bot asks for; message content unless switched off, as it is privileged (and
+/// dropped again when Discord refuses it).
 pub fn intents(config: &Config) -> GatewayIntents {
     let mut i = GatewayIntents::GUILDS
         | GatewayIntents::GUILD_MESSAGES
@@ -326,13 +328,48 @@ impl Chat for DiscordChat {
     }
 }
 
+/// The gateway client that runs now, so that shutdown and the watchdog stop the right one when
+/// the bot has had to reconnect with fewer intents.
+#[derive(Default)]
+struct Current {
+    closed: bool,
+    shards: Option<Arc<ShardManager>>,
+}
+
+/// Marks the gateway closed and stops whichever client runs now.
+async fn stop_current(current: &std::sync::Mutex<Current>) {
+    let shards = {
+        let mut c = current.lock().expect("current gateway");
+        c.closed = true;
+        c.shards.clone()
+    };
+    if let Some(s) = shards {
+        s.shutdown_all().await;
+    }
+}
+
+async fn client(
+    http: Http,
+    intents: GatewayIntents,
+    bot: &Arc<std::sync::OnceLock<Arc<Bot>>>,
+) -> Result<Client, DiscordError> {
+    let handler = interactions::Handler { bot: bot.clone() };
+    ClientBuilder::new_with_http(http, intents)
+        .event_handler(handler)
+        .await
+        .map_err(|e| DiscordError::Gateway(e.to_string()))
+}
+
 /// Runs the bot until `shutdown` resolves or Discord ends the session for good. `make_app` gets
 /// the Discord [`Chat`], so that handlers and serenity share one REST client and its limits.
 /// The chat and the gateway record into `telemetry`; give the app the same one.
+/// `new_http` makes another REST client like `http`, for the gateway client that replaces the
+/// first when Discord refuses the message-content intent (serenity takes its client by value).
 pub async fn run(
     config: Arc<Config>,
     http: Http,
     telemetry: Arc<Telemetry>,
+    new_http: impl Fn() -> Result<Http, DiscordError>,
     make_app: impl FnOnce(Arc<dyn Chat>) -> App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DiscordError> {
@@ -341,49 +378,78 @@ pub async fn run(
         tracing::info!(commands = n, "registered application commands");
     }
     let slot = Arc::new(std::sync::OnceLock::new());
-    let handler = interactions::Handler { bot: slot.clone() };
-    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents(&config))
-        .event_handler(handler)
-        .await
-        .map_err(|e| DiscordError::Gateway(e.to_string()))?;
+    let mut wanted = intents(&config);
+    let mut client = client(http, wanted, &slot).await?;
     // One limiter for every REST call the bot makes, posts and channel reads alike.
     let limiter = Arc::new(global_limiter());
     let chat = Arc::new(
         DiscordChat::new(client.http.clone(), config.clone(), limiter.clone())
             .with_telemetry(telemetry.clone()),
     );
-    telemetry.set_latency_probe(metered::latency_probe(client.shard_manager.clone()));
     let app = make_app(chat.clone());
     chat.set_store(app.store.clone());
     let bot = Arc::new(Bot::new(app, limiter));
+    bot.set_with_text(wanted.contains(GatewayIntents::MESSAGE_CONTENT));
     let _ = slot.set(bot.clone());
-    let shards = client.shard_manager.clone();
-    let closing_bot = bot.clone();
+    let current = Arc::new(std::sync::Mutex::new(Current {
+        closed: false,
+        shards: Some(client.shard_manager.clone()),
+    }));
+    let probed = current.clone();
+    telemetry.set_latency_probe(metered::latency_probe(move || {
+        probed.lock().ok().and_then(|c| c.shards.clone())
+    }));
+    let (closing_bot, closing) = (bot.clone(), current.clone());
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: no new interactions, finishing the ones in flight");
         closing_bot.close().await;
-        shards.shutdown_all().await;
+        stop_current(&closing).await;
     });
-    let watchdog_bot = bot.clone();
-    let watchdog_shards = client.shard_manager.clone();
+    let (watchdog_bot, watched) = (bot.clone(), current.clone());
     tokio::spawn(async move {
         if let Some(err) = watchdog_bot.reconnect_storm().await {
             watchdog_bot.fail(err);
-            watchdog_shards.shutdown_all().await;
+            stop_current(&watched).await;
         }
     });
     // Waited on here rather than in a task: after 4010 or 4011 serenity's shard task spins on
     // the closed socket and may hold the only worker thread.
-    let result = tokio::select! {
-        r = client.start() => r,
-        code = closes::fatal_close() => {
-            bot.fail(match code {
-                4012 => DiscordError::ApiVersion,
-                code => DiscordError::Sharding(code),
-            });
-            Ok(())
+    let result = loop {
+        let result = tokio::select! {
+            r = client.start() => r,
+            code = closes::fatal_close() => {
+                bot.fail(match code {
+                    4012 => DiscordError::ApiVersion,
+                    code => DiscordError::Sharding(code),
+                });
+                break Ok(());
+            }
+        };
+        let refused = matches!(
+            result,
+            Err(serenity::Error::Gateway(
+                serenity::gateway::GatewayError::DisallowedGatewayIntents
+            ))
+        );
+        // Message text is the one privileged intent the bot asks for, and it can do without.
+        if !(refused && wanted.contains(GatewayIntents::MESSAGE_CONTENT)) {
+            break result;
         }
+        tracing::warn!("{}", crate::postmortem::text_gaps::REFUSED_LOG);
+        wanted.remove(GatewayIntents::MESSAGE_CONTENT);
+        // The refused client is dropped as it is: its shard runner has ended, and asking its
+        // manager to shut that down would wait out a 5 s timeout for nothing.
+        let next = self::client(new_http()?, wanted, &slot).await?;
+        {
+            let mut c = current.lock().expect("current gateway");
+            if c.closed {
+                break Ok(());
+            }
+            c.shards = Some(next.shard_manager.clone());
+        }
+        bot.set_with_text(false);
+        client = next;
     };
     bot.close().await;
     if let Some(err) = bot.failure() {
@@ -408,45 +474,10 @@ mod tests {
     }
 
     #[test]
-    fn message_content_intent_only_when_asked() {
+    fn message_content_intent_unless_switched_off() {
         let mut c = Config::default();
-        assert!(!intents(&c).contains(GatewayIntents::MESSAGE_CONTENT));
-        c.discord.message_content = true;
         assert!(intents(&c).contains(GatewayIntents::MESSAGE_CONTENT));
-    }
-
-    /// The invite in the README asks for what the bot uses and nothing more: it reads pins but
-    /// never pins, deletes only its own messages and never reacts, so neither Manage Messages
-    /// nor Add Reactions (nor Pin Messages) is asked for.
-    #[test]
-    fn the_invite_asks_only_for_what_the_bot_uses() {
-        use serenity::all::Permissions as P;
-        let readme = include_str!("../../../README.md");
-        let url = readme
-            .lines()
-            .find(|l| l.contains("discord.com/oauth2/authorize"))
-            .expect("the invite URL in the README");
-        let bits: u64 = url
-            .split("permissions=")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .expect("a permissions integer");
-        let used = P::VIEW_CHANNEL
-            | P::MANAGE_CHANNELS
-            | P::SEND_MESSAGES
-            | P::SEND_MESSAGES_IN_THREADS
-            | P::CREATE_PUBLIC_THREADS
-            | P::MANAGE_THREADS
-            | P::EMBED_LINKS
-            | P::ATTACH_FILES
-            | P::READ_MESSAGE_HISTORY
-            | P::MENTION_EVERYONE;
-        assert_eq!(
-            P::from_bits_retain(bits),
-            used,
-            "asked for {:?}",
-            P::from_bits_retain(bits).get_permission_names()
-        );
+        c.discord.message_content = false;
+        assert!(!intents(&c).contains(GatewayIntents::MESSAGE_CONTENT));
     }
 }

@@ -62,9 +62,6 @@
 //!   Threads; at most 1,000 active threads (160006); a forum post needs its starter message and
 //!   takes only its forum's tags (≤ 5 applied, ≤ 20 on the forum). [`FakeDiscord::archive_thread`],
 //!   [`FakeDiscord::fill_active_threads`], [`FakeDiscord::add_forum_tags`] set the scene.
-//! * Gateway: IDENTIFY token and intents (privileged ones must be enabled, see
-//!   [`FakeDiscord::set_privileged_intents`]), close codes 4001–4014, RESUME replay, and without the
-//!   message-content intent other users' message content is blanked, as Discord does.
 //! * Permissions: the bot's are computed per channel as Discord does (@everyone and its roles,
 //!   Administrator, then the channel's overwrites for @everyone, its roles and itself; threads
 //!   use their parent's; no View Channel means nothing), and each channel route checks what
@@ -73,6 +70,12 @@
 //!   Send Messages in Threads, Attach Files, Manage Threads to archive, Pin Messages, Add
 //!   Reactions, Manage Messages for others' messages); history and pin reads without Read
 //!   Message History come back empty. The application's flags show the portal's intent toggles.
+//! * Gateway: IDENTIFY token and intents, close codes 4001–4014, RESUME replay. The
+//!   developer-portal toggles of the privileged intents are all off, as for a new application:
+//!   IDENTIFY asking for one is closed with 4014 until a test switches it on by name
+//!   ([`FakeDiscord::set_privileged_intents`]). Without the message-content intent other users'
+//!   message content is blanked, over the gateway and REST, as Discord does; the target of a
+//!   message command keeps its text.
 //! * Who gets pinged: [`FakeDiscord::pings`] applies allowed_mentions (absent: all kinds for channel
 //!   messages, users only for interaction responses and webhooks), role mentionability and the
 //!   author's Mention Everyone permission. Embeds never ping.
@@ -744,8 +747,9 @@ impl FakeDiscord {
         })
     }
 
-    /// Which privileged intents the application has enabled (default: all three).
-    /// IDENTIFY asking for others is closed with 4014, and REST hides content without MESSAGE_CONTENT.
+    /// Switches privileged intents on for the application, as its developer-portal toggles do
+    /// (default: none, as for a new application; e.g. [`INTENT_MESSAGE_CONTENT`]). IDENTIFY
+    /// asking for others is closed with 4014, and REST hides content without MESSAGE_CONTENT.
     pub fn set_privileged_intents(&self, bits: u64) {
         self.shared
             .with(|w| w.privileged_intents = bits & world::PRIVILEGED_INTENTS);

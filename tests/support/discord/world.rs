@@ -237,7 +237,8 @@ pub struct World {
     pub frames: Vec<GatewayFrame>,
     pub gateway: GatewayState,
     pub limits: RateState,
-    /// Privileged intents switched on for the application, as in the developer portal.
+    /// Privileged intents switched on for the application, as in the developer portal; none
+    /// at first, as for a new application.
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
     /// How long an interaction's token works for webhook calls.
@@ -279,7 +280,7 @@ impl World {
             frames: vec![],
             gateway,
             limits,
-            privileged_intents: PRIVILEGED_INTENTS,
+            privileged_intents: 0,
             interaction_deadline: deadline,
             interaction_token_lifetime: Duration::from_secs(15 * 60),
             channel_rename_limit: rename_limit,
