@@ -208,6 +208,9 @@ pub enum ChatError {
     Refused(String),
     #[error("the chat platform did not answer: {0}")]
     Unavailable(String),
+    /// No place could be made for an incident; the text says what to fix, worded for a responder.
+    #[error("{0}")]
+    NoPlace(String),
 }
 
 /// What the services need of a chat platform. Discord and the console implement it; nothing else.
