@@ -166,7 +166,10 @@ pub enum EventKind {
     },
     /// The resolved incident's channel was deleted to make room in a full server, after its
     /// whole history was read into the record; `messages` were kept from it in all.
-    ChannelRemoved { channel: u64, messages: usize },
+    ChannelRemoved {
+        channel: u64,
+        messages: usize,
+    },
 }
 
 impl EventKind {

@@ -4,6 +4,7 @@ mod capture;
 mod closes;
 mod interactions;
 pub mod outgoing;
+mod places;
 
 use super::{Chat, ChatError, Place, Post};
 use crate::app::App;
@@ -13,8 +14,8 @@ use crate::domain::UserRef;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
-    ApplicationId, ChannelId, ChannelType, CreateChannel, CreateMessage, CreateThread,
-    GatewayIntents, GuildId, Http, HttpBuilder, MessageId,
+    ApplicationId, ChannelId, ChannelType, CreateMessage, CreateThread, GatewayIntents, GuildId,
+    Http, HttpBuilder, MessageId,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -135,6 +136,7 @@ pub struct DiscordChat {
     config: Arc<Config>,
     /// serenity limits per route only; this keeps the bot under Discord's global 50 requests/s.
     limiter: Arc<DefaultDirectRateLimiter>,
+    places: places::Places,
 }
 
 /// 46/s with a burst of 3: at most 49 requests in any one-second window.
@@ -155,6 +157,7 @@ impl DiscordChat {
             http,
             config,
             limiter,
+            places: places::Places::default(),
         }
     }
 
@@ -199,21 +202,7 @@ impl Chat for DiscordChat {
     async fn create_place(&self, name: &str, topic: &str) -> Result<Place, ChatError> {
         let d = &self.config.discord;
         let channel = match d.incident_mode {
-            IncidentMode::Channel => {
-                let guild = d
-                    .guild_id
-                    .ok_or_else(|| ChatError::Refused("[discord] guild_id is not set".into()))?;
-                let mut b = CreateChannel::new(name)
-                    .kind(ChannelType::Text)
-                    .topic(topic);
-                if let Some(cat) = d.incident_category_id {
-                    b = b.category(ChannelId::new(cat));
-                }
-                self.call("create channel", || {
-                    GuildId::new(guild).create_channel(&self.http, b.clone())
-                })
-                .await?
-            }
+            IncidentMode::Channel => return self.create_channel_place(name, topic).await,
             IncidentMode::Thread => {
                 let parent = d.incident_parent_channel_id.ok_or_else(|| {
                     ChatError::Refused("[discord] incident_parent_channel_id is not set".into())
@@ -250,16 +239,7 @@ impl Chat for DiscordChat {
                 self.call("archive thread", || id.edit_thread(&self.http, b.clone()))
                     .await?;
             }
-            IncidentMode::Channel => {
-                let Some(cat) = self.config.discord.archive_category_id else {
-                    return Ok(());
-                };
-                let b = serenity::all::EditChannel::new().category(ChannelId::new(cat));
-                self.call("move channel to the archive", || {
-                    id.edit(&self.http, b.clone())
-                })
-                .await?;
-            }
+            IncidentMode::Channel => self.archive_channel(channel).await?,
         }
         Ok(())
     }
@@ -316,7 +296,9 @@ pub async fn run(
         config.clone(),
         limiter.clone(),
     ));
-    let bot = Arc::new(Bot::new(make_app(chat), limiter));
+    let app = make_app(chat.clone());
+    chat.places.set_app(app.clone());
+    let bot = Arc::new(Bot::new(app, limiter));
     let _ = slot.set(bot.clone());
     let shards = client.shard_manager.clone();
     let closing_bot = bot.clone();
