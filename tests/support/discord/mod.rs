@@ -633,6 +633,18 @@ impl FakeDiscord {
         })
     }
 
+    /// Replaces a channel's or category's permission overwrites (CHANNEL_UPDATE); `overwrites`
+    /// in Discord's form, e.g. `[{"id": role, "type": 0, "allow": "1024", "deny": "0"}]`.
+    pub fn set_permission_overwrites(&self, channel: u64, overwrites: Value) {
+        self.shared.with(|w| {
+            assert!(w.channels.contains_key(&channel), "no channel {channel}");
+            let o = rest::overwrites(&overwrites).expect("overwrites are an array");
+            w.overwrites.insert(channel, o);
+            let json = w.channel_json(&w.channels[&channel]);
+            w.dispatch("CHANNEL_UPDATE", json, Some(INTENT_GUILDS));
+        });
+    }
+
     /// A public thread started by the guild owner (THREAD_CREATE).
     pub fn add_thread(&self, parent: u64, name: &str) -> u64 {
         self.shared.with(|w| {

@@ -835,6 +835,28 @@ fn guild_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
     }
 }
 
+/// Overwrites as Discord stores them: ids and bit sets as strings, absent bits as "0".
+pub(super) fn overwrites(v: &Value) -> Option<Value> {
+    let list = v.as_array()?;
+    let bits = |b: Option<&Value>| match b {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "0".into(),
+    };
+    Some(Value::Array(
+        list.iter()
+            .map(|o| {
+                json!({
+                    "id": match &o["id"] { Value::Number(n) => n.to_string(), v => v.as_str().unwrap_or("").to_string() },
+                    "type": o["type"].as_u64().unwrap_or(0),
+                    "allow": bits(o.get("allow")),
+                    "deny": bits(o.get("deny")),
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// Discord folds text channel names to lowercase with dashes for spaces.
 fn text_channel_name(name: &str) -> String {
     name.split_whitespace()
@@ -913,6 +935,9 @@ fn create_channel(w: &mut World, c: &Ctx) -> Out {
         thread: None,
         renames: vec![],
     };
+    if let Some(o) = body.get("permission_overwrites").and_then(overwrites) {
+        w.overwrites.insert(id, o);
+    }
     let v = w.channel_json(&ch);
     w.channels.insert(id, ch);
     w.dispatch("CHANNEL_CREATE", v.clone(), Some(INTENT_GUILDS));
@@ -931,6 +956,7 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
         ("PATCH", "/channels/{channel}") => modify_channel(w, channel_id, c),
         ("DELETE", "/channels/{channel}") => {
             let ch = w.channels.remove(&channel_id).expect("checked above");
+            w.overwrites.remove(&channel_id);
             let v = w.channel_json(&ch);
             let event = if ch.is_thread() {
                 "THREAD_DELETE"
@@ -1266,6 +1292,20 @@ fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
             .is_some_and(|ch| ch.kind == 4);
         if !ok_parent || current.is_thread() || current.kind == 4 {
             errs.add("parent_id", "CHANNEL_PARENT_INVALID_TYPE", "Not a category");
+        } else if let Some(p) = parse_id(Some(p)).filter(|p| current.parent_id != Some(*p)) {
+            // A move counts against the category's 50 as a create does.
+            if w.channels
+                .values()
+                .filter(|x| x.parent_id == Some(p) && !x.is_thread())
+                .count()
+                >= 50
+            {
+                errs.add(
+                    "parent_id",
+                    "CHANNEL_PARENT_MAX_CHANNELS",
+                    "Maximum number of channels in category reached (50)",
+                );
+            }
         }
     }
     if let Some(d) = body.get("auto_archive_duration").filter(|v| !v.is_null()) {

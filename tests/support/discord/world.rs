@@ -242,6 +242,8 @@ pub struct World {
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
     pub channel_rename_limit: bool,
+    /// Permission overwrites of the channels that have any, as Discord returns them.
+    pub overwrites: BTreeMap<u64, Value>,
 }
 
 impl World {
@@ -269,6 +271,7 @@ impl World {
             privileged_intents: PRIVILEGED_INTENTS,
             interaction_deadline: deadline,
             channel_rename_limit: rename_limit,
+            overwrites: BTreeMap::new(),
         };
         let joined = iso(now_ms() - 86_400_000);
         for (id, name, bot) in [
@@ -481,7 +484,7 @@ impl World {
             return v;
         }
         v["position"] = json!(c.position);
-        v["permission_overwrites"] = json!([]);
+        v["permission_overwrites"] = self.overwrites.get(&c.id).cloned().unwrap_or(json!([]));
         v["nsfw"] = json!(c.nsfw);
         if c.kind != 4 {
             v["topic"] = json!(c.topic);
