@@ -211,7 +211,7 @@ impl DiscordChat {
                 None => None,
                 Some(cat) => Some(self.room_in_family(guild, list, cat, None).await?),
             };
-            self.make_room(list, 1).await?;
+            self.make_room(guild, list, 1).await?;
             let mut b = CreateChannel::new(name)
                 .kind(ChannelType::Text)
                 .topic(topic);
@@ -360,7 +360,7 @@ impl DiscordChat {
             Slot::Room(c) => Ok(c),
             Slot::Make(n) => {
                 // The new category and the channel that goes in it.
-                self.make_room(list, 2).await?;
+                self.make_room(guild, list, 2).await?;
                 let c = self
                     .make_category(guild, list, format!("{} {n}", base.name), Some(&base))
                     .await?;
@@ -377,7 +377,7 @@ impl DiscordChat {
         name: String,
         like: Option<&GuildChannel>,
     ) -> Result<GuildChannel, ChatError> {
-        self.make_room(list, 1).await?;
+        self.make_room(guild, list, 1).await?;
         let mut b = CreateChannel::new(name.clone()).kind(ChannelType::Category);
         if let Some(like) = like {
             // The same overwrites keep private incidents private in their new home.
