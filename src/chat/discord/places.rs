@@ -464,7 +464,17 @@ impl DiscordChat {
 
     /// Makes room for `need` more channels in a full server by removing the oldest archived
     /// incident channels, each only once its whole history is in the store.
-    async fn make_room(&self, list: &mut Vec<GuildChannel>, need: usize) -> Result<(), ChatError> {
+    async fn make_room(
+        &self,
+        guild: GuildId,
+        list: &mut Vec<GuildChannel>,
+        need: usize,
+    ) -> Result<(), ChatError> {
+        if list.len() + need <= SERVER_MAX {
+            return Ok(());
+        }
+        // Removing cannot be undone: count again first, people may have made room meanwhile.
+        *list = self.list(guild).await?;
         let over = (list.len() + need).saturating_sub(SERVER_MAX);
         if over == 0 {
             return Ok(());
