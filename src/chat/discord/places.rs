@@ -95,10 +95,15 @@ impl Refusal {
     }
 }
 
-fn server_full_text() -> String {
+fn server_full_text(content: bool) -> String {
+    let why = if content {
+        ""
+    } else {
+        " (with [discord] message_content off their text could not be kept, so none is removed)"
+    };
     format!(
         "The server has {SERVER_MAX} channels, Discord's most, and no archived incident channel \
-         could be removed. Delete channels the server no longer needs, or set [discord] \
+         could be removed{why}. Delete channels the server no longer needs, or set [discord] \
          incident_mode = \"thread\", which has no such limit."
     )
 }
@@ -242,7 +247,9 @@ impl DiscordChat {
                 Err(Err(e)) => return Err(e),
             }
         }
-        Err(ChatError::NoPlace(server_full_text()))
+        Err(ChatError::NoPlace(server_full_text(
+            self.config.discord.message_content,
+        )))
     }
 
     /// Moves a resolved incident's channel into the archive family: `[discord]
@@ -450,7 +457,7 @@ impl DiscordChat {
             return ChatError::NoPlace(forbidden_text(&place));
         }
         if r.server_full() {
-            return ChatError::NoPlace(server_full_text());
+            return ChatError::NoPlace(server_full_text(self.config.discord.message_content));
         }
         if r.parent() {
             return ChatError::NoPlace(format!(
@@ -486,7 +493,9 @@ impl DiscordChat {
                 removed,
                 "the server is full and no archived incident channel can be removed"
             );
-            return Err(ChatError::NoPlace(server_full_text()));
+            return Err(ChatError::NoPlace(server_full_text(
+                self.config.discord.message_content,
+            )));
         }
         Ok(())
     }
@@ -496,6 +505,12 @@ impl DiscordChat {
         let Some(app) = self.places.app.get() else {
             return 0;
         };
+        if !self.config.discord.message_content {
+            // Without message text the record would keep only who spoke when: the channel
+            // itself is then the only full copy, and stays.
+            tracing::warn!("the server is full; archived channels are not removed without [discord] message_content");
+            return 0;
+        }
         // Only the archive family holds channels the bot put away.
         let base = match self.config.discord.archive_category_id {
             Some(id) => list.iter().find(|c| c.id.get() == id),
