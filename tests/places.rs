@@ -394,3 +394,26 @@ async fn the_fake_refuses_a_move_into_a_full_category_and_keeps_overwrites() {
         overwrites
     );
 }
+
+/// Overflow categories are found by name, so one made in an earlier run (or by a person) is
+/// reused rather than made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflow_category_from_an_earlier_run_is_reused() {
+    let fake = FakeDiscord::start().await;
+    let w = world(&fake);
+    for i in 0..50 {
+        fake.add_channel(&format!("inc-old-{i}"), ChannelKind::Text, Some(w.category));
+    }
+    let second = fake.add_channel("Incidents 2", ChannelKind::Category, None);
+    let _bot = Bot::start(&fake, w, Mode::Proxy, "");
+    fake.wait_ready().await;
+    let a = open(&fake, "first after the restart").await;
+    let b = open(&fake, "second after the restart").await;
+    assert_eq!(parent_of(&fake, a), Some(second));
+    assert_eq!(parent_of(&fake, b), Some(second));
+    assert_eq!(categories_named(&fake, "Incidents 2"), 1);
+    assert!(fake
+        .requests_to("POST /guilds/{guild}/channels")
+        .iter()
+        .all(|r| r.body["type"] != 4));
+}
