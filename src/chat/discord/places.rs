@@ -283,6 +283,11 @@ impl DiscordChat {
                 }
                 Err(e) => {
                     let r = Refusal::of(&e);
+                    if r.code == Some(10003) {
+                        // Deleted by someone since the bot last looked: nothing left to put away.
+                        list.retain(|c| c.id != channel);
+                        return Ok(());
+                    }
                     if !force && r.parent() {
                         force = true;
                         continue;
