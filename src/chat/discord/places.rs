@@ -632,6 +632,50 @@ mod tests {
         c
     }
 
+    /// An error as serenity makes it from Discord's answer.
+    async fn discord_said(status: u16, body: serde_json::Value) -> serenity::Error {
+        use serenity::http::{ErrorResponse, HttpError};
+        let answer = axum::http::Response::builder()
+            .status(status)
+            .body(body.to_string())
+            .unwrap();
+        let r =
+            ErrorResponse::from_response(reqwest::Response::from(answer), reqwest::Method::POST)
+                .await;
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r))
+    }
+
+    fn form_error(field: &str) -> serde_json::Value {
+        serde_json::json!({
+            "code": 50035,
+            "message": "Invalid Form Body",
+            "errors": {field: {"_errors": [{
+                "code": "CHANNEL_PARENT_MAX_CHANNELS",
+                "message": "Maximum number of channels in category reached (50)"
+            }]}}
+        })
+    }
+
+    #[tokio::test]
+    async fn refusals_say_what_they_are() {
+        let full = serde_json::json!({"code": 30013, "message": "Maximum number of guild channels reached (500)"});
+        let full = Refusal::of(&discord_said(400, full).await);
+        assert!(full.server_full() && !full.parent() && !full.forbidden());
+        let parent = Refusal::of(&discord_said(400, form_error("parent_id")).await);
+        assert!(parent.parent() && !parent.server_full());
+        assert!(
+            parent
+                .text
+                .contains("parent_id: CHANNEL_PARENT_MAX_CHANNELS"),
+            "{}",
+            parent.text
+        );
+        let other_field = Refusal::of(&discord_said(400, form_error("name")).await);
+        assert!(!other_field.parent());
+        let denied = serde_json::json!({"code": 50013, "message": "Missing Permissions"});
+        assert!(Refusal::of(&discord_said(403, denied).await).forbidden());
+    }
+
     #[test]
     fn overflow_categories_are_found_by_name_and_slot() {
         let base = channel(1, ChannelType::Category, "Incidents", None);
