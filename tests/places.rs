@@ -417,3 +417,54 @@ async fn an_overflow_category_from_an_earlier_run_is_reused() {
         .iter()
         .all(|r| r.body["type"] != 4));
 }
+
+/// Channels of incidents resolved while archiving was off stay where they are, but once
+/// archiving is on and the server is full, the oldest of them makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_makes_room_from_incidents_resolved_before_archiving_was_on() {
+    let fake = FakeDiscord::start().await;
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
+    let w = world(&fake);
+    let content = ("SITREP_DISCORD__MESSAGE_CONTENT", "true");
+    let mut bot = Bot::start_with_env(
+        &fake,
+        w,
+        Mode::Proxy,
+        "",
+        &[("SITREP_DISCORD__ARCHIVE_AFTER", "off"), content],
+    );
+    fake.wait_ready().await;
+    let old = open(&fake, "before archiving").await;
+    resolve(&fake, old).await;
+    let open_one = open(&fake, "still going").await;
+    bot.stop();
+    while guild_channels(&fake).len() < 500 {
+        let n = guild_channels(&fake).len();
+        fake.add_channel(&format!("team-{n}"), ChannelKind::Text, None);
+    }
+
+    let mut bot = bot.restart_with_env(
+        &fake,
+        w,
+        "",
+        &[("SITREP_DISCORD__ARCHIVE_AFTER", "1s"), content],
+    );
+    fake.wait_ready().await;
+    let new = open(&fake, "after the upgrade").await;
+    assert!(
+        fake.channel(old).is_none(),
+        "the old resolved channel made room"
+    );
+    assert!(
+        fake.channel(open_one).is_some(),
+        "an open incident keeps its channel"
+    );
+    assert_eq!(parent_of(&fake, new), Some(w.category));
+    bot.stop();
+    let store = Store::open(bot.db_path()).unwrap();
+    assert!(store
+        .events(IncidentId(1))
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::ChannelRemoved { .. })));
+}

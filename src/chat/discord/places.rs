@@ -505,7 +505,8 @@ impl DiscordChat {
         Ok(())
     }
 
-    /// Removes up to `n` archived incident channels, oldest first; returns how many.
+    /// Removes up to `n` archived incident channels, oldest first; returns how many. The store
+    /// is asked about each text channel, a lookup by key, which for 500 is quick.
     async fn prune(&self, list: &mut Vec<GuildChannel>, n: usize) -> usize {
         let Some(app) = self.places.app.get() else {
             return 0;
@@ -516,31 +517,30 @@ impl DiscordChat {
             tracing::warn!("the server is full; archived channels are not removed without [discord] message_content");
             return 0;
         }
-        // Only the archive family holds channels the bot put away.
+        // The archive family holds the channels the bot put away; a resolved incident's channel
+        // whose archival is due (one resolved before archiving was on, or while the scheduler
+        // was behind) may go as well.
         let base = match self.config.discord.archive_category_id {
             Some(id) => list.iter().find(|c| c.id.get() == id),
             None => list
                 .iter()
                 .find(|c| c.kind == ChannelType::Category && c.name == ARCHIVE_NAME),
         };
-        let Some(base) = base.cloned() else {
-            return 0;
-        };
-        let archive: HashSet<ChannelId> = family(list, &base).into_iter().map(|(_, c)| c).collect();
-        let candidates: Vec<ChannelId> = list
+        let archive: HashSet<ChannelId> = base
+            .map(|b| family(list, b).into_iter().map(|(_, c)| c).collect())
+            .unwrap_or_default();
+        let candidates: Vec<(ChannelId, bool)> = list
             .iter()
-            .filter(|c| {
-                c.kind == ChannelType::Text && c.parent_id.is_some_and(|p| archive.contains(&p))
-            })
-            .map(|c| c.id)
+            .filter(|c| c.kind == ChannelType::Text)
+            .map(|c| (c.id, c.parent_id.is_some_and(|p| archive.contains(&p))))
             .collect();
         let bot_user = self.bot_user().await;
         let mut removed = 0;
-        for channel in candidates {
+        for (channel, archived) in candidates {
             if removed == n {
                 break;
             }
-            match self.remove(app, channel, bot_user).await {
+            match self.remove(app, channel, archived, bot_user).await {
                 Ok(true) => {
                     list.retain(|c| c.id != channel);
                     removed += 1;
@@ -572,6 +572,7 @@ impl DiscordChat {
         &self,
         app: &App,
         channel: ChannelId,
+        archived: bool,
         bot_user: Option<u64>,
     ) -> Result<bool, ChatError> {
         let store_err = |e: crate::store::StoreError| ChatError::Refused(e.to_string());
@@ -586,6 +587,15 @@ impl DiscordChat {
             return Ok(false);
         };
         if inc.is_open() || inc.channel != Some(channel.get()) {
+            return Ok(false);
+        }
+        let due = |after: &crate::config::Dur| {
+            let after = chrono::Duration::from_std(after.0).unwrap_or(chrono::Duration::MAX);
+            inc.times
+                .resolved
+                .is_some_and(|at| at.checked_add_signed(after).is_some_and(|d| d <= app.now()))
+        };
+        if !archived && !self.config.discord.archive_after.as_ref().is_some_and(due) {
             return Ok(false);
         }
         let read =
