@@ -335,7 +335,7 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
 
     let id = app.store.reserve_incident_id()?;
     let topic = format!("{id} · {severity} · {title}");
-    let (place, no_place) = make_place(app, &place_name(id.0, &title), &topic).await;
+    let place = make_place(app, &place_name(id.0, &title), &topic).await;
     let event = Event {
         at: now,
         actor: Actor::User(inv.user.clone()),
@@ -345,8 +345,8 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
             summary,
             service,
             started,
-            channel: place.as_ref().map(|p| p.channel),
-            channel_name: place.as_ref().map(|p| p.name.clone()),
+            channel: place.as_ref().ok().map(|p| p.channel),
+            channel_name: place.as_ref().ok().map(|p| p.name.clone()),
             drill: a.drill,
         },
     };
@@ -360,11 +360,10 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
         })?;
     app.store.flush().await?;
     let posts = worded.take()?;
-    let opened = match (&place, no_place) {
-        (Some(p), _) => format!("Opened {id} ({severity}) in {}.", p.mention),
-        (None, fix) => format!(
-            "Opened {id} ({severity}) without a channel of its own. {} Meanwhile, run its commands anywhere with `incident:{id}`.",
-            fix.unwrap_or_default()
+    let opened = match &place {
+        Ok(p) => format!("Opened {id} ({severity}) in {}.", p.mention),
+        Err(fix) => format!(
+            "Opened {id} ({severity}) without a channel of its own. {fix} Meanwhile, run its commands anywhere with `incident:{id}`."
         ),
     };
     Ok(Outcome {
@@ -380,22 +379,19 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
 /// The incident's place, or why there is none, worded for the responder: a declaration never
 /// fails for want of a channel, since the timeline, the announcement and the commander matter
 /// more.
-async fn make_place(app: &App, name: &str, topic: &str) -> (Option<Place>, Option<String>) {
+async fn make_place(app: &App, name: &str, topic: &str) -> Result<Place, String> {
     match app.chat.create_place(name, topic).await {
-        Ok(p) => (Some(p), None),
+        Ok(p) => Ok(p),
         Err(ChatError::NoPlace(fix)) => {
             tracing::warn!(place = name, fix, "no place for an incident");
-            (None, Some(fix))
+            Err(fix)
         }
         Err(e) => {
             let eid = crate::error::error_id();
             tracing::error!(error_id = %eid, place = name, error = %e, "making an incident's place failed");
-            (
-                None,
-                Some(format!(
-                    "Making its channel failed on our side (error id `{eid}`; the team can find it in the bot's log)."
-                )),
-            )
+            Err(format!(
+                "Making its channel failed on our side (error id `{eid}`; the team can find it in the bot's log)."
+            ))
         }
     }
 }
