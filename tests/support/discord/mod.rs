@@ -50,6 +50,10 @@
 //! * Interactions: first callback later than 3 s → 404 10062 and the token is dead; a second
 //!   callback → 400 40060; webhook calls before any callback → 404 10015; expired tokens → 401 50027.
 //! * Channel renames: more than two name/topic changes in ten minutes → 429 (Discord's own rule).
+//! * Channel caps: 50 channels in a category, on create and on a move into it (400 50035,
+//!   `parent_id` CHANNEL_PARENT_MAX_CHANNELS); 500 channels in the server, categories included
+//!   and threads not (400 30013). Permission overwrites a channel is made with are kept and
+//!   returned ([`FakeDiscord::set_permission_overwrites`] sets them).
 //! * Gateway: IDENTIFY token and intents (privileged ones must be enabled, see
 //!   [`FakeDiscord::set_privileged_intents`]), close codes 4001–4014, RESUME replay, and without the
 //!   message-content intent other users' message content is blanked, as Discord does.
