@@ -135,6 +135,16 @@ fn family(list: &[GuildChannel], base: &GuildChannel) -> Vec<(u32, ChannelId)> {
         }
     }
     out.sort();
+    // Slots are made one after another; a gap means the rest is someone else's naming
+    // ("Incidents 2024"), not overflow.
+    let mut last = 1;
+    out.retain(|(n, _)| {
+        let next = *n <= last + 1;
+        if next {
+            last = *n;
+        }
+        next
+    });
     out
 }
 
@@ -696,6 +706,7 @@ mod tests {
             channel(6, ChannelType::Category, "Incidents archive", None),
             channel(7, ChannelType::Text, "Incidents 4", None),
             channel(8, ChannelType::Category, "Incidents 1", None),
+            channel(9, ChannelType::Category, "Incidents 2024", None),
         ];
         let fam = family(&list, &base);
         assert_eq!(
