@@ -15,15 +15,19 @@ use support::discord::{
 
 const VIEW_CHANNEL: u64 = 1 << 10;
 
-/// Declares an incident through Discord; returns the reply's text once the deferral is filled in.
-async fn declare(fake: &FakeDiscord, title: &str) -> String {
+/// Declares an incident through Discord; returns the reply's text once the deferral is filled
+/// in, or what went wrong.
+async fn try_declare(fake: &FakeDiscord, title: &str) -> Result<String, String> {
     let i = fake.slash(
         OWNER_ID,
         GENERAL_CHANNEL_ID,
         "incident",
         json!({"open": {"title": title, "severity": "SEV3"}}),
     );
-    let first = fake.wait_response(&i).await;
+    let first = fake
+        .wait_until(Duration::from_secs(20), |f| f.response(&i))
+        .await
+        .ok_or_else(|| format!("no first answer to the declaration of {title}"))?;
     assert_eq!(first.kind, 5, "open defers before it waits on Discord");
     let original = fake
         .wait_until(Duration::from_secs(20), |f| {
@@ -31,8 +35,21 @@ async fn declare(fake: &FakeDiscord, title: &str) -> String {
                 .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
         })
         .await
-        .unwrap_or_else(|| panic!("no answer to the declaration of {title}"));
-    original["content"].as_str().unwrap().to_string()
+        .ok_or_else(|| format!("no answer to the declaration of {title}"))?;
+    Ok(original["content"].as_str().unwrap().to_string())
+}
+
+async fn declare(fake: &FakeDiscord, title: &str) -> String {
+    try_declare(fake, title)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The newest lines of the bot's log, for a failure's message.
+fn log_tail(bot: &Bot) -> String {
+    let log = bot.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 fn channel_in(reply: &str) -> Option<u64> {
@@ -181,11 +198,15 @@ async fn the_51st_and_the_600th_incident_get_a_place_with_the_default_config() {
     // ones pile up. A batch of 25 at a time keeps the test quick.
     wait_archived(&fake, &channels).await;
     for n in 52..=600 {
-        let reply = declare(&fake, &format!("outage {n}")).await;
+        let reply = match try_declare(&fake, &format!("outage {n}")).await {
+            Ok(r) => r,
+            Err(e) => panic!("{e}; the bot's log ends:\n{}", log_tail(&bot)),
+        };
         let Some(ch) = channel_in(&reply) else {
-            let log = bot.log();
-            let tail: String = log.lines().rev().take(40).collect::<Vec<_>>().join("\n");
-            panic!("incident {n} got no place: {reply}\nlog, newest first:\n{tail}");
+            panic!(
+                "incident {n} got no place: {reply}\nthe bot's log ends:\n{}",
+                log_tail(&bot)
+            );
         };
         resolve(&fake, ch).await;
         channels.push(ch);
@@ -207,12 +228,16 @@ async fn the_51st_and_the_600th_incident_get_a_place_with_the_default_config() {
         .expect("the bot made its archive");
     assert_eq!(archive["permission_overwrites"], overwrites);
     assert!(guild_channels(&fake).len() <= 500);
-    for name in ["Incidents 2", "Incidents 3", "Incidents archive"] {
-        assert!(
-            categories_named(&fake, name) <= 1,
-            "{name} was made more than once"
+    for name in ["Incidents 2", "Incidents archive", "Incidents archive 2"] {
+        assert_eq!(
+            categories_named(&fake, name),
+            1,
+            "{name} is made once when needed, and reused"
         );
     }
+    assert_eq!(categories_named(&fake, "Incidents 3"), 0);
+    let second_archive = fake.channel_named("Incidents archive 2").unwrap();
+    assert_eq!(second_archive["permission_overwrites"], overwrites);
     for route in ["POST /guilds/{guild}/channels", "PATCH /channels/{channel}"] {
         let refused: Vec<String> = fake
             .requests_to(route)
