@@ -61,6 +61,29 @@ impl fmt::Display for Dur {
     }
 }
 
+/// A duration, or `"off"` for none: for settings whose default is on.
+mod dur_or_off {
+    use super::Dur;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Dur>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => d.serialize(s),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        s.parse()
+            .map(Some)
+            .map_err(|e: String| serde::de::Error::custom(format!("{e}, or \"off\"")))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentMode {
@@ -95,7 +118,9 @@ pub struct DiscordConfig {
     pub connect_to: Option<String>,
     pub connect_timeout: Dur,
     pub request_timeout: Dur,
-    /// How long after resolution an incident's place is put away; unset keeps it as it is.
+    /// How long after resolution an incident's place is put away; `"off"` (`None`) keeps it
+    /// where it is.
+    #[serde(with = "dur_or_off")]
     pub archive_after: Option<Dur>,
     /// Where archived incident channels go (threads are archived in place).
     pub archive_category_id: Option<u64>,
@@ -121,7 +146,9 @@ impl Default for DiscordConfig {
             connect_to: None,
             connect_timeout: Dur(std::time::Duration::from_secs(5)),
             request_timeout: Dur(std::time::Duration::from_secs(15)),
-            archive_after: None,
+            // A day leaves the channel in view for the hand-off and the first look at the
+            // draft, and keeps a full category from filling with finished incidents.
+            archive_after: Some(Dur(std::time::Duration::from_secs(24 * 3600))),
             archive_category_id: None,
         }
     }
@@ -1076,6 +1103,28 @@ mod tests {
         assert_eq!(c.storage.path, PathBuf::from("./sitrep-data"));
         assert_eq!(c.severity_levels().len(), 4);
         assert!(c.problems(&Secrets::default(), false).is_empty());
+    }
+
+    #[test]
+    fn resolved_places_are_put_away_after_a_day_unless_turned_off() {
+        let day = Some(Dur(std::time::Duration::from_secs(86_400)));
+        let c = Config::from_parts(None, &env(&[])).unwrap();
+        assert_eq!(c.discord.archive_after, day);
+        let off = "[discord]\narchive_after = \"off\"\n";
+        let c = Config::from_parts(Some(("t.toml", off)), &env(&[])).unwrap();
+        assert_eq!(c.discord.archive_after, None);
+        let c = Config::from_parts(
+            Some(("t.toml", off)),
+            &env(&[("SITREP_DISCORD__ARCHIVE_AFTER", "1s")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.discord.archive_after,
+            Some(Dur(std::time::Duration::from_secs(1)))
+        );
+        let bad = "[discord]\narchive_after = \"soon\"\n";
+        let e = Config::from_parts(Some(("t.toml", bad)), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("\"off\""), "{e}");
     }
 
     #[test]

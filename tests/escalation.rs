@@ -510,13 +510,14 @@ fn embed_text(m: &Value) -> String {
         .join("\n")
 }
 
-/// Whether every ladder has stopped (status updates have their own jobs).
+/// Whether every ladder has stopped (status updates and a resolved channel's archival have
+/// their own jobs).
 fn no_escalation_jobs(store: &Store) -> bool {
     store
         .jobs()
         .unwrap()
         .iter()
-        .all(|j| j.kind == JobKind::StatusUpdate)
+        .all(|j| matches!(j.kind, JobKind::StatusUpdate | JobKind::Archive))
 }
 
 fn escalation_steps(store: &Store) -> Vec<String> {

@@ -216,7 +216,8 @@ pub enum ChatError {
 /// What the services need of a chat platform. Discord and the console implement it; nothing else.
 #[async_trait]
 pub trait Chat: Send + Sync {
-    /// Creates an incident's own channel (or thread) named `name`.
+    /// Creates an incident's own channel (or thread) named `name`; [`ChatError::NoPlace`] when
+    /// none can be made, saying what to fix.
     async fn create_place(&self, name: &str, topic: &str) -> Result<Place, ChatError>;
 
     /// Sends a post to a channel and returns the message id.

@@ -3,7 +3,7 @@
 
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::chat::{place_name, Button, ButtonStyle, Post};
+use crate::chat::{place_name, Button, ButtonStyle, ChatError, Place, Post};
 use crate::domain::incident::{require_text, MAX_TEXT, MAX_TITLE};
 use crate::domain::{
     human_duration, Actor, Cadence, Event, EventKind, Incident, IncidentId, RuleError, Severity,
@@ -335,10 +335,7 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
 
     let id = app.store.reserve_incident_id()?;
     let topic = format!("{id} · {severity} · {title}");
-    let place = app
-        .chat
-        .create_place(&place_name(id.0, &title), &topic)
-        .await?;
+    let place = make_place(app, &place_name(id.0, &title), &topic).await;
     let event = Event {
         at: now,
         actor: Actor::User(inv.user.clone()),
@@ -348,8 +345,8 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
             summary,
             service,
             started,
-            channel: Some(place.channel),
-            channel_name: Some(place.name.clone()),
+            channel: place.as_ref().ok().map(|p| p.channel),
+            channel_name: place.as_ref().ok().map(|p| p.name.clone()),
             drill: a.drill,
         },
     };
@@ -363,9 +360,14 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
         })?;
     app.store.flush().await?;
     let posts = worded.take()?;
+    let opened = match &place {
+        Ok(p) => format!("Opened {id} ({severity}) in {}.", p.mention),
+        Err(fix) => format!(
+            "Opened {id} ({severity}) without a channel of its own. {fix} Meanwhile, run its commands anywhere with `incident:{id}`."
+        ),
+    };
     let mut reply = format!(
-        "Opened {id} ({severity}) in {}. You are the commander; hand over with `/incident role role:commander`. {}",
-        place.mention,
+        "{opened} You are the commander; hand over with `/incident role role:commander`. {}",
         cadence_note(app, &inc, now)?
     );
     if text_unreadable(app, id) {
@@ -386,6 +388,26 @@ fn text_unreadable(app: &App, id: IncidentId) -> bool {
         Ok(Some(g)) if g.reason == crate::store::GapReason::Refused
     );
     refused && app.store.tell_content_gap(id).unwrap_or(false)
+}
+
+/// The incident's place, or why there is none, worded for the responder: a declaration never
+/// fails for want of a channel, since the timeline, the announcement and the commander matter
+/// more.
+async fn make_place(app: &App, name: &str, topic: &str) -> Result<Place, String> {
+    match app.chat.create_place(name, topic).await {
+        Ok(p) => Ok(p),
+        Err(ChatError::NoPlace(fix)) => {
+            tracing::warn!(place = name, fix, "no place for an incident");
+            Err(fix)
+        }
+        Err(e) => {
+            let eid = crate::error::error_id();
+            tracing::error!(error_id = %eid, place = name, error = %e, "making an incident's place failed");
+            Err(format!(
+                "Making its channel failed on our side (error id `{eid}`; the team can find it in the bot's log)."
+            ))
+        }
+    }
 }
 
 /// The opening post in the incident's channel, with its buttons, and the announcement to the

@@ -164,6 +164,12 @@ pub enum EventKind {
         title: Option<String>,
         summary: Option<String>,
     },
+    /// The resolved incident's channel was deleted to make room in a full server, after its
+    /// whole history was read into the record; `messages` were kept from it in all.
+    ChannelRemoved {
+        channel: u64,
+        messages: usize,
+    },
 }
 
 impl EventKind {
@@ -189,6 +195,7 @@ impl EventKind {
             EventKind::CadenceChanged { .. } => "cadence_changed",
             EventKind::UpdateReminderSent { .. } => "update_reminder_sent",
             EventKind::PublicChanged { .. } => "public_changed",
+            EventKind::ChannelRemoved { .. } => "channel_removed",
         }
     }
 
@@ -268,6 +275,9 @@ impl EventKind {
                 }
                 s
             }
+            EventKind::ChannelRemoved { messages, .. } => format!(
+                "Channel removed to make room in the server; its {messages} messages are kept in the record"
+            ),
         }
     }
 }

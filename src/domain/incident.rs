@@ -281,6 +281,8 @@ impl Incident {
             EventKind::EscalationAcknowledged { .. } => {}
             EventKind::CadenceChanged { cadence } => self.cadence = cadence.clone(),
             EventKind::UpdateReminderSent { .. } => {}
+            // Nothing is posted to a channel that is gone; the name stays for the record.
+            EventKind::ChannelRemoved { .. } => self.channel = None,
             EventKind::PublicChanged {
                 visible,
                 title,

@@ -413,7 +413,12 @@ async fn resolving_cancels_and_reopening_restarts() {
     h.ok("/incident open title:x severity:SEV1").await;
     h.at(m(20)).await;
     h.ok("/incident resolve summary:\"Rolled back\"").await;
-    assert_eq!(h.timed_jobs(), []);
+    let left: Vec<JobKind> = h.timed_jobs().into_iter().map(|j| j.kind).collect();
+    assert_eq!(
+        left,
+        [JobKind::Archive],
+        "only the channel's archival a day later"
+    );
     h.at(m(120)).await;
     let ch = h.channel_of(1);
     assert_eq!(h.updates(ch), [m(15)]);

@@ -82,6 +82,25 @@ impl Bot {
         )
     }
 
+    /// As [`Bot::restart`], with extra environment.
+    pub fn restart_with_env(
+        &self,
+        fake: &FakeDiscord,
+        world: World,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Bot {
+        Self::start_on(
+            fake,
+            world,
+            Mode::Proxy,
+            extra,
+            env,
+            self._dir.clone(),
+            self.db.clone(),
+        )
+    }
+
     fn start_on(
         fake: &FakeDiscord,
         world: World,

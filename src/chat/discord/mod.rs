@@ -9,6 +9,7 @@ mod interactions;
 mod metered;
 pub mod outgoing;
 pub mod permissions;
+mod places;
 mod threads;
 
 use super::{Chat, ChatError, Place, Post};
@@ -20,8 +21,8 @@ use crate::telemetry::Telemetry;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serenity::all::{
-    ApplicationId, ChannelId, ChannelType, Client, ClientBuilder, CreateChannel, CreateMessage,
-    GatewayIntents, GuildId, Http, HttpBuilder, MessageId, ShardManager,
+    ApplicationId, ChannelId, Client, ClientBuilder, CreateMessage, GatewayIntents, GuildId, Http,
+    HttpBuilder, MessageId, ShardManager,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -147,6 +148,7 @@ pub struct DiscordChat {
     /// forum's tag ids).
     threads: threads::ThreadState,
     telemetry: Arc<Telemetry>,
+    places: places::Places,
 }
 
 /// 46/s with a burst of 3: at most 49 requests in any one-second window.
@@ -169,6 +171,7 @@ impl DiscordChat {
             limiter,
             threads: threads::ThreadState::default(),
             telemetry: Arc::default(),
+            places: places::Places::default(),
         }
     }
 
@@ -237,32 +240,12 @@ impl DiscordChat {
 #[async_trait]
 impl Chat for DiscordChat {
     async fn create_place(&self, name: &str, topic: &str) -> Result<Place, ChatError> {
-        let d = &self.config.discord;
-        let channel = match d.incident_mode {
-            IncidentMode::Channel => {
-                let guild = d
-                    .guild_id
-                    .ok_or_else(|| ChatError::Refused("[discord] guild_id is not set".into()))?;
-                let mut b = CreateChannel::new(name)
-                    .kind(ChannelType::Text)
-                    .topic(topic);
-                if let Some(cat) = d.incident_category_id {
-                    b = b.category(ChannelId::new(cat));
-                }
-                self.call("create channel", || {
-                    GuildId::new(guild).create_channel(&self.http, b.clone())
-                })
-                .await?
-            }
+        match self.config.discord.incident_mode {
+            IncidentMode::Channel => self.create_channel_place(name, topic).await,
             IncidentMode::Thread | IncidentMode::Forum => {
-                return self.create_incident_thread(name, topic).await
+                self.create_incident_thread(name, topic).await
             }
-        };
-        Ok(Place {
-            channel: channel.id.get(),
-            name: channel.name.clone(),
-            mention: format!("<#{}>", channel.id.get()),
-        })
+        }
     }
 
     async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
@@ -276,19 +259,9 @@ impl Chat for DiscordChat {
     }
 
     async fn archive(&self, channel: u64) -> Result<(), ChatError> {
-        let id = ChannelId::new(channel);
         match self.config.discord.incident_mode {
             IncidentMode::Thread | IncidentMode::Forum => self.archive_thread(channel).await?,
-            IncidentMode::Channel => {
-                let Some(cat) = self.config.discord.archive_category_id else {
-                    return Ok(());
-                };
-                let b = serenity::all::EditChannel::new().category(ChannelId::new(cat));
-                self.call("move channel to the archive", || {
-                    id.edit(&self.http, b.clone())
-                })
-                .await?;
-            }
+            IncidentMode::Channel => self.archive_channel(channel).await?,
         }
         Ok(())
     }
@@ -388,6 +361,7 @@ pub async fn run(
     );
     let app = make_app(chat.clone());
     chat.set_store(app.store.clone());
+    chat.places.set_app(app.clone());
     let bot = Arc::new(Bot::new(app, limiter));
     bot.set_with_text(wanted.contains(GatewayIntents::MESSAGE_CONTENT));
     let _ = slot.set(bot.clone());

@@ -60,7 +60,7 @@ impl DiscordChat {
                 }
                 Err((_, Some(MAX_ACTIVE_THREADS))) if !made_room => {
                     made_room = true;
-                    if self.make_room().await? == 0 {
+                    if self.make_thread_room().await? == 0 {
                         return Err(no_room());
                     }
                 }
@@ -97,7 +97,7 @@ impl DiscordChat {
                 "message": { "content": topic, "allowed_mentions": { "parse": [] } },
             });
             return self
-                .create_once(forum, name, "create forum post", || {
+                .create_thread_once(forum, name, "create forum post", || {
                     self.http
                         .create_forum_post(ChannelId::new(forum), &body, None)
                 })
@@ -111,7 +111,7 @@ impl DiscordChat {
             "type": 11,
             "auto_archive_duration": archive,
         });
-        self.create_once(parent, name, "create thread", || {
+        self.create_thread_once(parent, name, "create thread", || {
             self.http.create_thread(ChannelId::new(parent), &body, None)
         })
         .await
@@ -119,7 +119,7 @@ impl DiscordChat {
 
     /// Creating is not idempotent: after a timeout or a server error the thread may exist
     /// although no answer came, so the bot looks for it before it asks again.
-    async fn create_once<F, Fut>(
+    async fn create_thread_once<F, Fut>(
         &self,
         parent: u64,
         name: &str,
@@ -181,7 +181,7 @@ impl DiscordChat {
     }
 
     /// Archives the oldest resolved incidents' threads that are still active; how many it did.
-    async fn make_room(&self) -> Result<usize, ChatError> {
+    async fn make_thread_room(&self) -> Result<usize, ChatError> {
         let Some(store) = self.threads.store.get() else {
             return Ok(0);
         };
@@ -258,7 +258,7 @@ impl DiscordChat {
             // A message into an archived thread unarchives it, which the active-thread cap may
             // not allow.
             Err((_, Some(MAX_ACTIVE_THREADS))) => {
-                if self.make_room().await? == 0 {
+                if self.make_thread_room().await? == 0 {
                     return Err(no_room());
                 }
                 self.call(what, f).await
@@ -273,7 +273,7 @@ impl DiscordChat {
         match self.call_coded("unarchive thread", patch).await {
             Ok(_) => Ok(()),
             Err((_, Some(MAX_ACTIVE_THREADS))) => {
-                if self.make_room().await? == 0 {
+                if self.make_thread_room().await? == 0 {
                     return Err(no_room());
                 }
                 self.call("unarchive thread", patch).await.map(|_| ())

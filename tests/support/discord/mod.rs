@@ -62,6 +62,10 @@
 //!   Threads; at most 1,000 active threads (160006); a forum post needs its starter message and
 //!   takes only its forum's tags (≤ 5 applied, ≤ 20 on the forum). [`FakeDiscord::archive_thread`],
 //!   [`FakeDiscord::fill_active_threads`], [`FakeDiscord::add_forum_tags`] set the scene.
+//! * Channel caps: 50 channels in a category, on create and on a move into it (400 50035,
+//!   `parent_id` CHANNEL_PARENT_MAX_CHANNELS); 500 channels in the server, categories included
+//!   and threads not (400 30013). Permission overwrites a channel is made with are kept and
+//!   returned ([`FakeDiscord::set_permission_overwrites`] sets them).
 //! * Permissions: the bot's are computed per channel as Discord does (@everyone and its roles,
 //!   Administrator, then the channel's overwrites for @everyone, its roles and itself; threads
 //!   use their parent's; no View Channel means nothing), and each channel route checks what
@@ -703,6 +707,23 @@ impl FakeDiscord {
             w.dispatch("CHANNEL_CREATE", json, Some(INTENT_GUILDS));
             id
         })
+    }
+
+    /// Replaces a channel's or category's permission overwrites (CHANNEL_UPDATE); `overwrites`
+    /// in Discord's form, e.g. `[{"id": role, "type": 0, "allow": "1024", "deny": "0"}]`.
+    pub fn set_permission_overwrites(&self, channel: u64, overwrites: Value) {
+        self.shared.with(|w| {
+            assert!(w.channels.contains_key(&channel), "no channel {channel}");
+            let o = overwrites
+                .as_array()
+                .expect("overwrites are an array")
+                .iter()
+                .map(|v| perms::OverwriteRec::from_json(v).expect("an overwrite as Discord has it"))
+                .collect();
+            w.overwrites.insert(channel, o);
+            let json = w.channel_json(&w.channels[&channel]);
+            w.dispatch("CHANNEL_UPDATE", json, Some(INTENT_GUILDS));
+        });
     }
 
     /// A public thread started by the guild owner (THREAD_CREATE).

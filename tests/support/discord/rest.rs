@@ -976,6 +976,7 @@ fn channel_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
         ("PATCH", "/channels/{channel}") => modify_channel(w, channel_id, c),
         ("DELETE", "/channels/{channel}") => {
             let ch = w.channels.remove(&channel_id).expect("checked above");
+            w.overwrites.remove(&channel_id);
             let v = w.channel_json(&ch);
             let event = if ch.is_thread() {
                 "THREAD_DELETE"
@@ -1469,6 +1470,20 @@ fn modify_channel(w: &mut World, channel_id: u64, c: &Ctx) -> Out {
             .is_some_and(|ch| ch.kind == 4);
         if !ok_parent || current.is_thread() || current.kind == 4 {
             errs.add("parent_id", "CHANNEL_PARENT_INVALID_TYPE", "Not a category");
+        } else if let Some(p) = parse_id(Some(p)).filter(|p| current.parent_id != Some(*p)) {
+            // A move counts against the category's 50 as a create does.
+            if w.channels
+                .values()
+                .filter(|x| x.parent_id == Some(p) && !x.is_thread())
+                .count()
+                >= 50
+            {
+                errs.add(
+                    "parent_id",
+                    "CHANNEL_PARENT_MAX_CHANNELS",
+                    "Maximum number of channels in category reached (50)",
+                );
+            }
         }
     }
     if let Some(d) = body.get("auto_archive_duration").filter(|v| !v.is_null()) {
