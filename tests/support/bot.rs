@@ -90,10 +90,22 @@ impl Bot {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Bot {
+        self.restart_in(fake, world, Mode::Proxy, extra, env)
+    }
+
+    /// As [`Bot::restart`], in `mode` and with extra environment.
+    pub fn restart_in(
+        &self,
+        fake: &FakeDiscord,
+        world: World,
+        mode: Mode,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Bot {
         Self::start_on(
             fake,
             world,
-            Mode::Proxy,
+            mode,
             extra,
             env,
             self._dir.clone(),
