@@ -134,8 +134,14 @@ pub struct FakeOptions {
     pub heartbeat_interval: Duration,
     /// Requests per second across all routes but interaction ones, answered with global 429s beyond.
     pub global_limit: Option<u32>,
-    /// Answer real 429s when a route bucket is exhausted (headers are always sent).
+    /// Keep Discord's per-route buckets (message create 5 per 5 s per channel, and the rest):
+    /// over TLS an exhausted bucket answers 429, on the plain-HTTP port the request waits for
+    /// room as behind a rate-limiting proxy. Headers are sent either way. On by default, as on
+    /// Discord; a test that must not be slowed by them turns them off by name.
     pub enforce_route_limits: bool,
+    /// How long `enforce_nonce` finds an earlier message with the same nonce; Discord documents
+    /// "a few minutes".
+    pub nonce_window: Duration,
     /// Discord gives 3 s for the first interaction response.
     pub interaction_deadline: Duration,
     /// Discord allows two channel name/topic changes per ten minutes.
@@ -149,7 +155,8 @@ impl Default for FakeOptions {
         FakeOptions {
             heartbeat_interval: Duration::from_millis(41_250),
             global_limit: None,
-            enforce_route_limits: false,
+            enforce_route_limits: true,
+            nonce_window: Duration::from_secs(180),
             interaction_deadline: Duration::from_secs(3),
             channel_rename_limit: true,
             wait_timeout: Duration::from_secs(10),
@@ -412,12 +419,13 @@ impl FakeDiscord {
             opts.heartbeat_interval.as_millis() as u64,
         );
         let limits = ratelimit::RateState::new(opts.global_limit, opts.enforce_route_limits);
-        let world = World::new(
+        let mut world = World::new(
             gw_state,
             limits,
             opts.interaction_deadline,
             opts.channel_rename_limit,
         );
+        world.nonce_window = opts.nonce_window;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             notify: Notify::new(),
@@ -1073,6 +1081,16 @@ impl FakeDiscord {
     /// 429 answers so far.
     pub fn rate_limited_count(&self) -> u64 {
         self.shared.read(|w| w.limits.rate_limited)
+    }
+
+    /// 429s answered because a route bucket was exhausted (direct mode), not injected.
+    pub fn route_limited_count(&self) -> u64 {
+        self.shared.read(|w| w.limits.route_limited)
+    }
+
+    /// Requests held back on the plain-HTTP port until their bucket had room (proxy mode).
+    pub fn queued_count(&self) -> u64 {
+        self.shared.read(|w| w.limits.queued)
     }
 
     /// Answers Discord counts toward its invalid-request limit: 401, 403, and 429 other than shared.

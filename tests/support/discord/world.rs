@@ -242,6 +242,8 @@ pub struct World {
     pub privileged_intents: u64,
     pub interaction_deadline: Duration,
     pub channel_rename_limit: bool,
+    /// How long `enforce_nonce` dedupes (Discord: "the past few minutes").
+    pub nonce_window: Duration,
 }
 
 impl World {
@@ -269,6 +271,7 @@ impl World {
             privileged_intents: PRIVILEGED_INTENTS,
             interaction_deadline: deadline,
             channel_rename_limit: rename_limit,
+            nonce_window: Duration::from_secs(180),
         };
         let joined = iso(now_ms() - 86_400_000);
         for (id, name, bot) in [
@@ -851,7 +854,7 @@ impl World {
         };
         if body.get("enforce_nonce").and_then(Value::as_bool) == Some(true) {
             if let Some(n) = &nonce {
-                let window = Duration::from_secs(300);
+                let window = self.nonce_window;
                 if let Some(existing) = self.messages.values().find(|x| {
                     !x.deleted
                         && x.author_id == m.author_id
