@@ -86,6 +86,9 @@ pub struct DiscordConfig {
     pub connect_to: Option<String>,
     pub connect_timeout: Dur,
     pub request_timeout: Dur,
+    /// How long Discord is trusted to drop a repeated nonce; a post first tried longer ago is
+    /// looked for in its channel before it is sent again.
+    pub nonce_window: Dur,
     /// How long after resolution an incident's place is put away; unset keeps it as it is.
     pub archive_after: Option<Dur>,
     /// Where archived incident channels go (threads are archived in place).
@@ -110,6 +113,7 @@ impl Default for DiscordConfig {
             connect_to: None,
             connect_timeout: Dur(std::time::Duration::from_secs(5)),
             request_timeout: Dur(std::time::Duration::from_secs(15)),
+            nonce_window: Dur(std::time::Duration::from_secs(120)),
             archive_after: None,
             archive_category_id: None,
         }

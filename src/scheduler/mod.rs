@@ -198,16 +198,23 @@ impl Scheduler {
     /// Fires every job due by now, in the order they came due, and returns when the next job is
     /// due. A job that fails is retried later with backoff; only a failing store is an error.
     /// The outbox goes first and again after each job, so that a slow job holds up the posts of
-    /// commands as little as it can.
+    /// commands as little as it can; while status updates of the round are still to fire, the
+    /// stakeholder digest keeps room for theirs.
     pub async fn fire_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut outbox_next = self.deliver_outbox().await?;
-        for job in self.app.store.jobs_due(self.app.now())? {
+        let due = self.app.store.jobs_due(self.app.now())?;
+        let updates_left = |from: usize| {
+            due[from..]
+                .iter()
+                .any(|j| matches!(j.kind, JobKind::StatusUpdate))
+        };
+        let mut outbox_next = self.deliver(updates_left(0)).await?;
+        for (i, job) in due.iter().enumerate() {
             // Earlier jobs of this round may have taken a while; a command may have moved or
             // cancelled this one meanwhile, and then that decision stands.
-            if self.app.store.job(job.incident, &job.kind)?.as_ref() != Some(&job) {
+            if self.app.store.job(job.incident, &job.kind)?.as_ref() != Some(job) {
                 continue;
             }
-            if let Err(e) = self.fire(&job).await {
+            if let Err(e) = self.fire(job).await {
                 let delay = backoff(job.attempts);
                 tracing::warn!(
                     incident = %job.incident,
@@ -219,9 +226,9 @@ impl Scheduler {
                     "scheduled job failed; it will be retried"
                 );
                 let at = self.app.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.app.store.retry_job(&job, at)?;
+                self.app.store.retry_job(job, at)?;
             }
-            outbox_next = self.deliver_outbox().await?;
+            outbox_next = self.deliver(updates_left(i + 1)).await?;
         }
         let timed = self.app.store.next_job()?.map(|j| j.runs_at());
         Ok(match (timed, outbox_next) {
@@ -261,9 +268,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Posts the status update to the incident and stakeholder channels and, when the team has
-    /// said nothing since the last one, the reminder to the commander; then records both and the
-    /// next job in one transaction.
+    /// Posts the status update to the incident's channel and, when the team has said nothing
+    /// since the last one, the reminder to the commander; then records both, queues the update
+    /// for the stakeholder channel (as part of a digest when several are due together) and
+    /// plans the next job, in one transaction.
     async fn status_update(&self, job: &Job) -> Result<(), JobError> {
         let app = &self.app;
         let inc = app.store.incident(job.incident)?;
@@ -289,11 +297,7 @@ impl Scheduler {
         let text = status::status_text(app, &inc, true, next)?;
         let update = status::incident_post(app, &inc, "Status update", text.clone());
         let mut posts: Vec<(u64, char, Post)> = Vec::new();
-        for channel in inc
-            .channel
-            .into_iter()
-            .chain(app.chat.stakeholder_channel())
-        {
+        if let Some(channel) = inc.channel {
             posts.push((channel, 's', update.clone()));
         }
         let remind = quiet.then_some(inc.channel).flatten();
@@ -301,13 +305,36 @@ impl Scheduler {
             let reminder = status::reminder_post(app, &inc, since, next)?;
             posts.push((channel, 'r', reminder));
         }
+        // On disk before the sends, so that a send cut off by a crash and retried after a long
+        // outage is looked for first: the nonce no longer protects it then.
+        let Some(job) = app
+            .store
+            .mark_attempted(std::slice::from_ref(job), now)
+            .await?
+            .pop()
+        else {
+            return Ok(());
+        };
         for (channel, part, mut post) in posts {
-            post.nonce = Some(nonce(job, part, channel));
+            post.nonce = Some(nonce(&job, part, channel));
+            if self.already_sent(&job, channel, &post).await? {
+                continue;
+            }
             app.chat
                 .post(channel, post)
                 .await
                 .map_err(|source| JobError::Chat { channel, source })?;
         }
+        let stakeholders = app.chat.stakeholder_channel().map(|channel| {
+            let mut post = update.clone();
+            post.nonce = Some(nonce(&job, 's', channel));
+            JobChange::SendInDigest {
+                incident: inc.id,
+                channel,
+                post: Box::new(post),
+                due: now,
+            }
+        });
 
         let commander = inc.commander().cloned();
         app.store.append_with_jobs(
@@ -327,7 +354,11 @@ impl Scheduler {
                 }
                 Ok(events)
             },
-            |i, events| plan(&app.config, i, events),
+            |i, events| {
+                let mut changes = plan(&app.config, i, events);
+                changes.extend(stakeholders.clone());
+                changes
+            },
         )?;
         app.store.flush().await?;
         Ok(())
