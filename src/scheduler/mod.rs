@@ -268,10 +268,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Posts the status update to the incident's channel and, when the team has said nothing
-    /// since the last one, the reminder to the commander; then records both, queues the update
-    /// for the stakeholder channel (as part of a digest when several are due together) and
-    /// plans the next job, in one transaction.
+    /// Records the status update (and, when the team has said nothing since the last one, the
+    /// reminder to the commander), queues their posts in the outbox and plans the next job, in
+    /// one transaction. The outbox sends them with this job's nonces; the stakeholder channel's
+    /// copy may share a digest message with other incidents' updates due at the same time.
     async fn status_update(&self, job: &Job) -> Result<(), JobError> {
         let app = &self.app;
         let inc = app.store.incident(job.incident)?;
@@ -296,45 +296,37 @@ impl Scheduler {
 
         let text = status::status_text(app, &inc, true, next)?;
         let update = status::incident_post(app, &inc, "Status update", text.clone());
-        let mut posts: Vec<(u64, char, Post)> = Vec::new();
-        if let Some(channel) = inc.channel {
-            posts.push((channel, 's', update.clone()));
-        }
         let remind = quiet.then_some(inc.channel).flatten();
-        if let Some(channel) = remind {
-            let reminder = status::reminder_post(app, &inc, since, next)?;
-            posts.push((channel, 'r', reminder));
-        }
-        // On disk before the sends, so that a send cut off by a crash and retried after a long
-        // outage is looked for first: the nonce no longer protects it then.
-        let Some(job) = app
-            .store
-            .mark_attempted(std::slice::from_ref(job), now)
-            .await?
-            .pop()
-        else {
-            return Ok(());
+        let mut sends = Vec::new();
+        let with_nonce = |mut post: Post, part: char, channel: u64| {
+            post.nonce = Some(nonce(job, part, channel));
+            Box::new(post)
         };
-        for (channel, part, mut post) in posts {
-            post.nonce = Some(nonce(&job, part, channel));
-            if self.already_sent(&job, channel, &post).await? {
-                continue;
-            }
-            app.chat
-                .post(channel, post)
-                .await
-                .map_err(|source| JobError::Chat { channel, source })?;
-        }
-        let stakeholders = app.chat.stakeholder_channel().map(|channel| {
-            let mut post = update.clone();
-            post.nonce = Some(nonce(&job, 's', channel));
-            JobChange::SendInDigest {
+        if let Some(channel) = inc.channel {
+            sends.push(JobChange::Send {
                 incident: inc.id,
                 channel,
-                post: Box::new(post),
+                post: with_nonce(update.clone(), 's', channel),
                 due: now,
-            }
-        });
+            });
+        }
+        if let Some(channel) = remind {
+            let reminder = status::reminder_post(app, &inc, since, next)?;
+            sends.push(JobChange::Send {
+                incident: inc.id,
+                channel,
+                post: with_nonce(reminder, 'r', channel),
+                due: now,
+            });
+        }
+        if let Some(channel) = app.chat.stakeholder_channel() {
+            sends.push(JobChange::SendInDigest {
+                incident: inc.id,
+                channel,
+                post: with_nonce(update, 's', channel),
+                due: now,
+            });
+        }
 
         let commander = inc.commander().cloned();
         app.store.append_with_jobs(
@@ -356,7 +348,7 @@ impl Scheduler {
             },
             |i, events| {
                 let mut changes = plan(&app.config, i, events);
-                changes.extend(stakeholders.clone());
+                changes.extend(sends.iter().cloned());
                 changes
             },
         )?;
