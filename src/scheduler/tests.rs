@@ -3,7 +3,7 @@
 use super::*;
 use crate::app::{Clock, TokioClock};
 use crate::chat::console::parse_line;
-use crate::chat::{Chat, Place};
+use crate::chat::{Chat, Embed, Place};
 use crate::commands::{self, Invocation, Outcome};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::CommandError;
@@ -809,4 +809,46 @@ fn outbox_backoff_starts_short_and_is_capped() {
     assert_eq!(outbox::backoff(0), Duration::from_secs(2));
     assert_eq!(outbox::backoff(1), Duration::from_secs(4));
     assert_eq!(outbox::backoff(30), Duration::from_secs(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn updates_due_together_share_digest_messages_within_discords_limits() {
+    let h = Harness::new(Config::default());
+    for n in 1..=23 {
+        h.ok(&format!(
+            "/incident open title:\"Outage {n}\" severity:SEV1"
+        ))
+        .await;
+    }
+    h.at(m(15) + 1).await;
+    let digests: Vec<Post> = h
+        .sent()
+        .into_iter()
+        .filter(|s| s.channel == STAKEHOLDERS && is_status_update(&s.post))
+        .map(|s| s.post)
+        .collect();
+    let titles: Vec<String> = digests
+        .iter()
+        .flat_map(|p| p.embeds().map(|e| e.title.clone()))
+        .collect();
+    let expected: Vec<String> = (1..=23)
+        .map(|n| format!("Status update · INC-{n} · Outage {n}"))
+        .collect();
+    assert_eq!(titles, expected, "every incident once, in order");
+    assert!(
+        (3..=4).contains(&digests.len()),
+        "{} messages",
+        digests.len()
+    );
+    for d in &digests {
+        assert!(d.embeds().count() <= 10);
+        assert!(d.embeds().map(Embed::chars).sum::<usize>() <= crate::chat::MAX_EMBED_TOTAL);
+        assert!(d.content.is_empty() && d.buttons.is_empty() && d.files.is_empty());
+        assert!(d.nonce.as_deref().is_some_and(|n| n.starts_with('d')));
+    }
+    // Each incident's own channel still gets its own update.
+    for n in 1..=23 {
+        assert_eq!(h.updates(h.channel_of(n)), [m(15)]);
+    }
+    assert!(h.app.store.outbox().unwrap().is_empty());
 }

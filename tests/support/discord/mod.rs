@@ -64,6 +64,12 @@
 //! with `retry-after` in seconds), a 5xx, or arrive late; [`FakeDiscord::fail_next_n`] the next
 //! N, and [`FakeDiscord::fail_for`] every one for a while (a 429 storm, a 5xx outage). Every answer carries
 //! `X-RateLimit-*` headers; [`FakeOptions::global_limit`] enforces a requests-per-second ceiling.
+//! Per-route buckets (message create: 5 per 5 s per channel) are kept by default
+//! ([`FakeOptions::enforce_route_limits`]): over TLS an exhausted bucket answers 429 with
+//! `X-RateLimit-Scope: user` and Discord's body; on the plain-HTTP port the request waits for the
+//! bucket's next window, as behind a rate-limiting proxy ([`FakeDiscord::route_limited_count`],
+//! [`FakeDiscord::queued_count`]). `enforce_nonce` finds an earlier message only within
+//! [`FakeOptions::nonce_window`], and the history never echoes a nonce.
 //! [`FakeDiscord::gateway_fault`] drops the socket, closes with a code, sends op 7 or op 9;
 //! [`FakeDiscord::close_identify_with`] answers IDENTIFY with a close code.
 //!
