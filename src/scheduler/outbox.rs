@@ -17,6 +17,7 @@ use super::{nonce, JobError, Scheduler};
 use crate::chat::{ChatError, Embed, Post, MAX_EMBED_TOTAL};
 use crate::store::{Job, JobChange, JobKind, StoreError};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -26,6 +27,11 @@ const RETRY_MAX: Duration = Duration::from_secs(2 * 60);
 /// Attempts after which a post the chat keeps refusing (rather than failing to answer) is
 /// dropped: a deleted channel or a lost permission would otherwise hold up its channel for good.
 pub const MAX_REFUSALS: u32 = 5;
+/// Channels whose posts are sent at the same time; the chat's own limiter keeps the total pace.
+const CHANNELS_AT_ONCE: usize = 16;
+/// Posts one channel sends in one pass: about what Discord takes per channel in five seconds,
+/// so that a backlog in one channel never holds up the timed jobs between passes for long.
+const PER_CHANNEL_PASS: usize = 5;
 /// Discord takes at most ten embeds in one message.
 pub const MAX_DIGEST_EMBEDS: usize = 10;
 
@@ -151,16 +157,64 @@ impl Scheduler {
             ready.push(job);
         }
         let ready = self.digests(ready, more_coming)?;
-        let ready = app.store.mark_attempted(&ready, now).await?;
 
-        let mut failed: HashSet<u64> = HashSet::new();
+        // Each channel's posts in order, the channels side by side: Discord limits messages per
+        // channel, and a busy stakeholder channel must not hold up every incident's own.
+        let mut by_channel: Vec<(u64, Vec<Job>)> = Vec::new();
         for job in ready {
+            let Some(channel) = channel_of(&job) else {
+                continue;
+            };
+            match by_channel.iter_mut().find(|(c, _)| *c == channel) {
+                Some((_, jobs)) if jobs.len() >= PER_CHANNEL_PASS => {
+                    // The rest go in the next pass, right after this one.
+                    next = earliest(next, now);
+                }
+                Some((_, jobs)) => jobs.push(job),
+                None => by_channel.push((channel, vec![job])),
+            }
+        }
+        let going: Vec<Job> = by_channel.iter().flat_map(|(_, j)| j.clone()).collect();
+        let seq = |j: &Job| match j.kind {
+            JobKind::Post { seq, .. } => seq,
+            _ => 0,
+        };
+        let mut marked: HashMap<u64, Job> = app
+            .store
+            .mark_attempted(&going, now)
+            .await?
+            .into_iter()
+            .map(|j| (seq(&j), j))
+            .collect();
+        for (_, jobs) in &mut by_channel {
+            // As they are on disk now; one replaced meanwhile is left for the next pass.
+            *jobs = jobs.iter().map_while(|j| marked.remove(&seq(j))).collect();
+        }
+        let retries: Vec<Result<Option<DateTime<Utc>>, StoreError>> = futures::stream::iter(
+            by_channel
+                .into_iter()
+                .map(|(_, jobs)| self.deliver_channel(jobs)),
+        )
+        .buffer_unordered(CHANNELS_AT_ONCE)
+        .collect()
+        .await;
+        for retry in retries {
+            if let Some(at) = retry? {
+                next = earliest(next, at);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Sends one channel's posts in order until one fails; that one is retried with backoff (or
+    /// dropped when the chat keeps refusing it) and the rest wait behind it. Returns when the
+    /// retry is due.
+    async fn deliver_channel(&self, jobs: Vec<Job>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let app = &self.app;
+        for job in jobs {
             let JobKind::Post { seq, channel, .. } = job.kind else {
                 continue;
             };
-            if failed.contains(&channel) {
-                continue;
-            }
             let Err(e) = self.send_post(&job).await else {
                 continue;
             };
@@ -186,7 +240,6 @@ impl Scheduler {
                 }])?;
                 continue;
             }
-            failed.insert(channel);
             let delay = backoff(job.attempts);
             tracing::warn!(
                 incident = %job.incident,
@@ -199,9 +252,9 @@ impl Scheduler {
             );
             let at = app.now() + chrono::Duration::from_std(delay).unwrap_or_default();
             app.store.retry_job(&job, at)?;
-            next = earliest(next, at);
+            return Ok(Some(at));
         }
-        Ok(next)
+        Ok(None)
     }
 
     /// Joins side-by-side digestible posts of each channel into digest messages, written to
