@@ -197,18 +197,14 @@ impl Scheduler {
 
     /// Fires every job due by now, in the order they came due, and returns when the next job is
     /// due. A job that fails is retried later with backoff; only a failing store is an error.
-    /// The outbox goes first and again after each job, so that a slow job holds up the posts of
-    /// commands as little as it can; while status updates of the round are still to fire, the
-    /// stakeholder digest keeps room for theirs.
+    /// The outbox goes before and after the round. A pass can wait seconds on a busy channel's
+    /// limit, so it does not run between the jobs; the status updates only queue their posts,
+    /// and the stakeholder digest waits for the whole round's.
     pub async fn fire_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let due = self.app.store.jobs_due(self.app.now())?;
-        let updates_left = |from: usize| {
-            due[from..]
-                .iter()
-                .any(|j| matches!(j.kind, JobKind::StatusUpdate))
-        };
-        let mut outbox_next = self.deliver(updates_left(0)).await?;
-        for (i, job) in due.iter().enumerate() {
+        let updates = due.iter().any(|j| matches!(j.kind, JobKind::StatusUpdate));
+        self.deliver(updates).await?;
+        for job in &due {
             // Earlier jobs of this round may have taken a while; a command may have moved or
             // cancelled this one meanwhile, and then that decision stands.
             if self.app.store.job(job.incident, &job.kind)?.as_ref() != Some(job) {
@@ -228,8 +224,8 @@ impl Scheduler {
                 let at = self.app.now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 self.app.store.retry_job(job, at)?;
             }
-            outbox_next = self.deliver(updates_left(i + 1)).await?;
         }
+        let outbox_next = self.deliver(false).await?;
         let timed = self.app.store.next_job()?.map(|j| j.runs_at());
         Ok(match (timed, outbox_next) {
             (Some(a), Some(b)) => Some(a.min(b)),
