@@ -118,6 +118,9 @@ pub struct DiscordConfig {
     pub connect_to: Option<String>,
     pub connect_timeout: Dur,
     pub request_timeout: Dur,
+    /// How long Discord is trusted to drop a repeated nonce; a post first tried longer ago is
+    /// looked for in its channel before it is sent again.
+    pub nonce_window: Dur,
     /// How long after resolution an incident's place is put away; `"off"` (`None`) keeps it
     /// where it is.
     #[serde(with = "dur_or_off")]
@@ -146,6 +149,7 @@ impl Default for DiscordConfig {
             connect_to: None,
             connect_timeout: Dur(std::time::Duration::from_secs(5)),
             request_timeout: Dur(std::time::Duration::from_secs(15)),
+            nonce_window: Dur(std::time::Duration::from_secs(120)),
             // A day leaves the channel in view for the hand-off and the first look at the
             // draft, and keeps a full category from filling with finished incidents.
             archive_after: Some(Dur(std::time::Duration::from_secs(24 * 3600))),

@@ -1448,3 +1448,132 @@ async fn the_bots_permissions_come_from_roles_and_overwrites() {
     st_id.say(&http, "admin").await.expect("administrator");
     inc_id.edit(&http, mv).await.expect("administrator moves");
 }
+
+/// Posts `n` messages to a channel at once over raw HTTP(S); each answer's status and headers.
+async fn burst(
+    client: &reqwest::Client,
+    base: &str,
+    channel: u64,
+    n: usize,
+) -> Vec<(u16, reqwest::header::HeaderMap)> {
+    let sends = (0..n).map(|i| {
+        let req = client
+            .post(format!("{base}/api/v10/channels/{channel}/messages"))
+            .header("authorization", format!("Bot {TOKEN}"))
+            .json(&json!({ "content": format!("message {i}") }));
+        async move {
+            let r = req.send().await.expect("request");
+            (r.status().as_u16(), r.headers().clone())
+        }
+    });
+    futures::future::join_all(sends).await
+}
+
+fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_posts_are_limited_per_channel_with_429_direct_and_a_queue_through_a_proxy() {
+    let fake = FakeDiscord::start().await;
+    let other = fake.add_channel("other", ChannelKind::Text, None);
+
+    // Direct (TLS): the sixth post in five seconds to one channel is refused with Discord's 429.
+    let direct = fake.direct_client();
+    let answers = burst(&direct, "https://discord.com", GENERAL_CHANNEL_ID, 6).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    let (_, refused) = answers.iter().find(|(s, _)| *s == 429).unwrap();
+    assert_eq!(header(refused, "x-ratelimit-scope"), Some("user"));
+    assert_eq!(header(refused, "x-ratelimit-limit"), Some("5"));
+    assert_eq!(header(refused, "x-ratelimit-remaining"), Some("0"));
+    assert!(header(refused, "x-ratelimit-bucket").is_some());
+    assert!(header(refused, "x-ratelimit-reset").is_some());
+    let retry: f64 = header(refused, "retry-after").unwrap().parse().unwrap();
+    assert!(retry > 4.0 && retry <= 5.0, "retry after {retry}");
+    let body = &fake
+        .requests_to("POST /channels/{channel}/messages")
+        .into_iter()
+        .find(|r| r.status == 429)
+        .unwrap()
+        .response;
+    assert_eq!(body["global"], false);
+    assert_eq!(body["retry_after"].as_f64(), Some(retry));
+    let remaining: Vec<&str> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, h)| header(h, "x-ratelimit-remaining").unwrap())
+        .collect();
+    assert!(
+        remaining.contains(&"0") && remaining.contains(&"4"),
+        "{remaining:?}"
+    );
+    // Another channel is another bucket.
+    let answers = burst(&direct, "https://discord.com", other, 1).await;
+    assert_eq!(answers[0].0, 200);
+    assert_eq!(fake.route_limited_count(), 1);
+
+    // Through the proxy port a burst waits for the next window instead: no 429; what does not
+    // fit the open window is answered once it has passed.
+    let before = fake.requests_to("POST /channels/{channel}/messages").len();
+    let proxy = reqwest::Client::new();
+    let started = Instant::now();
+    let answers = burst(&proxy, &fake.api_base(), other, 6).await;
+    let took = started.elapsed();
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200),
+        "no 429 through the proxy"
+    );
+    assert_eq!(fake.route_limited_count(), 1);
+    assert_eq!(
+        fake.queued_count(),
+        2,
+        "the burst's first four fit the open window"
+    );
+    // One post already spent this window; four more fit, the other two wait for the next.
+    assert!(
+        took >= Duration::from_millis(4_500) && took < Duration::from_secs(8),
+        "took {took:?}"
+    );
+    let tries: Vec<_> = fake.requests_to("POST /channels/{channel}/messages")[before..].to_vec();
+    let first = tries[0].at;
+    for (i, r) in tries.iter().enumerate() {
+        let earliest = Duration::from_secs(if i < 4 { 0 } else { 5 });
+        assert!(
+            r.at - first + Duration::from_millis(300) >= earliest,
+            "post {i} answered {:?} after the first",
+            r.at - first
+        );
+    }
+    assert_eq!(fake.messages(other).len(), 7);
+}
+
+#[tokio::test]
+async fn a_nonce_is_enforced_only_within_its_window() {
+    let fake = FakeDiscord::start_with(FakeOptions {
+        nonce_window: Duration::from_millis(800),
+        ..FakeOptions::default()
+    })
+    .await;
+    let http = fake.proxy_http();
+    let body = json!({ "content": "once", "nonce": "n-1", "enforce_nonce": true });
+    let send = || http.send_message(ChannelId::new(GENERAL_CHANNEL_ID), vec![], &body);
+    let a = send().await.unwrap();
+    let b = send().await.unwrap();
+    assert_eq!(a.id, b.id, "within the window the first message comes back");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let c = send().await.unwrap();
+    assert_ne!(
+        a.id, c.id,
+        "after the window Discord no longer remembers the nonce"
+    );
+    assert_eq!(fake.messages(GENERAL_CHANNEL_ID).len(), 2);
+    // The history never echoes a nonce, so a client cannot find its post by it later.
+    let history = http
+        .get_messages(ChannelId::new(GENERAL_CHANNEL_ID), None, Some(10))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|m| m.nonce.is_none()));
+}

@@ -714,10 +714,18 @@ async fn a_post_whose_answer_was_lost_is_sent_again_and_kept_once() {
     update_lands(&fake, w, channel, "answer lost").await;
     // The late answer, and anything sent after it, would land in this window.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let sends: Vec<_> = sends_of(&fake, "answer lost")
+    // The update goes to the incident's channel and the stakeholders' side by side; whichever
+    // met the lost answer was sent again with its nonce.
+    let sends: Vec<_> = [channel, w.stakeholders]
         .into_iter()
-        .filter(|r| r.path == format!("/channels/{channel}/messages"))
-        .collect();
+        .map(|ch| {
+            sends_of(&fake, "answer lost")
+                .into_iter()
+                .filter(|r| r.path == format!("/channels/{ch}/messages"))
+                .collect::<Vec<_>>()
+        })
+        .max_by_key(Vec::len)
+        .unwrap();
     assert!(
         sends.len() >= 2,
         "sent again after the timeout: {}",
@@ -1053,6 +1061,10 @@ async fn kill_9_at_random_points_loses_no_acknowledged_command_and_resumes_every
     let mut rng = fastrand::Rng::with_seed(seed());
     let fake = FakeDiscord::start_with(FakeOptions {
         wait_timeout: Duration::from_secs(20),
+        // Durability, not pace: twenty incidents opened, updated and resolved within seconds
+        // post far more to the one stakeholder channel than Discord's 5 per 5 s would let
+        // through in the time this test waits.
+        enforce_route_limits: false,
         ..FakeOptions::default()
     })
     .await;

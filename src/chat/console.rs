@@ -63,7 +63,7 @@ pub fn post_text(post: &Post) -> String {
     if !post.content.is_empty() {
         parts.push(post.content.clone());
     }
-    if let Some(e) = &post.embed {
+    for e in post.embeds() {
         parts.push(e.title.clone());
         parts.push(e.description.clone());
     }

@@ -119,9 +119,26 @@ pub struct Post {
     pub files: Vec<Attachment>,
     /// Makes a retried send idempotent (Discord's `enforce_nonce`).
     pub nonce: Option<String>,
+    /// Embeds after `embed`, for a digest carrying several incidents in one message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_embeds: Vec<Embed>,
+}
+
+impl Embed {
+    /// What the embed counts toward Discord's 6000 characters per message.
+    pub fn chars(&self) -> usize {
+        self.title.chars().count()
+            + self.description.chars().count()
+            + self.footer.as_deref().map_or(0, |f| f.chars().count())
+    }
 }
 
 impl Post {
+    /// Every embed of the post, in order.
+    pub fn embeds(&self) -> impl Iterator<Item = &Embed> {
+        self.embed.iter().chain(&self.more_embeds)
+    }
+
     pub fn text(content: impl Into<String>) -> Post {
         Post {
             content: content.into(),
@@ -258,6 +275,19 @@ pub trait Chat: Send + Sync {
     async fn set_labels(&self, channel: u64, labels: &[String]) -> Result<(), ChatError> {
         let _ = (channel, labels);
         Ok(())
+    }
+
+    /// The id of a message the bot itself sent to `channel` after `since` that carries `post`
+    /// (the same text and embeds), if there is one: for a post whose first attempt is too old
+    /// for the platform to dedupe by its nonce. Chats that cannot look say `None`.
+    async fn find_sent(
+        &self,
+        channel: u64,
+        since: chrono::DateTime<chrono::Utc>,
+        post: &Post,
+    ) -> Result<Option<u64>, ChatError> {
+        let _ = (channel, since, post);
+        Ok(None)
     }
 
     /// A link that opens the channel from outside the chat (e.g. from a PagerDuty alert).

@@ -199,18 +199,21 @@ impl Scheduler {
 
     /// Fires every job due by now, in the order they came due, and returns when the next job is
     /// due. A job that fails is retried later with backoff; only a failing store is an error.
-    /// The outbox goes first and again after each job, so that a slow job holds up the posts of
-    /// commands as little as it can.
+    /// The outbox goes before and after the round. A pass can wait seconds on a busy channel's
+    /// limit, so it does not run between the jobs; the status updates only queue their posts,
+    /// and the stakeholder digest waits for the whole round's.
     pub async fn fire_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut outbox_next = self.deliver_outbox().await?;
-        for job in self.app.store.jobs_due(self.app.now())? {
+        let due = self.app.store.jobs_due(self.app.now())?;
+        let updates = due.iter().any(|j| matches!(j.kind, JobKind::StatusUpdate));
+        self.deliver(updates).await?;
+        for job in &due {
             // Earlier jobs of this round may have taken a while; a command may have moved or
             // cancelled this one meanwhile, and then that decision stands.
-            if self.app.store.job(job.incident, &job.kind)?.as_ref() != Some(&job) {
+            if self.app.store.job(job.incident, &job.kind)?.as_ref() != Some(job) {
                 continue;
             }
-            self.ran(&job);
-            if let Err(e) = self.fire(&job).await {
+            self.ran(job);
+            if let Err(e) = self.fire(job).await {
                 let delay = backoff(job.attempts);
                 tracing::warn!(
                     incident = %job.incident,
@@ -222,10 +225,10 @@ impl Scheduler {
                     "scheduled job failed; it will be retried"
                 );
                 let at = self.app.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.app.store.retry_job(&job, at)?;
+                self.app.store.retry_job(job, at)?;
             }
-            outbox_next = self.deliver_outbox().await?;
         }
+        let outbox_next = self.deliver(false).await?;
         let timed = self.app.store.next_job()?.map(|j| j.runs_at());
         Ok(match (timed, outbox_next) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -273,9 +276,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Posts the status update to the incident and stakeholder channels and, when the team has
-    /// said nothing since the last one, the reminder to the commander; then records both and the
-    /// next job in one transaction.
+    /// Records the status update (and, when the team has said nothing since the last one, the
+    /// reminder to the commander), queues their posts in the outbox and plans the next job, in
+    /// one transaction. The outbox sends them with this job's nonces; the stakeholder channel's
+    /// copy may share a digest message with other incidents' updates due at the same time.
     async fn status_update(&self, job: &Job) -> Result<(), JobError> {
         let app = &self.app;
         let inc = app.store.incident(job.incident)?;
@@ -300,25 +304,36 @@ impl Scheduler {
 
         let text = status::status_text(app, &inc, true, next)?;
         let update = status::incident_post(app, &inc, "Status update", text.clone());
-        let mut posts: Vec<(u64, char, Post)> = Vec::new();
-        for channel in inc
-            .channel
-            .into_iter()
-            .chain(app.chat.stakeholder_channel())
-        {
-            posts.push((channel, 's', update.clone()));
-        }
         let remind = quiet.then_some(inc.channel).flatten();
+        let mut sends = Vec::new();
+        let with_nonce = |mut post: Post, part: char, channel: u64| {
+            post.nonce = Some(nonce(job, part, channel));
+            Box::new(post)
+        };
+        if let Some(channel) = inc.channel {
+            sends.push(JobChange::Send {
+                incident: inc.id,
+                channel,
+                post: with_nonce(update.clone(), 's', channel),
+                due: now,
+            });
+        }
         if let Some(channel) = remind {
             let reminder = status::reminder_post(app, &inc, since, next)?;
-            posts.push((channel, 'r', reminder));
+            sends.push(JobChange::Send {
+                incident: inc.id,
+                channel,
+                post: with_nonce(reminder, 'r', channel),
+                due: now,
+            });
         }
-        for (channel, part, mut post) in posts {
-            post.nonce = Some(nonce(job, part, channel));
-            app.chat
-                .post(channel, post)
-                .await
-                .map_err(|source| JobError::Chat { channel, source })?;
+        if let Some(channel) = app.chat.stakeholder_channel() {
+            sends.push(JobChange::SendInDigest {
+                incident: inc.id,
+                channel,
+                post: with_nonce(update, 's', channel),
+                due: now,
+            });
         }
 
         let commander = inc.commander().cloned();
@@ -339,7 +354,11 @@ impl Scheduler {
                 }
                 Ok(events)
             },
-            |i, events| plan(&app.config, i, events),
+            |i, events| {
+                let mut changes = plan(&app.config, i, events);
+                changes.extend(sends.iter().cloned());
+                changes
+            },
         )?;
         app.store.flush().await?;
         Ok(())

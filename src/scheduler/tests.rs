@@ -3,7 +3,7 @@
 use super::*;
 use crate::app::{Clock, TokioClock};
 use crate::chat::console::parse_line;
-use crate::chat::{Chat, Place};
+use crate::chat::{Chat, Embed, Place};
 use crate::commands::{self, Invocation, Outcome};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::CommandError;
@@ -253,7 +253,22 @@ async fn each_severity_has_its_cadence_and_both_channels_get_it() {
         [] as [i64; 0],
         "SEV4 has no cadence by default"
     );
-    assert_eq!(h.updates(STAKEHOLDERS).len(), 6);
+    // At 30m and 60m both incidents are due together: one digest message carries both.
+    assert_eq!(h.updates(STAKEHOLDERS), [m(15), m(30), m(45), m(60)]);
+    let carried: Vec<Vec<String>> = h
+        .sent()
+        .into_iter()
+        .filter(|s| s.channel == STAKEHOLDERS && is_status_update(&s.post))
+        .map(|s| s.post.embeds().map(|e| e.title.clone()).collect())
+        .collect();
+    assert_eq!(
+        carried[1],
+        [
+            "Status update · INC-1 · Checkout down",
+            "Status update · INC-2 · Search slow"
+        ]
+    );
+    assert_eq!(carried.iter().map(Vec::len).sum::<usize>(), 6);
     let stakeholder = h
         .sent()
         .into_iter()
@@ -460,29 +475,33 @@ async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
     h.at(1).await;
     let opening = h.sent().len();
     assert_eq!(opening, 2);
+    // The update to the channel and the stakeholders' copy both fail at 15m; the reminder waits
+    // behind the channel's update.
     h.chat.failures.store(2, Ordering::SeqCst);
     h.at(m(15) + 1).await;
     assert_eq!(h.sent().len(), opening);
-    let retry = h.app.store.next_job().unwrap().unwrap();
-    assert_eq!(
-        (retry.due, retry.attempts),
-        (job.due, 1),
-        "kept, not dropped"
-    );
-    assert_eq!(retry.runs_at(), job.due + chrono::Duration::seconds(30));
-    // Fails again at 15m30s, then waits twice as long.
-    h.at(m(16) + 29).await;
-    assert_eq!(h.sent().len(), opening);
-    h.at(m(16) + 31).await;
-    assert_eq!(h.updates(ch), [m(16) + 30]);
+    let waiting: Vec<Job> = h
+        .app
+        .store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.attempts == 1)
+        .collect();
+    assert_eq!(waiting.len(), 2, "kept, not dropped: {waiting:?}");
+    assert!(waiting.iter().all(|j| j.first_attempt == Some(job.due)
+        && j.runs_at() == job.due + chrono::Duration::seconds(2)));
+    h.at(m(15) + 3).await;
+    assert_eq!(h.updates(ch), [m(15) + 2]);
     let nonces: Vec<String> = h.sent()[opening..]
         .iter()
         .map(|s| s.post.nonce.clone().unwrap())
         .collect();
+    // The stakeholders' copy is queued in the outbox with the update to the channel.
     let expected = [
         nonce(&job, 's', ch),
-        nonce(&job, 's', STAKEHOLDERS),
         nonce(&job, 'r', ch),
+        nonce(&job, 's', STAKEHOLDERS),
     ];
     assert_eq!(nonces, expected, "the nonces of the original tick");
     let recorded = h
@@ -506,8 +525,8 @@ async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
     assert_eq!((next.attempts, next.retry_at), (0, None));
     assert_eq!(
         next.due,
-        job.due + chrono::Duration::seconds(m(16) + 30),
-        "15m after the late one"
+        job.due + chrono::Duration::seconds(m(15)),
+        "15m after the tick the update was recorded at"
     );
 }
 
@@ -795,4 +814,46 @@ fn outbox_backoff_starts_short_and_is_capped() {
     assert_eq!(outbox::backoff(0), Duration::from_secs(2));
     assert_eq!(outbox::backoff(1), Duration::from_secs(4));
     assert_eq!(outbox::backoff(30), Duration::from_secs(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn updates_due_together_share_digest_messages_within_discords_limits() {
+    let h = Harness::new(Config::default());
+    for n in 1..=23 {
+        h.ok(&format!(
+            "/incident open title:\"Outage {n}\" severity:SEV1"
+        ))
+        .await;
+    }
+    h.at(m(15) + 1).await;
+    let digests: Vec<Post> = h
+        .sent()
+        .into_iter()
+        .filter(|s| s.channel == STAKEHOLDERS && is_status_update(&s.post))
+        .map(|s| s.post)
+        .collect();
+    let titles: Vec<String> = digests
+        .iter()
+        .flat_map(|p| p.embeds().map(|e| e.title.clone()))
+        .collect();
+    let expected: Vec<String> = (1..=23)
+        .map(|n| format!("Status update · INC-{n} · Outage {n}"))
+        .collect();
+    assert_eq!(titles, expected, "every incident once, in order");
+    assert!(
+        (3..=4).contains(&digests.len()),
+        "{} messages",
+        digests.len()
+    );
+    for d in &digests {
+        assert!(d.embeds().count() <= 10);
+        assert!(d.embeds().map(Embed::chars).sum::<usize>() <= crate::chat::MAX_EMBED_TOTAL);
+        assert!(d.content.is_empty() && d.buttons.is_empty() && d.files.is_empty());
+        assert!(d.nonce.as_deref().is_some_and(|n| n.starts_with('d')));
+    }
+    // Each incident's own channel still gets its own update.
+    for n in 1..=23 {
+        assert_eq!(h.updates(h.channel_of(n)), [m(15)]);
+    }
+    assert!(h.app.store.outbox().unwrap().is_empty());
 }

@@ -53,6 +53,10 @@ pub enum JobKind {
         seq: u64,
         channel: u64,
         post: Box<Post>,
+        /// May go out together with its neighbours in the channel as one digest message (see
+        /// [`JobChange::SendInDigest`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        digest: bool,
     },
 }
 
@@ -91,6 +95,10 @@ pub struct Job {
     /// When the next attempt runs, after a failure.
     #[serde(default)]
     pub retry_at: Option<DateTime<Utc>>,
+    /// When it was first sent (or about to be), written before the send: after a long outage
+    /// the platform no longer knows the nonce, and the post is looked for before it goes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempt: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -101,6 +109,7 @@ impl Job {
             due,
             attempts: 0,
             retry_at: None,
+            first_attempt: None,
         }
     }
 
@@ -121,6 +130,14 @@ pub enum JobChange {
     /// Queues `post` for `channel` in the outbox, due at `due`, numbered after every post queued
     /// before it.
     Send {
+        incident: IncidentId,
+        channel: u64,
+        post: Box<Post>,
+        due: DateTime<Utc>,
+    },
+    /// As [`JobChange::Send`], for a post of one embed and nothing else that may share a digest
+    /// message with the posts queued beside it for the same channel.
+    SendInDigest {
         incident: IncidentId,
         channel: u64,
         post: Box<Post>,
@@ -174,6 +191,12 @@ fn tx_apply(
             channel,
             post,
             due,
+        }
+        | JobChange::SendInDigest {
+            incident,
+            channel,
+            post,
+            due,
         } => {
             let last = meta
                 .get(OUTBOX_SEQ)?
@@ -186,6 +209,7 @@ fn tx_apply(
                 seq,
                 channel: *channel,
                 post: post.clone(),
+                digest: matches!(change, JobChange::SendInDigest { .. }),
             };
             jobs.insert(outbox_key(seq), encode(&Job::new(*incident, kind, *due)))?;
         }
@@ -359,17 +383,23 @@ impl Store {
     /// Moves `job` to run again at `at`, counting the failed attempt, unless something replaced
     /// or cancelled it meanwhile (then that decision stands). Returns whether it moved.
     pub fn retry_job(&self, job: &Job, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let next = Job {
-            attempts: job.attempts + 1,
-            retry_at: Some(at),
-            ..job.clone()
-        };
         let moved = (&self.jobs, &self.meta)
             .transaction(|(jobs, meta)| -> TxResult<bool> {
                 if !tx_is_current(jobs, meta, job)? {
                     return Ok(false);
                 }
-                tx_apply(jobs, meta, &JobChange::Put(next.clone()))?;
+                // The first attempt may have been written since `job` was read.
+                let stored: Option<Job> = match jobs.get(job_key(job))? {
+                    Some(v) => decode("jobs", &v).ok(),
+                    None => None,
+                };
+                let next = Job {
+                    attempts: job.attempts + 1,
+                    retry_at: Some(at),
+                    first_attempt: job.first_attempt.or(stored.and_then(|s| s.first_attempt)),
+                    ..job.clone()
+                };
+                tx_apply(jobs, meta, &JobChange::Put(next))?;
                 Ok(true)
             })
             .map_err(jobs_only)?;
@@ -399,6 +429,42 @@ impl Store {
             self.job_signal.notify_one();
         }
         Ok(removed)
+    }
+
+    /// Writes `at` as the first attempt of each of `jobs` not attempted before and still stored as
+    /// read, and flushes, so that the mark is on disk before the sends it announces. Returns the
+    /// jobs as they now are, leaving out those replaced or cancelled meanwhile.
+    pub async fn mark_attempted(
+        &self,
+        jobs: &[Job],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let fresh = jobs.iter().any(|j| j.first_attempt.is_none());
+        let marked = (&self.jobs, &self.meta)
+            .transaction(|(tjobs, meta)| -> TxResult<Vec<Job>> {
+                let mut out = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    if !tx_is_current(tjobs, meta, job)? {
+                        continue;
+                    }
+                    if job.first_attempt.is_some() {
+                        out.push(job.clone());
+                        continue;
+                    }
+                    let next = Job {
+                        first_attempt: Some(at),
+                        ..job.clone()
+                    };
+                    tx_apply(tjobs, meta, &JobChange::Put(next.clone()))?;
+                    out.push(next);
+                }
+                Ok(out)
+            })
+            .map_err(jobs_only)?;
+        if fresh {
+            self.flush().await?;
+        }
+        Ok(marked)
     }
 
     /// The job in an incident's slot of `kind`, if any.

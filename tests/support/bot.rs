@@ -69,6 +69,18 @@ impl Bot {
         Self::start_on(fake, world, Mode::Proxy, "", &[], dir, db.to_path_buf())
     }
 
+    /// As [`Bot::start_on_db`], reaching the fake in `mode`, with extra environment.
+    pub fn start_on_db_in(
+        fake: &FakeDiscord,
+        world: World,
+        db: &Path,
+        mode: Mode,
+        env: &[(&str, &str)],
+    ) -> Bot {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_on(fake, world, mode, "", env, dir, db.to_path_buf())
+    }
+
     /// As [`Bot::start`], on the database and folder of an earlier bot.
     pub fn restart(&self, fake: &FakeDiscord, world: World, mode: Mode, extra: &str) -> Bot {
         Self::start_on(

@@ -67,6 +67,30 @@ pub fn status_updates_in(fake: &FakeDiscord, channel: u64) -> usize {
         .count()
 }
 
+/// Status updates carried in `channel` by incident title ("load 7"), counting every embed of a
+/// digest message, and the largest number of embeds one message carried.
+pub fn status_updates_by_title(
+    fake: &FakeDiscord,
+    channel: u64,
+) -> (std::collections::HashMap<String, usize>, usize) {
+    let mut seen = std::collections::HashMap::new();
+    let mut widest = 0;
+    for m in fake.messages(channel) {
+        let embeds = m["embeds"].as_array().cloned().unwrap_or_default();
+        widest = widest.max(embeds.len());
+        for e in embeds {
+            let Some(title) = e["title"].as_str() else {
+                continue;
+            };
+            if let Some(rest) = title.strip_prefix("Status update · ") {
+                let name = rest.split(" · ").nth(1).unwrap_or(rest).to_string();
+                *seen.entry(name).or_default() += 1;
+            }
+        }
+    }
+    (seen, widest)
+}
+
 /// Incidents numbered 1 to `count` whose timeline records an automated status post.
 pub fn timelines_with_automated_update(store: &Store, count: u64) -> usize {
     (1..=count)

@@ -149,6 +149,8 @@ pub struct DiscordChat {
     threads: threads::ThreadState,
     telemetry: Arc<Telemetry>,
     places: places::Places,
+    /// The bot's own user id, asked of Discord once, to tell its messages from others'.
+    me: tokio::sync::OnceCell<u64>,
 }
 
 /// 46/s with a burst of 3: at most 49 requests in any one-second window.
@@ -172,6 +174,7 @@ impl DiscordChat {
             threads: threads::ThreadState::default(),
             telemetry: Arc::default(),
             places: places::Places::default(),
+            me: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -293,6 +296,49 @@ impl Chat for DiscordChat {
 
     async fn set_labels(&self, channel: u64, labels: &[String]) -> Result<(), ChatError> {
         self.set_forum_tags(channel, labels).await
+    }
+
+    async fn find_sent(
+        &self,
+        channel: u64,
+        since: chrono::DateTime<chrono::Utc>,
+        post: &Post,
+    ) -> Result<Option<u64>, ChatError> {
+        let me = *self
+            .me
+            .get_or_try_init(|| async {
+                self.call("read the bot's user", || self.http.get_current_user())
+                    .await
+                    .map(|u| u.id.get())
+            })
+            .await?;
+        let want = outgoing::message(post.clone());
+        let id = ChannelId::new(channel);
+        // A snowflake for the moment, with a little room for clocks that disagree.
+        let mut after = outgoing::snowflake_at(since - chrono::Duration::seconds(10));
+        for _ in 0..outgoing::FIND_SENT_PAGES {
+            let page = self
+                .call("read the channel for a post sent before", || {
+                    id.messages(
+                        &self.http,
+                        serenity::all::GetMessages::new()
+                            .after(MessageId::new(after))
+                            .limit(100),
+                    )
+                })
+                .await?;
+            if let Some(m) = page
+                .iter()
+                .find(|m| m.author.id.get() == me && outgoing::carries(m, &want))
+            {
+                return Ok(Some(m.id.get()));
+            }
+            match page.iter().map(|m| m.id.get()).max() {
+                Some(last) if page.len() == 100 => after = last,
+                _ => break,
+            }
+        }
+        Ok(None)
     }
 
     fn channel_url(&self, channel: u64) -> Option<String> {

@@ -72,8 +72,9 @@ pub fn message(post: Post) -> CreateMessage {
     if !post.content.is_empty() {
         m = m.content(&post.content);
     }
-    if let Some(e) = &post.embed {
-        m = m.embed(embed(e));
+    let embeds: Vec<CreateEmbed> = post.embeds().map(embed).collect();
+    if !embeds.is_empty() {
+        m = m.embeds(embeds);
     }
     if !post.buttons.is_empty() {
         m = m.components(rows(&post.buttons));
@@ -147,6 +148,37 @@ pub fn edit_message(post: Post) -> EditMessage {
         .content(&post.content)
         .embeds(post.embed.iter().map(embed).collect())
         .components(rows(&post.buttons))
+}
+
+/// Pages of 100 messages read when looking for a post sent before a long outage: a busy
+/// channel has moved on by more than that, and then the post is sent again rather than lost.
+pub const FIND_SENT_PAGES: usize = 10;
+
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// The smallest snowflake of a moment: messages after it have larger ids.
+pub fn snowflake_at(t: chrono::DateTime<chrono::Utc>) -> u64 {
+    let ms = (t.timestamp_millis() - DISCORD_EPOCH_MS).max(1);
+    (ms as u64) << 22
+}
+
+/// Whether `sent`, a message in the channel, is the message `want` would make: the same text and
+/// the same embeds (titles and descriptions), as the nonce is not kept in the history.
+pub fn carries(sent: &serenity::all::Message, want: &CreateMessage) -> bool {
+    let Ok(want) = serde_json::to_value(want) else {
+        return false;
+    };
+    let text = want["content"].as_str().unwrap_or("");
+    if sent.content.trim() != text.trim() {
+        return false;
+    }
+    let empty = Vec::new();
+    let embeds = want["embeds"].as_array().unwrap_or(&empty);
+    embeds.len() == sent.embeds.len()
+        && embeds.iter().zip(&sent.embeds).all(|(w, s)| {
+            w["title"].as_str() == s.title.as_deref()
+                && w["description"].as_str() == s.description.as_deref()
+        })
 }
 
 pub fn status_of(e: &serenity::Error) -> Option<u16> {

@@ -91,6 +91,12 @@
 //! with `retry-after` in seconds), a 5xx, or arrive late; [`FakeDiscord::fail_next_n`] the next
 //! N, and [`FakeDiscord::fail_for`] every one for a while (a 429 storm, a 5xx outage). Every answer carries
 //! `X-RateLimit-*` headers; [`FakeOptions::global_limit`] enforces a requests-per-second ceiling.
+//! Per-route buckets (message create: 5 per 5 s per channel) are kept by default
+//! ([`FakeOptions::enforce_route_limits`]): over TLS an exhausted bucket answers 429 with
+//! `X-RateLimit-Scope: user` and Discord's body; on the plain-HTTP port the request waits for the
+//! bucket's next window, as behind a rate-limiting proxy ([`FakeDiscord::route_limited_count`],
+//! [`FakeDiscord::queued_count`]). `enforce_nonce` finds an earlier message only within
+//! [`FakeOptions::nonce_window`], and the history never echoes a nonce.
 //! [`FakeDiscord::gateway_fault`] drops the socket, closes with a code, sends op 7 or op 9;
 //! [`FakeDiscord::close_identify_with`] answers IDENTIFY with a close code.
 //!
@@ -171,8 +177,14 @@ pub struct FakeOptions {
     pub heartbeat_interval: Duration,
     /// Requests per second across all routes but interaction ones, answered with global 429s beyond.
     pub global_limit: Option<u32>,
-    /// Answer real 429s when a route bucket is exhausted (headers are always sent).
+    /// Keep Discord's per-route buckets (message create 5 per 5 s per channel, and the rest):
+    /// over TLS an exhausted bucket answers 429, on the plain-HTTP port the request waits for
+    /// room as behind a rate-limiting proxy. Headers are sent either way. On by default, as on
+    /// Discord; a test that must not be slowed by them turns them off by name.
     pub enforce_route_limits: bool,
+    /// How long `enforce_nonce` finds an earlier message with the same nonce; Discord documents
+    /// "a few minutes".
+    pub nonce_window: Duration,
     /// Discord gives 3 s for the first interaction response.
     pub interaction_deadline: Duration,
     /// An interaction token works for 15 minutes after the interaction was created; later
@@ -189,7 +201,8 @@ impl Default for FakeOptions {
         FakeOptions {
             heartbeat_interval: Duration::from_millis(41_250),
             global_limit: None,
-            enforce_route_limits: false,
+            enforce_route_limits: true,
+            nonce_window: Duration::from_secs(180),
             interaction_deadline: Duration::from_secs(3),
             interaction_token_lifetime: Duration::from_secs(15 * 60),
             channel_rename_limit: true,
@@ -460,6 +473,7 @@ impl FakeDiscord {
             opts.channel_rename_limit,
         );
         world.interaction_token_lifetime = opts.interaction_token_lifetime;
+        world.nonce_window = opts.nonce_window;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             notify: Notify::new(),
@@ -1259,6 +1273,16 @@ impl FakeDiscord {
     /// 429 answers so far.
     pub fn rate_limited_count(&self) -> u64 {
         self.shared.read(|w| w.limits.rate_limited)
+    }
+
+    /// 429s answered because a route bucket was exhausted (direct mode), not injected.
+    pub fn route_limited_count(&self) -> u64 {
+        self.shared.read(|w| w.limits.route_limited)
+    }
+
+    /// Requests held back on the plain-HTTP port until their bucket had room (proxy mode).
+    pub fn queued_count(&self) -> u64 {
+        self.shared.read(|w| w.limits.queued)
     }
 
     /// Answers Discord counts toward its invalid-request limit: 401, 403, and 429 other than shared.

@@ -1,4 +1,9 @@
-//! Rate-limit headers per route bucket, injected faults, and the optional global request limit.
+//! Rate-limit buckets per route as Discord keeps them, injected faults, and the optional global limit.
+//!
+//! A bucket is a fixed window opened by its first request (Discord's `X-RateLimit-Reset-After`
+//! counts from there). Over TLS (direct mode) an exhausted bucket answers 429 as Discord does; on
+//! the plain-HTTP port (proxy mode) the request waits for the window that has room, as a
+//! rate-limiting proxy in front of Discord would, so the bot behind it never sees the 429.
 
 use super::Fault;
 use serde_json::{json, Value};
@@ -10,8 +15,18 @@ pub type Headers = Vec<(String, String)>;
 struct Bucket {
     limit: u32,
     remaining: u32,
+    /// When the window that `remaining` belongs to opens: later than now while requests queue.
+    opens_at: Instant,
     reset_at: Instant,
     window: Duration,
+}
+
+/// What a bucket made of one request.
+struct Taken {
+    headers: Headers,
+    exhausted: bool,
+    /// How long a queued request waits for its window.
+    wait: Duration,
 }
 
 struct PendingFault {
@@ -46,6 +61,10 @@ pub struct RateState {
     enforce_routes: bool,
     pub rate_limited: u64,
     pub invalid: u64,
+    /// 429s answered because a route bucket was exhausted (not injected faults).
+    pub route_limited: u64,
+    /// Requests held back in proxy mode until their bucket had room.
+    pub queued: u64,
 }
 
 /// Per-route limits in the spirit of Discord's (which it does not publish and may change):
@@ -109,6 +128,8 @@ impl RateState {
             enforce_routes,
             rate_limited: 0,
             invalid: 0,
+            route_limited: 0,
+            queued: 0,
         }
     }
 
@@ -190,8 +211,9 @@ impl RateState {
         }
     }
 
-    /// Headers for a bucket, updating it for this request; `None` bucket for unrouted paths.
-    fn bucket_headers(&mut self, route: &str, major: &str) -> (Headers, bool) {
+    /// Spends from the request's bucket. When it is exhausted and `queue` is set, the request
+    /// takes a place in the next window instead (which then opens when this one resets).
+    fn take(&mut self, route: &str, major: &str, queue: bool) -> Taken {
         let (limit, window) = route_limit(route);
         let now = Instant::now();
         let b = self
@@ -200,26 +222,39 @@ impl RateState {
             .or_insert(Bucket {
                 limit,
                 remaining: limit,
+                opens_at: now,
                 reset_at: now + window,
                 window,
             });
         if now >= b.reset_at {
             b.remaining = b.limit;
+            b.opens_at = now;
             b.reset_at = now + b.window;
         }
         let exhausted = b.remaining == 0;
-        if !exhausted {
+        if exhausted && queue {
+            b.opens_at = b.reset_at;
+            b.reset_at = b.opens_at + b.window;
+            b.remaining = b.limit;
+        }
+        if b.remaining > 0 {
             b.remaining -= 1;
         }
-        let after = b.reset_at.saturating_duration_since(now);
+        let wait = b.opens_at.saturating_duration_since(now);
+        // As the answer will say once the request has had its turn.
+        let after = b.reset_at.saturating_duration_since(now.max(b.opens_at));
         let headers = vec![
             ("x-ratelimit-limit".to_string(), b.limit.to_string()),
             ("x-ratelimit-remaining".to_string(), b.remaining.to_string()),
-            ("x-ratelimit-reset".to_string(), epoch_after(after)),
+            ("x-ratelimit-reset".to_string(), epoch_after(wait + after)),
             ("x-ratelimit-reset-after".to_string(), secs(after)),
             ("x-ratelimit-bucket".to_string(), bucket_hash(route)),
         ];
-        (headers, exhausted)
+        Taken {
+            headers,
+            exhausted: exhausted && !queue,
+            wait,
+        }
     }
 
     /// A bucket's headers without spending from it, for answers that never reached a handler.
@@ -243,9 +278,15 @@ impl RateState {
     }
 
     /// Decides the fate of one request: an injected fault, the global limit, the route's
-    /// bucket, or on to the handler with the bucket's headers.
-    pub fn gate(&mut self, route: &str, major: &str, global_exempt: bool) -> Gate {
-        let (mut headers, exhausted) = self.bucket_headers(route, major);
+    /// bucket, or on to the handler with the bucket's headers. `queue` (proxy mode) makes an
+    /// exhausted bucket delay the request instead of answering 429.
+    pub fn gate(&mut self, route: &str, major: &str, global_exempt: bool, queue: bool) -> Gate {
+        let queue = queue && self.enforce_routes;
+        let Taken {
+            mut headers,
+            exhausted,
+            wait,
+        } = self.take(route, major, queue);
         if let Some(fault) = self.take_fault(route, global_exempt) {
             return match fault {
                 Fault::RateLimit { retry_after } | Fault::SharedRateLimit { retry_after } => {
@@ -290,12 +331,12 @@ impl RateState {
                 }
                 Fault::Delay(d) => Gate::Proceed {
                     headers,
-                    delay: Some(d),
+                    delay: Some(wait + d),
                     late: None,
                 },
                 Fault::LateAnswer(d) => Gate::Proceed {
                     headers,
-                    delay: None,
+                    delay: (!wait.is_zero()).then_some(wait),
                     late: Some(d),
                 },
             };
@@ -322,6 +363,7 @@ impl RateState {
             self.global_window.push_back(now);
         }
         if exhausted && self.enforce_routes {
+            self.route_limited += 1;
             let after: f64 = headers
                 .iter()
                 .find(|(k, _)| k == "x-ratelimit-reset-after")
@@ -334,9 +376,12 @@ impl RateState {
                 headers,
             };
         }
+        if !wait.is_zero() {
+            self.queued += 1;
+        }
         Gate::Proceed {
             headers,
-            delay: None,
+            delay: (!wait.is_zero()).then_some(wait),
             late: None,
         }
     }

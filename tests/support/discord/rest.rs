@@ -444,7 +444,7 @@ async fn process(
         .collect::<Vec<_>>()
         .join("/");
     let (rate_headers, delay, late) =
-        match shared.with(|w| w.limits.gate(&route, &major, webhookish)) {
+        match shared.with(|w| w.limits.gate(&route, &major, webhookish, !req.tls)) {
             Gate::Reject {
                 status,
                 body,
@@ -1413,9 +1413,16 @@ fn list_messages(w: &World, channel_id: u64, c: &Ctx) -> Out {
         ids[ids.len().saturating_sub(limit)..].to_vec()
     };
     picked.reverse();
+    // A nonce is echoed only when the message is created, never in the history.
     ok(picked
         .into_iter()
-        .map(|id| w.message_for_bot(id, w.privileged_intents))
+        .map(|id| {
+            let mut m = w.message_for_bot(id, w.privileged_intents);
+            if let Some(o) = m.as_object_mut() {
+                o.remove("nonce");
+            }
+            m
+        })
         .collect())
 }
 

@@ -256,6 +256,8 @@ pub struct World {
     pub max_active_threads: usize,
     /// Each channel's `permission_overwrites`, by channel id (threads use their parent's).
     pub overwrites: BTreeMap<u64, Vec<super::perms::OverwriteRec>>,
+    /// How long `enforce_nonce` dedupes (Discord: "the past few minutes").
+    pub nonce_window: Duration,
 }
 
 impl World {
@@ -290,6 +292,7 @@ impl World {
             forums_requiring_tags: Default::default(),
             max_active_threads: super::threads::MAX_ACTIVE_THREADS,
             overwrites: BTreeMap::new(),
+            nonce_window: Duration::from_secs(180),
         };
         let joined = iso(now_ms() - 86_400_000);
         for (id, name, bot) in [
@@ -883,7 +886,7 @@ impl World {
         };
         if body.get("enforce_nonce").and_then(Value::as_bool) == Some(true) {
             if let Some(n) = &nonce {
-                let window = Duration::from_secs(300);
+                let window = self.nonce_window;
                 if let Some(existing) = self.messages.values().find(|x| {
                     !x.deleted
                         && x.author_id == m.author_id
