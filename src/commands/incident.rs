@@ -355,7 +355,7 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
         .store
         .create_incident_with_jobs(id, event, |inc, events| {
             let mut changes = plan(&app.config, inc, events);
-            changes.extend(worded.keep(inc.id, now, opening_posts(app, inc)));
+            changes.extend(worded.keep(app, inc.id, now, opening_posts(app, inc)));
             changes
         })?;
     app.store.flush().await?;
@@ -462,12 +462,13 @@ impl Worded {
     /// closures more than once; the last run's posts are the ones written.
     fn keep(
         &self,
+        app: &App,
         id: IncidentId,
         at: DateTime<Utc>,
         posts: Result<Vec<Delivery>, CommandError>,
     ) -> Vec<JobChange> {
         let changes = match &posts {
-            Ok(p) => super::queue(id, at, p),
+            Ok(p) => super::queue(id, at, p, app.chat.stakeholder_channel()),
             Err(_) => Vec::new(),
         };
         *self.0.borrow_mut() = Some(posts);
@@ -526,7 +527,7 @@ where
                 let mut changes = plan(&app.config, inc, events);
                 let next = planned_next_update(&changes, inc.id, next_before);
                 let posts = change_posts(app, who, inc, events, next);
-                changes.extend(worded.keep(inc.id, now, posts));
+                changes.extend(worded.keep(app, inc.id, now, posts));
                 changes
             })?;
     app.store.flush().await?;

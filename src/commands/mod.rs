@@ -59,15 +59,35 @@ pub struct Delivery {
 }
 
 /// The outbox jobs that send `posts` for incident `id`, in order; write them in the same
-/// transaction as the events they tell of, and the scheduler delivers them.
-pub fn queue(id: IncidentId, at: DateTime<Utc>, posts: &[Delivery]) -> Vec<JobChange> {
+/// transaction as the events they tell of, and the scheduler delivers them. Posts to
+/// `stakeholders` may share a digest message with other incidents' posts waiting beside them:
+/// every open incident announces itself in that one channel, which takes about five messages
+/// in five seconds.
+pub fn queue(
+    id: IncidentId,
+    at: DateTime<Utc>,
+    posts: &[Delivery],
+    stakeholders: Option<u64>,
+) -> Vec<JobChange> {
     posts
         .iter()
-        .map(|d| JobChange::Send {
-            incident: id,
-            channel: d.channel,
-            post: Box::new(d.post.clone()),
-            due: at,
+        .map(|d| {
+            let (incident, channel, post, due) = (id, d.channel, Box::new(d.post.clone()), at);
+            if Some(d.channel) == stakeholders {
+                JobChange::SendInDigest {
+                    incident,
+                    channel,
+                    post,
+                    due,
+                }
+            } else {
+                JobChange::Send {
+                    incident,
+                    channel,
+                    post,
+                    due,
+                }
+            }
         })
         .collect()
 }

@@ -286,7 +286,7 @@ impl Responder<'_> {
                     channel: asker.channel,
                     post: post.clone(),
                 };
-                let jobs = crate::commands::queue(id, app.now(), &[delivery]);
+                let jobs = crate::commands::queue(id, app.now(), &[delivery], None);
                 match app.store.apply_jobs(&jobs) {
                     Ok(()) => app.store.flush().await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
