@@ -168,7 +168,12 @@ async fn registers_every_manifest_and_runs_a_whole_incident() {
     let stakeholder_texts: Vec<String> = fake
         .wait_until(Duration::from_secs(5), |f| {
             let msgs = bot_messages(f, w.stakeholders);
-            (msgs.len() >= 4).then_some(msgs)
+            // Posts that waited together for the channel share a digest, one embed each.
+            let posts: usize = msgs
+                .iter()
+                .map(|m| m["embeds"].as_array().map_or(0, Vec::len).max(1))
+                .sum();
+            (posts >= 4).then_some(msgs)
         })
         .await
         .expect("announcement, update, severity and resolution reach stakeholders")

@@ -897,6 +897,11 @@ async fn bad_escalations_are_refused_privately_and_page_nobody() {
     let _bot = Bot::start(&fake, w, Mode::Proxy, &escalation_toml(&r, "1m", None));
     fake.wait_ready().await;
     let channel = open(&fake, "DB down", "SEV1").await;
+    // The opening posts go out first, so that the refusal injected below meets the page.
+    for ch in [channel, w.stakeholders] {
+        fake.wait_message(|m| in_channel(m, ch) && m["author"]["bot"] == true)
+            .await;
+    }
     for (place, options, needle) in [
         (
             channel,

@@ -433,11 +433,14 @@ async fn proxy_mode_backs_off_through_429_storms_and_5xx_bursts_and_loses_nothin
 // ----- the outbox: posts that commands make -----
 
 /// Where `needle` first appears among the bot's posts in `channel`, in the order they were made.
-fn position(fake: &FakeDiscord, channel: u64, needle: &str) -> Option<usize> {
+/// Where `needle` was said in `channel`: which of the bot's messages, and where in it (a
+/// stakeholder digest carries several incidents' posts in one message, in order).
+fn position(fake: &FakeDiscord, channel: u64, needle: &str) -> Option<(usize, usize)> {
     fake.messages(channel)
         .iter()
         .filter(|m| m["author"]["bot"] == true && m["type"] == 0)
-        .position(|m| text_of(m).contains(needle))
+        .enumerate()
+        .find_map(|(k, m)| text_of(m).find(needle).map(|at| (k, at)))
 }
 
 /// Message posts whose text contains `needle`, as sent (failed ones too).
