@@ -231,7 +231,16 @@ pub async fn highlight_captured(
     if app.store.incident(incident)?.is_none() {
         return Err(UserError::NoSuchIncident(incident).into());
     }
-    app.store.capture_message(incident, message)?;
+    // The channel's own capture keeps edits in order; the interaction's copy only fills in a
+    // message the bot never stored, or stored without its text.
+    let known = app.store.message(incident, message.id)?;
+    let unread = match &known {
+        None => true,
+        Some(m) => m.content.is_empty() && m.attachments.is_empty(),
+    };
+    if unread {
+        app.store.capture_message(incident, message)?;
+    }
     highlight(app, incident, message.id, by).await
 }
 

@@ -259,7 +259,10 @@ impl Store {
                         }
                         return Ok(false);
                     }
-                    if stored.content != msg.content {
+                    // A copy read without the message-content intent says nothing of the
+                    // text: it never blanks words kept from a copy that had them.
+                    let textless = msg.content.is_empty() && msg.attachments.is_empty();
+                    if stored.content != msg.content && !textless {
                         self.edit_message(
                             incident,
                             msg.id,
