@@ -434,7 +434,8 @@ impl DiscordChat {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=CREATE_ATTEMPTS {
             self.limiter.until_ready().await;
-            let e = match guild.create_channel(&self.http, b.clone()).await {
+            let created = guild.create_channel(&self.http, b.clone());
+            let e = match super::metered::metered(&self.telemetry, what, created).await {
                 Ok(c) => {
                     list.push(c.clone());
                     return Ok(c);

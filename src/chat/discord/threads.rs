@@ -133,7 +133,7 @@ impl DiscordChat {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=CREATE_ATTEMPTS {
             self.limiter.until_ready().await;
-            let e = match f().await {
+            let e = match super::metered::metered(&self.telemetry, what, f()).await {
                 Ok(ch) => return Ok(ch),
                 Err(e) => e,
             };
