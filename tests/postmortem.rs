@@ -1111,6 +1111,7 @@ async fn a_draft_that_outlasts_its_token_lands_in_the_channel() {
         ..FakeOptions::default()
     })
     .await;
+    fake.set_privileged_intents(INTENT_MESSAGE_CONTENT);
     let w = world(&fake);
     let content = [("SITREP_DISCORD__MESSAGE_CONTENT", "true")];
     let mut bot = Bot::start_with_env(&fake, w, Mode::Proxy, "", &content);
