@@ -29,9 +29,6 @@ const RETRY_MAX: Duration = Duration::from_secs(2 * 60);
 pub const MAX_REFUSALS: u32 = 5;
 /// Channels whose posts are sent at the same time; the chat's own limiter keeps the total pace.
 const CHANNELS_AT_ONCE: usize = 16;
-/// Posts one channel sends in one pass: about what Discord takes per channel in five seconds,
-/// so that a backlog in one channel never holds up the timed jobs between passes for long.
-const PER_CHANNEL_PASS: usize = 5;
 /// Discord takes at most ten embeds in one message.
 pub const MAX_DIGEST_EMBEDS: usize = 10;
 
@@ -166,10 +163,6 @@ impl Scheduler {
                 continue;
             };
             match by_channel.iter_mut().find(|(c, _)| *c == channel) {
-                Some((_, jobs)) if jobs.len() >= PER_CHANNEL_PASS => {
-                    // The rest go in the next pass, right after this one.
-                    next = earliest(next, now);
-                }
                 Some((_, jobs)) => jobs.push(job),
                 None => by_channel.push((channel, vec![job])),
             }
