@@ -108,7 +108,11 @@ async fn run(incidents: u64) {
     let told_once = told.values().filter(|n| **n == 1).count();
     let stakeholder_posts: Vec<_> = requests
         .iter()
-        .filter(|r| r.path == format!("/channels/{}/messages", w.stakeholders) && r.status < 300)
+        .filter(|r| {
+            r.method == "POST"
+                && r.path == format!("/channels/{}/messages", w.stakeholders)
+                && r.status < 300
+        })
         .collect();
     let stakeholder_span = match (stakeholder_posts.first(), stakeholder_posts.last()) {
         (Some(a), Some(b)) => (b.at - a.at).as_secs_f64(),

@@ -1184,6 +1184,30 @@ mod tests {
     }
 
     #[test]
+    fn the_nonce_window_is_a_duration_with_a_safe_default() {
+        let c = Config::from_parts(None, &env(&[])).unwrap();
+        assert_eq!(
+            c.discord.nonce_window,
+            Dur(std::time::Duration::from_secs(120))
+        );
+        let c = Config::from_parts(
+            Some(("a.toml", "[discord]\nnonce_window = \"90s\"\n")),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.discord.nonce_window,
+            Dur(std::time::Duration::from_secs(90))
+        );
+        let err = Config::from_parts(
+            Some(("a.toml", "[discord]\nnonce_window = 90\n")),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nonce_window"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::from_parts(Some(("a.toml", "[discord]\napi_bsae = \"x\"\n")), &env(&[]))
             .unwrap_err()

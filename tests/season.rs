@@ -86,7 +86,12 @@ async fn life(fake: FakeDiscord, n: usize, people: Vec<u64>) -> u64 {
     let said = answer(&fake, &i, &format!("the update of {n}")).await;
     assert!(!said.contains("Sorry"), "update of {n}: {said}");
     if n % 4 == 0 {
-        let i = fake.slash(who, place, "escalate", json!({"target": "dba", "reason": "the on-call dba knows this database"}));
+        let i = fake.slash(
+            who,
+            place,
+            "escalate",
+            json!({"target": "dba", "reason": "the on-call dba knows this database"}),
+        );
         let said = answer(&fake, &i, &format!("the escalation of {n}")).await;
         assert!(!said.contains("Sorry"), "escalation of {n}: {said}");
     }

@@ -253,7 +253,7 @@ impl Scheduler {
             JobKind::StuckNudge => Ok(crate::escalation::nudge(&self.app, job).await?),
             JobKind::Archive => self.archive(job).await,
             JobKind::Labels => labels::run(&self.app, job).await,
-            JobKind::Post { .. } => self.send_post(job).await,
+            JobKind::Post { .. } => self.send_post(job, None).await,
         }
     }
 

@@ -29,9 +29,6 @@ const RETRY_MAX: Duration = Duration::from_secs(2 * 60);
 pub const MAX_REFUSALS: u32 = 5;
 /// Channels whose posts are sent at the same time; the chat's own limiter keeps the total pace.
 const CHANNELS_AT_ONCE: usize = 16;
-/// Posts one channel sends in one pass: about what Discord takes per channel in five seconds,
-/// so that a backlog in one channel never holds up the timed jobs between passes for long.
-const PER_CHANNEL_PASS: usize = 5;
 /// Discord takes at most ten embeds in one message.
 pub const MAX_DIGEST_EMBEDS: usize = 10;
 
@@ -167,10 +164,6 @@ impl Scheduler {
                 continue;
             };
             match by_channel.iter_mut().find(|(c, _)| *c == channel) {
-                Some((_, jobs)) if jobs.len() >= PER_CHANNEL_PASS => {
-                    // The rest go in the next pass, right after this one.
-                    next = earliest(next, now);
-                }
                 Some((_, jobs)) => jobs.push(job),
                 None => by_channel.push((channel, vec![job])),
             }
@@ -194,7 +187,7 @@ impl Scheduler {
         let retries: Vec<Result<Option<DateTime<Utc>>, StoreError>> = futures::stream::iter(
             by_channel
                 .into_iter()
-                .map(|(_, jobs)| self.deliver_channel(jobs)),
+                .map(|(_, jobs)| self.deliver_channel(jobs, now)),
         )
         .buffer_unordered(CHANNELS_AT_ONCE)
         .collect()
@@ -210,13 +203,17 @@ impl Scheduler {
     /// Sends one channel's posts in order until one fails; that one is retried with backoff (or
     /// dropped when the chat keeps refusing it) and the rest wait behind it. Returns when the
     /// retry is due.
-    async fn deliver_channel(&self, jobs: Vec<Job>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn deliver_channel(
+        &self,
+        jobs: Vec<Job>,
+        pass: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let app = &self.app;
         for job in jobs {
             let JobKind::Post { seq, channel, .. } = job.kind else {
                 continue;
             };
-            let Err(e) = self.send_post(&job).await else {
+            let Err(e) = self.send_post(&job, Some(pass)).await else {
                 continue;
             };
             let refused = matches!(
@@ -331,8 +328,13 @@ impl Scheduler {
 
     /// Sends one outbox post with its nonce (the one it was queued with, else its job's), then
     /// forgets it. A post first tried longer ago than Discord remembers nonces is looked for in
-    /// its channel first, and counts as sent if it is there.
-    pub(super) async fn send_post(&self, job: &Job) -> Result<(), JobError> {
+    /// its channel first, and counts as sent if it is there; one whose first attempt is this
+    /// `pass` (marked when the pass began, behind a long backlog maybe) was never sent before.
+    pub(super) async fn send_post(
+        &self,
+        job: &Job,
+        pass: Option<DateTime<Utc>>,
+    ) -> Result<(), JobError> {
         let JobKind::Post { channel, post, .. } = &job.kind else {
             return Ok(());
         };
@@ -341,7 +343,8 @@ impl Scheduler {
         if post.nonce.is_none() {
             post.nonce = Some(nonce(job, 'o', channel));
         }
-        if self.already_sent(job, channel, &post).await? {
+        let fresh = pass.is_some() && job.first_attempt == pass;
+        if !fresh && self.already_sent(job, channel, &post).await? {
             tracing::info!(
                 incident = %job.incident,
                 channel,
@@ -364,12 +367,7 @@ impl Scheduler {
 
     /// Whether `post`, part of `job`, went out at an attempt too long ago for its nonce to
     /// protect it: then the channel is read for it. A fresh attempt relies on the nonce.
-    pub(super) async fn already_sent(
-        &self,
-        job: &Job,
-        channel: u64,
-        post: &Post,
-    ) -> Result<bool, JobError> {
+    async fn already_sent(&self, job: &Job, channel: u64, post: &Post) -> Result<bool, JobError> {
         let Some(first) = job.first_attempt else {
             return Ok(false);
         };
