@@ -540,9 +540,24 @@ impl DiscordChat {
         let archive: HashSet<ChannelId> = base
             .map(|b| family(list, b).into_iter().map(|(_, c)| c).collect())
             .unwrap_or_default();
+        // A channel with posts still waiting to go to it stays until they have: removing it
+        // would lose them (the opening post of an incident resolved within its first minute).
+        let waiting: HashSet<u64> = match app.store.outbox() {
+            Ok(jobs) => jobs
+                .iter()
+                .filter_map(|j| match j.kind {
+                    crate::store::JobKind::Post { channel, .. } => Some(channel),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the outbox cannot be read; no channel is removed");
+                return 0;
+            }
+        };
         let candidates: Vec<(ChannelId, bool)> = list
             .iter()
-            .filter(|c| c.kind == ChannelType::Text)
+            .filter(|c| c.kind == ChannelType::Text && !waiting.contains(&c.id.get()))
             .map(|c| (c.id, c.parent_id.is_some_and(|p| archive.contains(&p))))
             .collect();
         let bot_user = self.bot_user().await;
