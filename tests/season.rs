@@ -311,7 +311,10 @@ async fn season(places: Places, mode: Mode, incidents: usize, filled: usize) {
                 .iter()
                 .filter(|r| r.status < 300)
                 .count();
-            assert!(removed > 0, "the server filled up and archived channels made room");
+            assert!(
+                removed > 0,
+                "the server filled up and archived channels made room"
+            );
         }
         Places::Threads | Places::Forum => assert!(fake.active_threads() <= 1000),
     }

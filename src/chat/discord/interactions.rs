@@ -603,10 +603,8 @@ impl Bot {
                 // Adding someone to a thread is a call to Discord: defer first, privately.
                 let thread =
                     self.app.config.discord.incident_mode != crate::config::IncidentMode::Channel;
-                if thread {
-                    if !r.defer(true).await {
-                        return;
-                    }
+                if thread && !r.defer(true).await {
+                    return;
                 }
                 let text = self.join(id, &user).await;
                 if thread {
