@@ -944,7 +944,12 @@ async fn bad_escalations_are_refused_privately_and_page_nobody() {
 
     // Discord refuses the page itself, after the deferral: the public placeholder goes and the
     // escalator alone is told.
-    fake.fail_next("POST /channels/{channel}/messages", Fault::ServerError(403));
+    // Two refusals: a post the outbox sends at the same moment may meet the first.
+    fake.fail_next_n(
+        "POST /channels/{channel}/messages",
+        Fault::ServerError(403),
+        2,
+    );
     let i = fake.slash(
         OWNER_ID,
         channel,
@@ -958,7 +963,18 @@ async fn bad_escalations_are_refused_privately_and_page_nobody() {
             f.followups(&i).into_iter().next()
         })
         .await
-        .expect("the escalator is told");
+        .unwrap_or_else(|| {
+            panic!(
+                "the escalator is not told; original {:?}; requests {:#?}",
+                fake.original(&i),
+                fake.requests()
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .map(|r| format!("{} {} {} {}", r.method, r.route, r.status, r.body))
+                    .collect::<Vec<_>>()
+            )
+        });
     assert_eq!(told["flags"].as_u64().unwrap_or(0) & 64, 64, "{told}");
     assert!(
         told["content"]

@@ -232,13 +232,16 @@ pub async fn highlight_captured(
         return Err(UserError::NoSuchIncident(incident).into());
     }
     // The channel's own capture keeps edits in order; the interaction's copy only fills in a
-    // message the bot never stored, or stored without its text.
+    // message the bot never stored, or stored without its text or its attachments.
     let known = app.store.message(incident, message.id)?;
-    let unread = match &known {
+    let fills_in = match &known {
         None => true,
-        Some(m) => m.content.is_empty() && m.attachments.is_empty(),
+        Some(m) => {
+            (m.content.is_empty() && m.attachments.is_empty())
+                || (!message.attachments.is_empty() && m.attachments != message.attachments)
+        }
     };
-    if unread {
+    if fills_in {
         app.store.capture_message(incident, message)?;
     }
     highlight(app, incident, message.id, by).await
