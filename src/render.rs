@@ -7,6 +7,11 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::path::Path;
 
+/// Absolute time, with its date and seconds, as every reader of a post-mortem needs it.
+pub fn utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// Every template the bot renders, with its built-in source.
 pub const TEMPLATES: &[(&str, &str)] = &[
     (

@@ -10,8 +10,10 @@
 //! severities), never ids or user text; each free-form label is capped at [`MAX_LABEL_VALUES`]
 //! values, after which newcomers are counted as `other`.
 
-use crate::app::App;
+use crate::config::Config;
+use crate::store::Store;
 use crate::store::StoreError;
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -393,18 +395,24 @@ impl Telemetry {
         at.len()
     }
 
-    /// Reads what is read at scrape time from `app` (its store, config and clock) and the
-    /// gateway, then writes everything out in Prometheus' text format. Reading every incident
-    /// costs about 0.1 s for 5,000 of them in an unoptimised build: well inside a scrape.
-    pub async fn exposition(&self, app: &App) -> Result<String, StoreError> {
+    /// Reads what is read at scrape time from the store (as of `now`) and the gateway, then
+    /// writes everything out in Prometheus' text format; `config` names the severities. Reading
+    /// every incident costs about 0.1 s for 5,000 of them in an unoptimised build: well inside
+    /// a scrape.
+    pub async fn exposition(
+        &self,
+        store: &Store,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
         let _one = self.scraping.lock().await;
-        let incidents = app.store.incidents()?;
-        let (depth, oldest) = app.store.outbox_summary()?;
+        let incidents = store.incidents()?;
+        let (depth, oldest) = store.outbox_summary()?;
 
         // Every configured severity appears, at 0 when none is open, so that an alert on
         // `sitrep_open_incidents{severity="SEV1"} > 0` has a series to look at.
         self.open_incidents.clear();
-        for sev in app.config.severities.keys() {
+        for sev in config.severities.keys() {
             self.open_incidents
                 .get_or_create(&SeverityLabels {
                     severity: sev.to_string(),
@@ -421,7 +429,7 @@ impl Telemetry {
 
         self.outbox_depth.set(depth as i64);
         let age = oldest
-            .and_then(|queued| (app.now() - queued).to_std().ok())
+            .and_then(|queued| (now - queued).to_std().ok())
             .unwrap_or_default();
         self.outbox_oldest.set(age.as_secs_f64());
 

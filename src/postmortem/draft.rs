@@ -6,6 +6,7 @@
 use super::lint::{Finding, Linter};
 use crate::config::Config;
 use crate::domain::{human_duration, Actor, Event, EventKind, Incident, UserRef, COMMANDER};
+use crate::render::utc;
 use crate::store::{CapturedMessage, ContentGap, Deploy, MessageAttachment};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -48,11 +49,6 @@ pub struct Meta {
     /// Also "now" for an incident that is still open.
     pub compiled_at: DateTime<Utc>,
     pub compiled_by: Option<UserRef>,
-}
-
-/// Absolute time, with its date, as every reader of a post-mortem needs it.
-pub fn utc(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,7 +1,7 @@
 //! What the bot tells people when it runs without message text: the notices, and the lines atop a draft that lacks it.
 
-use super::draft::utc;
 use crate::domain::IncidentId;
+use crate::render::utc;
 use crate::store::{ContentGap, GapReason};
 use chrono::{DateTime, Utc};
 

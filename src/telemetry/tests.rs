@@ -101,7 +101,10 @@ async fn the_exposition_holds_every_series_with_its_labels_and_values() {
         Box::pin(async { Some(Duration::from_millis(42)) })
     }));
 
-    let text = t.exposition(&app).await.unwrap();
+    let text = t
+        .exposition(&app.store, &app.config, app.now())
+        .await
+        .unwrap();
     assert!(
         text.contains("# TYPE sitrep_interactions_total counter"),
         "{text}"
@@ -211,7 +214,10 @@ async fn the_exposition_holds_every_series_with_its_labels_and_values() {
 async fn gateway_latency_is_absent_until_known_and_the_outbox_empty_is_zero() {
     let app = app();
     let t = Telemetry::new();
-    let text = t.exposition(&app).await.unwrap();
+    let text = t
+        .exposition(&app.store, &app.config, app.now())
+        .await
+        .unwrap();
     assert!(!text.contains("sitrep_gateway_latency_seconds "), "{text}");
     assert_eq!(value(&text, "sitrep_outbox_depth"), 0.0);
     assert_eq!(value(&text, "sitrep_outbox_oldest_age_seconds"), 0.0);

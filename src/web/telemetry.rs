@@ -27,7 +27,12 @@ pub async fn metrics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Respons
         }
         access => return auth::refuse(&web, &headers, access, "/metrics"),
     }
-    match web.app.telemetry.exposition(&web.app).await {
+    match web
+        .app
+        .telemetry
+        .exposition(&web.app.store, &web.app.config, web.app.now())
+        .await
+    {
         Ok(text) => (
             [
                 (header::CONTENT_TYPE, CONTENT_TYPE),

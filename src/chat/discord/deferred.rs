@@ -1,7 +1,7 @@
 //! How a deferred interaction ends: the answer in place of the placeholder, privately when only
 //! the typist may see it, and in the channel once the interaction's 15-minute token is spent.
 
-use super::interactions::{discord_code, Responder};
+use super::interactions::Responder;
 use super::outgoing;
 use crate::app::App;
 use crate::chat::{Mentions, Post};
@@ -79,7 +79,7 @@ fn usable_after(elapsed: Duration) -> bool {
 fn token_gone(e: &serenity::Error) -> bool {
     outgoing::status_of(e) == Some(401)
         || matches!(
-            discord_code(e),
+            outgoing::code_of(e),
             Some(INVALID_WEBHOOK_TOKEN | UNKNOWN_WEBHOOK)
         )
 }
@@ -195,7 +195,7 @@ impl Responder<'_> {
                 self.token_ran_out(what);
                 Sent::TokenGone
             }
-            Err(e) if discord_code(&e) == Some(UNKNOWN_MESSAGE) => {
+            Err(e) if outgoing::code_of(&e) == Some(UNKNOWN_MESSAGE) => {
                 let public = self.state.public.load(Ordering::SeqCst);
                 self.follow_up(post, !public, what).await
             }
@@ -218,7 +218,7 @@ impl Responder<'_> {
             .await;
         match deleted {
             Ok(()) => {}
-            Err(e) if discord_code(&e) == Some(UNKNOWN_MESSAGE) => {}
+            Err(e) if outgoing::code_of(&e) == Some(UNKNOWN_MESSAGE) => {}
             Err(e) if token_gone(&e) => {
                 self.token_ran_out(what);
                 return Sent::TokenGone;

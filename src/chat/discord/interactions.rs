@@ -164,15 +164,6 @@ impl Drop for Meter {
     }
 }
 
-pub(super) fn discord_code(e: &serenity::Error) -> Option<isize> {
-    match e {
-        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
-            Some(r.error.code)
-        }
-        _ => None,
-    }
-}
-
 impl Responder<'_> {
     fn new<'a>(http: &'a Http, id: InteractionId, token: &'a str) -> Responder<'a> {
         Responder {
@@ -237,7 +228,7 @@ impl Responder<'_> {
                 }
                 Err(e) => e,
             };
-            if retried && discord_code(&e) == Some(ALREADY_ACKNOWLEDGED) {
+            if retried && outgoing::code_of(&e) == Some(ALREADY_ACKNOWLEDGED) {
                 // The attempt that seemed to fail had arrived.
                 self.acked();
                 return true;
