@@ -1,8 +1,8 @@
 //! How a deferred interaction ends: the answer in place of the placeholder, privately when only
 //! the typist may see it, and in the channel once the interaction's 15-minute token is spent.
 
-use super::interactions::Responder;
 use super::outgoing;
+use super::responder::Responder;
 use crate::app::App;
 use crate::chat::{Mentions, Post};
 use crate::commands::{Delivery, Reply};
@@ -12,7 +12,7 @@ use serenity::all::{
     ChannelId, CreateInteractionResponse, CreateInteractionResponseMessage, MessageId,
 };
 use serenity::builder::Builder;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Discord's interaction tokens work for 15 minutes after the interaction is created.
@@ -36,17 +36,6 @@ const INVALID_WEBHOOK_TOKEN: isize = 50027;
 const UNKNOWN_WEBHOOK: isize = 10015;
 /// "Unknown Message": the placeholder is gone (deleted, or dismissed by its typist).
 const UNKNOWN_MESSAGE: isize = 10008;
-
-/// What one interaction's responder learns while it lasts.
-#[derive(Default)]
-pub(super) struct TokenState {
-    /// The deferral shows a placeholder to the whole channel.
-    public: AtomicBool,
-    /// The placeholder's message id, once an edit returned it (0 until then).
-    placeholder: AtomicU64,
-    /// Discord refused the token: it ran out, or the interaction is gone.
-    dead: AtomicBool,
-}
 
 /// How a call through the token ended.
 #[derive(Debug, PartialEq, Eq)]

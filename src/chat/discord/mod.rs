@@ -10,6 +10,7 @@ mod metered;
 pub mod outgoing;
 pub mod permissions;
 mod places;
+mod responder;
 mod threads;
 
 use super::{Chat, ChatError, Place, Post};
