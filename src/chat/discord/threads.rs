@@ -15,6 +15,8 @@ use std::time::Duration;
 const THREAD_ARCHIVED: isize = 50083;
 /// "Maximum number of active threads reached": 1,000 in a server.
 const MAX_ACTIVE_THREADS: isize = 160006;
+/// Discord's cap on active threads in a server.
+const ACTIVE_THREAD_CAP: usize = 1000;
 /// Threads archived at once when the cap is met, so that the next declarations do not each
 /// meet it again.
 const ROOM_BATCH: usize = 10;
@@ -180,7 +182,8 @@ impl DiscordChat {
             .find(|t| t.parent_id.map(|p| p.get()) == Some(parent) && t.name == name)
     }
 
-    /// Archives the oldest resolved incidents' threads that are still active; how many it did.
+    /// Archives the oldest resolved incidents' threads that are still active; returns how many
+    /// threads can now be made (those it archived, and any the cap leaves free).
     async fn make_thread_room(&self) -> Result<usize, ChatError> {
         let Some(store) = self.threads.store.get() else {
             return Ok(0);
@@ -220,7 +223,9 @@ impl DiscordChat {
             active = active.len(),
             "the server is at Discord's cap of active threads; archived the oldest resolved incidents' threads"
         );
-        Ok(archived)
+        // Room another declaration made meanwhile counts too: it archived what this one would
+        // have, and what it did not use is free.
+        Ok(archived + ACTIVE_THREAD_CAP.saturating_sub(active.len()))
     }
 
     /// Archives a thread; one already archived (by inactivity or a moderator) is left as it is.
