@@ -17,8 +17,9 @@
 //!   [`whats_changed`] (the post at open), [`postmortem`] (drafts from the timeline and
 //!   the channel, key moments, the blameless lint, statistics), [`escalation`] (pages to
 //!   configured roles and PagerDuty, ladders that climb until someone acknowledges).
-//! - Core: [`domain`] (pure types, the timeline events and the fold into state) and [`store`]
-//!   (sled trees, keys, schema versions).
+//! - Core: [`domain`] (pure types, the timeline events and the fold into state), [`message`]
+//!   (what the bot says: posts, embeds, buttons, who they may ping, Discord's limits) and
+//!   [`store`] (sled trees, keys, schema versions).
 //! - Across all: [`config`] (defaults → file → environment), [`error`] (user-facing vs internal)
 //!   and [`telemetry`] (the bot's own health, served on `GET /metrics`).
 
@@ -31,6 +32,7 @@ pub mod error;
 pub mod escalation;
 pub mod http;
 pub mod integrations;
+pub mod message;
 pub mod metrics;
 pub mod postmortem;
 pub mod render;

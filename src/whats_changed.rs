@@ -1,9 +1,9 @@
 //! "What changed?": deploys before an incident began and the at-a-glance metrics, posted at open.
 
 use crate::app::App;
-use crate::chat::{Attachment, Post};
 use crate::commands::metrics::{compare_options, named_request, CHART_FILE};
 use crate::domain::{Actor, EventKind, IncidentId};
+use crate::message::{Attachment, Post};
 use crate::metrics;
 use crate::store::JobChange;
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@ use minijinja::context;
 use serde_json::Value;
 use sitrep::app::{App, SystemClock};
 use sitrep::chat::discord::{build_http, global_limiter, outgoing, DiscordChat};
-use sitrep::chat::Post;
+use sitrep::message::Post;
 use sitrep::config::{Config, EscalationTarget, Secrets};
 use sitrep::domain::{Actor, Event, EventKind, Incident, IncidentId, Severity, State, UserRef};
 use sitrep::escalation::{page_post, Ladder};

@@ -1,11 +1,12 @@
 //! A terminal chat, like Hubot's shell adapter: Discord's command syntax in, posts printed out.
 
-use super::{Chat, ChatError, Place, Post};
+use super::{Chat, ChatError, Place};
 use crate::app::App;
 use crate::commands::options::{kind, manifest};
 use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::UserError;
+use crate::message::Post;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::io::Write;

@@ -2,8 +2,8 @@
 
 use super::{when, Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::chat::{Post, MAX_CONTENT};
 use crate::error::{CommandError, UserError};
+use crate::message::{Post, MAX_CONTENT};
 use crate::store::Deploy;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;

@@ -3,13 +3,14 @@
 
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::chat::{place_name, Button, ButtonStyle, ChatError, Place, Post};
+use crate::chat::{place_name, ChatError, Place};
 use crate::domain::incident::{require_text, MAX_TEXT, MAX_TITLE};
 use crate::domain::{
     human_duration, Actor, Cadence, Event, EventKind, Incident, IncidentId, RuleError, Severity,
     State, UserRef,
 };
 use crate::error::{CommandError, UserError};
+use crate::message::{Button, ButtonStyle, Post};
 use crate::scheduler::status::{incident_post, next_update, place_of, status_text, view};
 use crate::scheduler::{effective_cadence, plan};
 use crate::store::{JobChange, JobKind};
@@ -579,7 +580,7 @@ fn change_posts(
                 handed_over(events).unwrap_or_default()
             ));
             // Being given a role is the one thing here that should notify that person.
-            post.mentions = crate::chat::Mentions::users(&[user.id]);
+            post.mentions = crate::message::Mentions::users(&[user.id]);
             deliveries(app, inc, post, false)
         }
         Some(EventKind::Resolved { .. }) => {

@@ -2,9 +2,9 @@
 
 use super::{Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::chat::{Attachment, Post};
 use crate::domain::{Actor, EventKind};
 use crate::error::{CommandError, UserError};
+use crate::message::{Attachment, Post};
 use crate::metrics::{self, CompareOptions, MetricRequest, MetricsError};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -9,9 +9,9 @@ pub mod postmortem;
 pub mod when;
 
 use crate::app::App;
-use crate::chat::Post;
 use crate::domain::{IncidentId, UserRef};
 use crate::error::{CommandError, UserError};
+use crate::message::Post;
 use crate::store::JobChange;
 use chrono::{DateTime, Utc};
 pub use options::{CommandInput, InputOption, InputValue};

@@ -3,9 +3,9 @@
 use super::incident::target;
 use super::{Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::chat::{truncate, Attachment, Post, MAX_CONTENT};
 use crate::domain::{Actor, IncidentId};
 use crate::error::{CommandError, UserError};
+use crate::message::{truncate, Attachment, Post, MAX_CONTENT};
 use crate::postmortem::lint::{Finding, Linter};
 use crate::postmortem::{self, Meta};
 use crate::store::{CapturedMessage, Highlighted};

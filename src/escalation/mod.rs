@@ -10,7 +10,7 @@
 //! PagerDuty too, in the background; a failure there is posted in the channel.
 
 use crate::app::App;
-use crate::chat::{Button, ButtonStyle, ChatError, Mentions, Post};
+use crate::chat::ChatError;
 use crate::config::Config;
 use crate::domain::escalation::{Escalation, Page};
 use crate::domain::{
@@ -18,6 +18,7 @@ use crate::domain::{
 };
 use crate::error::{CommandError, UserError};
 use crate::integrations::pagerduty::{self, Alert, Link};
+use crate::message::{Button, ButtonStyle, Mentions, Post};
 use crate::render::TemplateError;
 use crate::scheduler::status::{incident_post, view};
 use crate::store::{AppendError, Job, JobChange, JobKind, StoreError};

@@ -116,7 +116,7 @@ pub fn severity(sev: Severity) -> &'static str {
 /// acknowledge and resolve find it.
 pub fn dedup_key(incident: IncidentId, target: &str) -> String {
     let key = format!("sitrep/{incident}/{target}");
-    crate::chat::truncate(&key, MAX_DEDUP_KEY).to_string()
+    crate::message::truncate(&key, MAX_DEDUP_KEY).to_string()
 }
 
 pub struct PagerDuty {
@@ -201,7 +201,7 @@ impl PagerDuty {
         client_url: Option<&str>,
     ) -> Result<Accepted, PagerDutyError> {
         let mut alert = alert.clone();
-        alert.summary = crate::chat::truncate(&alert.summary, MAX_SUMMARY).to_string();
+        alert.summary = crate::message::truncate(&alert.summary, MAX_SUMMARY).to_string();
         let mut extra = json!({ "payload": alert, "links": links, "client": "sitrep" });
         if let Some(url) = client_url {
             extra["client_url"] = Value::String(url.into());
@@ -314,7 +314,7 @@ impl PagerDuty {
 /// `{"status": "invalid event", "message": "Event object is invalid", "errors": [...]}` in a line.
 fn describe(body: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return crate::chat::truncate(body.trim(), 300).to_string();
+        return crate::message::truncate(body.trim(), 300).to_string();
     };
     let mut out = v["message"]
         .as_str()
@@ -329,7 +329,7 @@ fn describe(body: &str) -> String {
         out.push_str(": ");
         out.push_str(&errors.join("; "));
     }
-    crate::chat::truncate(&out, 300).to_string()
+    crate::message::truncate(&out, 300).to_string()
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ pub mod outbox;
 pub mod status;
 
 use crate::app::App;
-use crate::chat::{ChatError, Post};
+use crate::chat::ChatError;
 use crate::config::Config;
 use crate::domain::{Actor, Cadence, Event, EventKind, Incident};
+use crate::message::Post;
 use crate::render::TemplateError;
 use crate::store::{AppendError, Job, JobChange, JobKind, StoreError};
 use chrono::{DateTime, Utc};

@@ -14,7 +14,8 @@
 //! messages per five seconds still hears every incident within the tick.
 
 use super::{nonce, JobError, Scheduler};
-use crate::chat::{ChatError, Embed, Post, MAX_EMBED_TOTAL};
+use crate::chat::ChatError;
+use crate::message::{Embed, Post, MAX_EMBED_TOTAL};
 use crate::store::{Job, JobChange, JobKind, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

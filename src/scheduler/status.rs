@@ -1,8 +1,8 @@
 //! How an incident reads in a post: shared by the `/incident` handlers and the scheduled updates.
 
 use crate::app::App;
-use crate::chat::{Button, ButtonStyle, Mentions, Post};
 use crate::domain::Incident;
+use crate::message::{Button, ButtonStyle, Mentions, Post};
 use crate::render::{IncidentView, TemplateError};
 use crate::store::{JobKind, StoreError};
 use chrono::{DateTime, Utc};

@@ -3,10 +3,11 @@
 use super::*;
 use crate::app::{Clock, TokioClock};
 use crate::chat::console::parse_line;
-use crate::chat::{Chat, Embed, Place};
+use crate::chat::{Chat, Place};
 use crate::commands::{self, Invocation, Outcome};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::CommandError;
+use crate::message::Embed;
 use crate::render::{Renderer, TimeStyle};
 use crate::store::Store;
 use async_trait::async_trait;
@@ -847,7 +848,7 @@ async fn updates_due_together_share_digest_messages_within_discords_limits() {
     );
     for d in &digests {
         assert!(d.embeds().count() <= 10);
-        assert!(d.embeds().map(Embed::chars).sum::<usize>() <= crate::chat::MAX_EMBED_TOTAL);
+        assert!(d.embeds().map(Embed::chars).sum::<usize>() <= crate::message::MAX_EMBED_TOTAL);
         assert!(d.content.is_empty() && d.buttons.is_empty() && d.files.is_empty());
         assert!(d.nonce.as_deref().is_some_and(|n| n.starts_with('d')));
     }

@@ -11,8 +11,8 @@ use super::{
     abort, decode, encode, event_key, flatten, tx_incident, AppendError, Store, StoreError,
     TxResult,
 };
-use crate::chat::Post;
 use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError};
+use crate::message::Post;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{TransactionError, TransactionalTree, UnabortableTransactionError};

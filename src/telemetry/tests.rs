@@ -3,9 +3,9 @@
 use super::*;
 use crate::app::{App, Clock};
 use crate::chat::console::{ConsoleChat, Sink};
-use crate::chat::Post;
 use crate::config::Config;
 use crate::domain::{Actor, Event, EventKind, IncidentId, Severity, UserRef};
+use crate::message::Post;
 use crate::render::{Renderer, TimeStyle};
 use crate::store::{JobChange, Store};
 use chrono::{DateTime, TimeZone, Utc};

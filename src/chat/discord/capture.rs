@@ -24,6 +24,9 @@ pub(super) fn captured(msg: &Message) -> CapturedMessage {
         utc(&msg.timestamp),
         msg.content.clone(),
     );
+    // Without it a copy read after an edit (backfill, pins, a command's target) looks like the
+    // original, and the original arriving later would be taken for a newer edit.
+    c.edited_at = msg.edited_timestamp.as_ref().map(utc);
     c.attachments = msg
         .attachments
         .iter()
@@ -86,7 +89,13 @@ pub async fn on_update(app: &App, ev: &MessageUpdateEvent) {
         .as_ref()
         .map(utc)
         .unwrap_or_else(|| app.now());
-    match app.store.edit_message(id, ev.id.get(), content, at) {
+    let mut edited = app.store.edit_message(id, ev.id.get(), content, at);
+    if matches!(edited, Ok(false)) && matches!(app.store.message(id, ev.id.get()), Ok(Some(_))) {
+        // The message may have landed between the edit's miss and the look: edit it now (a
+        // second edit to the same text changes nothing).
+        edited = app.store.edit_message(id, ev.id.get(), content, at);
+    }
+    match edited {
         Ok(false) if matches!(app.store.message(id, ev.id.get()), Ok(None)) => {
             // Handlers run concurrently: the edit can overtake the message it edits. Kept as
             // it reads now; the message, when its turn comes, adds the earlier text.
@@ -577,6 +586,25 @@ pub async fn backfill_open(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_read_after_an_edit_says_when_it_was_edited() {
+        let msg: Message = serde_json::from_value(serde_json::json!({
+            "id": "20", "channel_id": "10", "type": 0, "content": "on node 3",
+            "timestamp": "2026-12-07T20:00:00.000000+00:00",
+            "edited_timestamp": "2026-12-07T20:01:30.000000+00:00",
+            "author": {"id": "5", "username": "ana", "discriminator": "0", "avatar": null},
+            "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+            "attachments": [], "embeds": [], "pinned": false
+        }))
+        .unwrap();
+        let c = captured(&msg);
+        assert_eq!(
+            c.edited_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-07T20:01:30+00:00")
+        );
+        assert_eq!(c.at.to_rfc3339(), "2026-12-07T20:00:00+00:00");
+    }
 
     #[test]
     fn progress_counts_read_like_people_write_them() {

@@ -7,7 +7,7 @@
 //! was kept without it is read again.
 
 use crate::app::App;
-use crate::chat::{Mentions, Post};
+use crate::message::{Mentions, Post};
 use crate::postmortem::text_gaps;
 use crate::store::GapReason;
 use governor::DefaultDirectRateLimiter;

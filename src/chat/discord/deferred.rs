@@ -4,9 +4,9 @@
 use super::outgoing;
 use super::responder::Responder;
 use crate::app::App;
-use crate::chat::{Mentions, Post};
 use crate::commands::{Delivery, Reply};
 use crate::domain::{IncidentId, UserRef};
+use crate::message::{Mentions, Post};
 use governor::DefaultDirectRateLimiter;
 use serenity::all::{
     ChannelId, CreateInteractionResponse, CreateInteractionResponseMessage, MessageId,

@@ -279,7 +279,7 @@ impl Bot {
                         &self.limiter,
                         inc.id,
                         self.bot_user.get().copied(),
-                        |p| r.progress(crate::chat::Post::text(p.text(&place))),
+                        |p| r.progress(crate::message::Post::text(p.text(&place))),
                     )
                     .await;
                     warning = done.warning(&place);
@@ -450,7 +450,7 @@ impl Bot {
                     };
                     r.conclude(commands::Reply::private(text), &asker).await;
                 } else {
-                    r.reply(crate::chat::Post::text(text), true).await;
+                    r.reply(crate::message::Post::text(text), true).await;
                 }
             }
             _ => {
@@ -557,7 +557,7 @@ const MAX_LABEL: usize = 45;
 fn update_modal(id: IncidentId) -> CreateModal {
     let field = |cid: &str, label: &str, style, required, max| {
         CreateActionRow::InputText(
-            CreateInputText::new(style, crate::chat::truncate(label, MAX_LABEL), cid)
+            CreateInputText::new(style, crate::message::truncate(label, MAX_LABEL), cid)
                 .required(required)
                 .max_length(max),
         )

@@ -1,6 +1,6 @@
 //! Our posts and replies as serenity builders, always with explicit `allowed_mentions`.
 
-use crate::chat::{Button, ButtonStyle, Embed, Mentions, Post};
+use crate::message::{Button, ButtonStyle, Embed, Mentions, Post};
 use serenity::all::{
     ButtonStyle as DButton, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
     CreateEmbed, CreateEmbedFooter, CreateInteractionResponseFollowup,

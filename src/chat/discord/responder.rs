@@ -147,7 +147,7 @@ impl Responder<'_> {
         }
     }
 
-    pub(super) async fn reply(&self, post: crate::chat::Post, ephemeral: bool) -> bool {
+    pub(super) async fn reply(&self, post: crate::message::Post, ephemeral: bool) -> bool {
         self.respond(CreateInteractionResponse::Message(outgoing::reply(
             post, ephemeral,
         )))
@@ -157,7 +157,7 @@ impl Responder<'_> {
     /// Tells the person what to fix, privately.
     pub(super) async fn error(&self, text: String) -> bool {
         self.outcome(Ended::UserError);
-        self.reply(crate::chat::Post::text(text), true).await
+        self.reply(crate::message::Post::text(text), true).await
     }
 
     pub(super) async fn metered_call<T>(
