@@ -9,8 +9,8 @@ use serde_json::json;
 use sitrep::app::{App, Clock};
 use sitrep::chat::console::{parse_line, ConsoleChat, Sink};
 use sitrep::commands::options::console_user_id;
-use sitrep::commands::postmortem::add_to_timeline;
-use sitrep::commands::{self, Invocation, Outcome};
+use sitrep::commands::postmortem::ADD_TO_TIMELINE;
+use sitrep::commands::{self, CommandInput, Invocation, Outcome, Target};
 use sitrep::config::Config;
 use sitrep::domain::{Actor, EventKind, IncidentId, UserRef};
 use sitrep::postmortem;
@@ -35,6 +35,29 @@ impl Clock for SetClock {
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0).unwrap()
+}
+
+/// "Add to timeline" as Discord runs it: through the command table, pointed at a message.
+async fn add_to_timeline(
+    app: &App,
+    inv: &Invocation,
+    id: u64,
+    message: Option<&CapturedMessage>,
+) -> Result<Outcome, sitrep::error::CommandError> {
+    let inv = Invocation {
+        input: CommandInput {
+            name: ADD_TO_TIMELINE.into(),
+            options: Vec::new(),
+        },
+        ..inv.clone()
+    };
+    let target = Target::Message {
+        id,
+        message: message.cloned().map(Box::new),
+    };
+    commands::prepare_on(app, &inv, Some(target))?
+        .run(app, &inv)
+        .await
 }
 
 fn user(name: &str) -> UserRef {

@@ -1413,24 +1413,6 @@ async fn every_route_of_the_http_edge_is_guarded() {
 // ---------------------------------------------------------------------------------------------
 // Per-command permissions, for every command of every manifest.
 
-/// The runnable leaves of a slash-command manifest: the subcommand path and its option specs.
-fn leaves(spec: &Value, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<Value>)>) {
-    let opts = spec["options"].as_array().cloned().unwrap_or_default();
-    let subs: Vec<&Value> = opts
-        .iter()
-        .filter(|o| matches!(o["type"].as_u64(), Some(1 | 2)))
-        .collect();
-    if subs.is_empty() {
-        out.push((path, opts));
-        return;
-    }
-    for s in subs {
-        let mut p = path.clone();
-        p.push(s["name"].as_str().unwrap().to_string());
-        leaves(s, p, out);
-    }
-}
-
 /// A value Discord's client would accept for an option. The last choice, because the first of
 /// the incident role choices is `commander`, which would hand the incident over.
 fn sample(spec: &Value, user: u64) -> Value {
@@ -1463,9 +1445,7 @@ fn slash_commands(user: u64) -> Vec<(String, String, Value)> {
             continue;
         }
         let name = m["name"].as_str().unwrap().to_string();
-        let mut found = Vec::new();
-        leaves(&m, Vec::new(), &mut found);
-        for (path, specs) in found {
+        for (path, specs) in sitrep::commands::options::leaves(m) {
             let mut options = serde_json::Map::new();
             for s in specs.iter().filter(|s| s["required"] == true) {
                 options.insert(s["name"].as_str().unwrap().into(), sample(s, user));
@@ -1537,7 +1517,7 @@ async fn every_command_refuses_members_without_its_role() {
     let mallory = fake.add_member("mallory", &[]);
     let lead = fake.add_member("lead", &[leads]);
     let pager = fake.add_member("pager", &[dba]);
-    let commander_only = sitrep::commands::COMMANDER_ONLY;
+    let commander_only = sitrep::commands::commander_only();
     // Every command needs the leads role, except those that need the incident's commander.
     let mut extra = String::from("[permissions]\n");
     let paths = sitrep::commands::options::command_paths();

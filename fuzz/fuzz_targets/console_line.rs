@@ -40,7 +40,7 @@ fn check(line: &str) {
     let spec = manifest(&input.name).unwrap_or_else(|| panic!("{line:?}: unknown command"));
     let (words, leaf) = split(&input);
     // Subcommands are followed down to a leaf, as the manifest has them.
-    let mut spec = &spec;
+    let mut spec = spec;
     for w in &words {
         spec = spec["options"]
             .as_array()

@@ -12,11 +12,9 @@ use sitrep::commands::options::{kind, manifests, to_json};
 use sitrep::commands::{CommandInput, InputOption, InputValue};
 use sitrep::domain::UserRef;
 use sitrep_fuzz::{assert_obeys_manifest, hostile, typed_args};
-use std::sync::OnceLock;
 
 fn all_manifests() -> &'static [Value] {
-    static M: OnceLock<Vec<Value>> = OnceLock::new();
-    M.get_or_init(manifests)
+    manifests()
 }
 
 fn opts(spec: &Value) -> &[Value] {

@@ -3,7 +3,6 @@
 use arbitrary::{Result, Unstructured};
 use serde_json::Value;
 use sitrep::commands::options::{kind, manifest};
-use sitrep::commands::{deploys, escalate, incident, metrics, postmortem};
 
 /// Pieces users really type, or that break naive escaping: mentions, Markdown, template syntax,
 /// invisible and bidirectional characters.
@@ -82,17 +81,9 @@ pub fn hostile(u: &mut Unstructured) -> Result<String> {
 }
 
 /// Deserializes a checked option object into the handler's arguments, as `commands::run` does.
-/// `None` for commands without arguments (message commands).
+/// `None` for a command the table lacks.
 pub fn typed_args(command: &str, json: Value) -> Option<std::result::Result<(), String>> {
-    let r = match command {
-        "incident" => serde_json::from_value::<incident::IncidentArgs>(json).map(drop),
-        "deploys" => serde_json::from_value::<deploys::DeploysArgs>(json).map(drop),
-        "metrics" => serde_json::from_value::<metrics::MetricsArgs>(json).map(drop),
-        "postmortem" => serde_json::from_value::<postmortem::PostmortemArgs>(json).map(drop),
-        "escalate" => serde_json::from_value::<escalate::EscalateArgs>(json).map(drop),
-        _ => return None,
-    };
-    Some(r.map_err(|e| e.to_string()))
+    sitrep::commands::parse_args(command, json).map(|r| r.map_err(|e| e.to_string()))
 }
 
 fn is_sub(spec: &Value) -> bool {
@@ -110,7 +101,7 @@ pub fn assert_obeys_manifest(command: &str, path: &str, json: &Value) {
     let obj = json
         .as_object()
         .unwrap_or_else(|| panic!("not an object: {json}"));
-    let mut spec = &spec;
+    let mut spec = spec;
     let mut walked = vec![command.to_string()];
     let mut path_keys = Vec::new();
     loop {

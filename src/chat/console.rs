@@ -2,7 +2,7 @@
 
 use super::{Chat, ChatError, Place};
 use crate::app::App;
-use crate::commands::options::{kind, manifest};
+use crate::commands::options::{is_sub, manifest};
 use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::UserError;
@@ -155,19 +155,9 @@ pub fn parse_line(line: &str) -> Result<CommandInput, UserError> {
     let mut path = Vec::new();
     let mut spec = spec;
     loop {
-        let subs: Vec<serde_json::Value> = spec["options"]
+        let subs: Vec<&serde_json::Value> = spec["options"]
             .as_array()
-            .map(|o| {
-                o.iter()
-                    .filter(|s| {
-                        matches!(
-                            s["type"].as_u64(),
-                            Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
-                        )
-                    })
-                    .cloned()
-                    .collect()
-            })
+            .map(|o| o.iter().filter(|s| is_sub(s)).collect())
             .unwrap_or_default();
         if subs.is_empty() {
             break;
@@ -179,7 +169,7 @@ pub fn parse_line(line: &str) -> Result<CommandInput, UserError> {
                 names.join(", ")
             )));
         };
-        let Some(sub) = subs.iter().find(|s| s["name"] == word.as_str()).cloned() else {
+        let Some(sub) = subs.iter().find(|s| s["name"] == word.as_str()).copied() else {
             return Err(UserError::Line(format!(
                 "`{word}` is not one of: {}",
                 names.join(", ")

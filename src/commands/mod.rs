@@ -3,18 +3,23 @@
 pub mod deploys;
 pub mod escalate;
 pub mod incident;
+pub mod join;
 pub mod metrics;
 pub mod options;
 pub mod postmortem;
+pub mod table;
 pub mod when;
 
 use crate::app::App;
 use crate::domain::{IncidentId, UserRef};
 use crate::error::{CommandError, UserError};
 use crate::message::Post;
-use crate::store::JobChange;
+use crate::store::{CapturedMessage, JobChange};
 use chrono::{DateTime, Utc};
 pub use options::{CommandInput, InputOption, InputValue};
+use serde::{Deserialize, Serialize};
+pub use table::{commander_only, Access, Command, Defer, Leaf, TABLE};
+use table::{Args, Handle};
 
 /// Who ran what, where.
 #[derive(Debug, Clone)]
@@ -102,31 +107,120 @@ pub struct Outcome {
     pub incident: Option<IncidentId>,
 }
 
-/// Whether the command waits on anything but the store before it can answer (a channel to create,
-/// a remote system to ask): such commands are deferred first to keep Discord's 3 s deadline.
-pub fn defers(input: &CommandInput) -> bool {
-    matches!(
-        input.path().as_str(),
-        "incident open" | "metrics" | "escalate" | "postmortem draft" | "postmortem export"
-    )
+/// What an interaction was pointed at, besides its options: the message a message command
+/// was run on, or the incident whose post holds a pressed button. Handed to the handler as the
+/// `target` of its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The message, when the interaction carries it: Discord sends it whole, so one the capture
+    /// missed can still be marked.
+    Message {
+        id: u64,
+        message: Option<Box<CapturedMessage>>,
+    },
+    Incident(IncidentId),
 }
 
-/// Commands that, unless `[permissions]` says otherwise, only the incident's commander may run.
-pub const COMMANDER_ONLY: &[&str] = &[
-    "incident resolve",
-    "incident reopen",
-    "incident severity",
-    "incident role",
-];
+/// A command checked and converted once: its options against the manifest, who may run it,
+/// and its typed arguments, ready for the precheck and then the run.
+pub struct Prepared {
+    leaf: &'static Leaf,
+    handler: &'static (dyn Handle + Sync),
+    /// The checked options, for what an edge needs of them before the run.
+    json: serde_json::Value,
+    args: Args,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("path", &self.leaf.path)
+            .field("options", &self.json)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    pub fn leaf(&self) -> &'static Leaf {
+        self.leaf
+    }
+
+    /// The `incident:` option, when the command has one and it was given.
+    pub fn named_incident(&self) -> Option<&str> {
+        self.json["incident"].as_str()
+    }
+
+    /// Everything the command can refuse without waiting on the network. Edges call it before
+    /// deferring, so that mistakes get an immediate private answer.
+    pub fn precheck(&self, app: &App, inv: &Invocation) -> Result<(), CommandError> {
+        self.handler.precheck(app, inv, &self.args)
+    }
+
+    /// Runs the command. Events, and the posts queued with them, are flushed to disk before
+    /// this returns a success.
+    pub async fn run(self, app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
+        self.handler.run(app, inv, self.args).await
+    }
+}
+
+/// Checks `inv` against its command's manifest and permissions and converts its options into
+/// the handler's arguments, once per interaction.
+pub fn prepare(app: &App, inv: &Invocation) -> Result<Prepared, CommandError> {
+    prepare_on(app, inv, None)
+}
+
+/// [`prepare`] for an interaction pointed at `target`. A button's command runs only this way.
+pub fn prepare_on(
+    app: &App,
+    inv: &Invocation,
+    target: Option<Target>,
+) -> Result<Prepared, CommandError> {
+    let path = inv.input.path();
+    let unknown = || UserError::UnknownCommand(format!("/{}", inv.input.name));
+    let command = table::find(&inv.input.name).ok_or_else(unknown)?;
+    let mut json = match command.manifest {
+        Some(_) => options::to_json(&inv.input)?,
+        // A button is pressed, not typed: it takes nothing but its target.
+        None if target.is_some() && inv.input.options.is_empty() => serde_json::json!({}),
+        None => return Err(unknown().into()),
+    };
+    let leaf = command.leaf(&path).ok_or_else(unknown)?;
+    authorize(app, inv, leaf, &json)?;
+    if let Some(t) = target {
+        json["target"] = serde_json::to_value(t).expect("plain data");
+    }
+    let args = command
+        .handler
+        .parse(json.clone())
+        .map_err(|e| UserError::BadOptions {
+            command: path,
+            message: e.to_string(),
+        })?;
+    Ok(Prepared {
+        leaf,
+        handler: command.handler,
+        json,
+        args,
+    })
+}
 
 /// Checks `[permissions]` before anything runs. A command listed there needs one of its roles;
-/// the incident's commander may always act on their incident; [`COMMANDER_ONLY`] commands that
-/// are not listed need the commander; everything else is open to anyone.
-fn authorize(app: &App, inv: &Invocation, args: &serde_json::Value) -> Result<(), CommandError> {
-    let path = inv.input.path();
-    let listed = app.config.permissions.get(&path);
+/// the incident's commander may always act on their incident; [`Access::Commander`] leaves
+/// that are not listed need the commander; everything else is open to anyone.
+fn authorize(
+    app: &App,
+    inv: &Invocation,
+    leaf: &Leaf,
+    args: &serde_json::Value,
+) -> Result<(), CommandError> {
+    if leaf.access == Access::Everyone {
+        return Ok(());
+    }
+    let path = leaf.path;
+    let listed = app.config.permissions.get(path);
     let has_role = listed.is_some_and(|roles| roles.iter().any(|r| inv.member_roles.contains(r)));
-    if has_role || (listed.is_none() && !COMMANDER_ONLY.contains(&path.as_str())) {
+    if has_role || (listed.is_none() && leaf.access == Access::Anyone) {
         return Ok(());
     }
     let named = args["incident"].as_str();
@@ -165,62 +259,34 @@ fn authorize(app: &App, inv: &Invocation, args: &serde_json::Value) -> Result<()
     Err(UserError::Denied(format!("run /{path}; only {who} may")).into())
 }
 
-/// Everything that can be checked without waiting on the network: options against the
-/// manifest, permissions, and the command's own field checks. Edges call it before deferring,
-/// so that mistakes get an immediate private answer.
-pub fn precheck(app: &App, inv: &Invocation) -> Result<(), CommandError> {
-    let json = options::to_json(&inv.input)?;
-    authorize(app, inv, &json)?;
-    let bad = |e: serde_json::Error| UserError::BadOptions {
-        command: inv.input.path(),
-        message: e.to_string(),
-    };
-    match inv.input.name.as_str() {
-        "incident" => incident::precheck(app, &serde_json::from_value(json).map_err(bad)?),
-        "metrics" => metrics::precheck(app, &serde_json::from_value(json).map_err(bad)?),
-        "escalate" => escalate::precheck(app, inv, &serde_json::from_value(json).map_err(bad)?),
-        "postmortem" => postmortem::precheck(app, inv, &serde_json::from_value(json).map_err(bad)?),
-        _ => Ok(()),
-    }
-}
-
 /// Work that follows a command once its reply is out, such as the "what changed" post after an
 /// open. Edges run it in the background; nothing here may delay the reply.
 pub async fn after(app: &App, inv: &Invocation, outcome: &Outcome) {
-    if inv.input.path() == "incident open" {
-        if let Some(id) = outcome.incident {
-            crate::whats_changed::post(app, id).await;
-        }
-    }
-    if inv.input.path() == "incident resolve" {
-        if let Some(id) = outcome.incident {
-            crate::escalation::on_resolved(app, id).await;
-        }
+    let after = table::leaf(&inv.input.path()).and_then(|l| l.after);
+    if let (Some(after), Some(id)) = (after, outcome.incident) {
+        after(app, id).await;
     }
 }
 
-/// Runs one command. Events, and the posts queued with them, are flushed to disk before this
-/// returns a success.
+/// Runs one command as typed: [`prepare`], then the run.
 pub async fn run(app: &App, inv: &Invocation) -> Result<Outcome, CommandError> {
-    let json = options::to_json(&inv.input)?;
-    authorize(app, inv, &json)?;
-    let bad = |e: serde_json::Error| UserError::BadOptions {
-        command: inv.input.path(),
-        message: e.to_string(),
-    };
-    match inv.input.name.as_str() {
-        "incident" => incident::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
-        "deploys" => deploys::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
-        "metrics" => metrics::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
-        "postmortem" => postmortem::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
-        "escalate" => escalate::run(app, inv, serde_json::from_value(json).map_err(bad)?).await,
-        other => Err(UserError::UnknownCommand(format!("/{other}")).into()),
-    }
+    prepare(app, inv)?.run(app, inv).await
+}
+
+/// Suggestions while typing option `option` of command `name`.
+pub fn autocomplete(app: &App, name: &str, option: &str, partial: &str) -> Vec<String> {
+    table::find(name).map_or_else(Vec::new, |c| c.handler.autocomplete(app, option, partial))
+}
+
+/// Whether a checked options object deserializes into command `name`'s arguments; `None` for
+/// a name the table lacks.
+pub fn parse_args(name: &str, json: serde_json::Value) -> Option<Result<(), serde_json::Error>> {
+    table::find(name).map(|c| c.handler.parse(json).map(drop))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::options::{kind, manifests, to_json};
+    use super::options::{command_paths, kind, leaves, manifests, to_json};
     use super::*;
     use serde_json::Value;
 
@@ -242,51 +308,15 @@ mod tests {
         }
     }
 
-    /// The leaves of a manifest: each runnable (sub)command with its own option specs.
-    fn leaves(spec: &Value, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<Value>)>) {
-        let opts = spec["options"].as_array().cloned().unwrap_or_default();
-        let subs: Vec<&Value> = opts
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o["type"].as_u64(),
-                    Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
-                )
-            })
-            .collect();
-        if subs.is_empty() {
-            out.push((path, opts));
-            return;
-        }
-        for s in subs {
-            let mut p = path.clone();
-            p.push(s["name"].as_str().unwrap().to_string());
-            leaves(s, p, out);
-        }
-    }
-
-    fn deserializes(name: &str, json: Value) -> Result<(), serde_json::Error> {
-        match name {
-            "incident" => serde_json::from_value::<incident::IncidentArgs>(json).map(drop),
-            "deploys" => serde_json::from_value::<deploys::DeploysArgs>(json).map(drop),
-            "metrics" => serde_json::from_value::<metrics::MetricsArgs>(json).map(drop),
-            "postmortem" => serde_json::from_value::<postmortem::PostmortemArgs>(json).map(drop),
-            "escalate" => serde_json::from_value::<escalate::EscalateArgs>(json).map(drop),
-            other => panic!("no args type for /{other}: add it here and to run()"),
-        }
-    }
-
     /// Every (sub)command of every slash-command manifest, with only its required options and
     /// with all of them, goes through the option-tree → JSON → serde path Discord and the
     /// console use; a manifest option its args struct lacks fails here (`deny_unknown_fields`).
     #[test]
     fn every_manifest_subcommand_deserializes_into_its_args() {
         let mut checked = 0;
-        for m in manifests().into_iter().filter(|m| m["type"] == 1) {
+        for m in manifests().iter().filter(|m| m["type"] == 1) {
             let name = m["name"].as_str().unwrap().to_string();
-            let mut found = Vec::new();
-            leaves(&m, Vec::new(), &mut found);
-            for (path, specs) in found {
+            for (path, specs) in leaves(m) {
                 for all in [false, true] {
                     let mut options: Vec<InputOption> = specs
                         .iter()
@@ -307,7 +337,9 @@ mod tests {
                         options,
                     };
                     let json = to_json(&input).unwrap_or_else(|e| panic!("{}: {e}", input.path()));
-                    if let Err(e) = deserializes(&name, json.clone()) {
+                    let parsed = parse_args(&name, json.clone())
+                        .unwrap_or_else(|| panic!("/{name} is not in the command table"));
+                    if let Err(e) = parsed {
                         panic!("{} ({json}): {e}", input.path());
                     }
                     checked += 1;
@@ -315,5 +347,50 @@ mod tests {
             }
         }
         assert!(checked >= 30, "only {checked} shapes checked");
+    }
+
+    /// The table names each runnable path of each manifest once, and nothing else but buttons.
+    #[test]
+    fn the_table_has_one_leaf_per_manifest_path() {
+        let mut in_table: Vec<&str> = TABLE
+            .iter()
+            .filter(|c| c.manifest.is_some())
+            .flat_map(|c| c.leaves.iter().map(|l| l.path))
+            .collect();
+        let mut paths = command_paths();
+        in_table.sort();
+        paths.sort();
+        assert_eq!(in_table, paths);
+        for c in TABLE {
+            for l in c.leaves {
+                assert!(
+                    l.path == c.name || l.path.starts_with(&format!("{} ", c.name)),
+                    "{} under {}",
+                    l.path,
+                    c.name
+                );
+            }
+            if c.manifest.is_none() {
+                assert!(c.leaves.iter().all(|l| l.access == Access::Everyone));
+            }
+        }
+        let names: Vec<&str> = manifests()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        let named: Vec<&str> = TABLE
+            .iter()
+            .filter(|c| c.manifest.is_some())
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, named);
+    }
+
+    /// A button is pressed, never typed: without its target it is not a command.
+    #[test]
+    fn buttons_are_not_typed_commands() {
+        assert!(table::button(join::NAME).is_some());
+        assert!(options::manifest("incident join").is_none());
+        assert!(!command_paths().iter().any(|p| p == "incident join"));
     }
 }

@@ -2,18 +2,8 @@
 
 use crate::domain::UserRef;
 use crate::error::UserError;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-
-/// The manifests in `commands/`, as Discord's API takes them. Registered verbatim.
-pub const MANIFESTS: &[(&str, &str)] = &[
-    ("incident", include_str!("../../commands/incident.json")),
-    ("deploys", include_str!("../../commands/deploys.json")),
-    ("metrics", include_str!("../../commands/metrics.json")),
-    ("postmortem", include_str!("../../commands/postmortem.json")),
-    ("timeline", include_str!("../../commands/timeline.json")),
-    ("escalate", include_str!("../../commands/escalate.json")),
-];
+use std::sync::LazyLock;
 
 /// Discord's option types.
 pub mod kind {
@@ -29,52 +19,68 @@ pub mod kind {
     pub const NUMBER: u64 = 10;
 }
 
-/// Every manifest parsed; they are compiled in, so a broken one is a bug caught by the tests.
-pub fn manifests() -> Vec<Value> {
-    MANIFESTS
-        .iter()
-        .map(|(name, src)| {
-            serde_json::from_str(src).unwrap_or_else(|e| panic!("commands/{name}.json: {e}"))
-        })
-        .collect()
+/// Every manifest in the command table, parsed once, in the table's order: what Discord
+/// registers verbatim. They are compiled in, so a broken one is a bug caught by the tests.
+pub fn manifests() -> &'static [Value] {
+    static PARSED: LazyLock<Vec<Value>> = LazyLock::new(|| {
+        super::TABLE
+            .iter()
+            .filter_map(|c| c.manifest.map(|src| (c.name, src)))
+            .map(|(name, src)| {
+                serde_json::from_str(src).unwrap_or_else(|e| panic!("manifest of {name}: {e}"))
+            })
+            .collect()
+    });
+    &PARSED
+}
+
+pub fn manifest(name: &str) -> Option<&'static Value> {
+    manifests().iter().find(|m| m["name"] == name)
+}
+
+/// Whether an option spec is a subcommand or a group of them.
+pub fn is_sub(spec: &Value) -> bool {
+    matches!(
+        spec["type"].as_u64(),
+        Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
+    )
+}
+
+/// The runnable leaves of a manifest: each (sub)command's path below the manifest
+/// (`["role"]`, or none for a command without subcommands) with its own option specs.
+pub fn leaves(manifest: &Value) -> Vec<(Vec<String>, &[Value])> {
+    fn walk<'m>(spec: &'m Value, path: Vec<String>, out: &mut Vec<(Vec<String>, &'m [Value])>) {
+        let opts: &[Value] = spec["options"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let subs: Vec<&Value> = opts.iter().filter(|o| is_sub(o)).collect();
+        if subs.is_empty() {
+            out.push((path, opts));
+            return;
+        }
+        for s in subs {
+            let mut p = path.clone();
+            p.push(s["name"].as_str().unwrap_or_default().to_string());
+            walk(s, p, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(manifest, Vec::new(), &mut out);
+    out
 }
 
 /// Every runnable command path: `incident open`, `incident resolve`, ….
 pub fn command_paths() -> Vec<String> {
-    fn walk(prefix: &str, spec: &Value, out: &mut Vec<String>) {
-        let subs: Vec<&Value> = spec["options"]
-            .as_array()
-            .map(|o| {
-                o.iter()
-                    .filter(|s| {
-                        matches!(
-                            s["type"].as_u64(),
-                            Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
-                        )
-                    })
-                    .collect()
+    manifests()
+        .iter()
+        .flat_map(|m| {
+            let name = m["name"].as_str().unwrap_or_default();
+            leaves(m).into_iter().map(move |(path, _)| {
+                std::iter::once(name)
+                    .chain(path.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             })
-            .unwrap_or_default();
-        if subs.is_empty() {
-            out.push(prefix.to_string());
-        }
-        for s in subs {
-            walk(
-                &format!("{prefix} {}", s["name"].as_str().unwrap_or_default()),
-                s,
-                out,
-            );
-        }
-    }
-    let mut out = Vec::new();
-    for m in manifests() {
-        walk(m["name"].as_str().unwrap_or_default(), &m, &mut out);
-    }
-    out
-}
-
-pub fn manifest(name: &str) -> Option<Value> {
-    manifests().into_iter().find(|m| m["name"] == name)
+        })
+        .collect()
 }
 
 /// An option value as the edges deliver it, before it is checked against the manifest.
@@ -131,21 +137,12 @@ pub fn to_json(input: &CommandInput) -> Result<Value, UserError> {
         .ok_or_else(|| UserError::UnknownCommand(format!("/{}", input.name)))?;
     let mut out = Map::new();
     walk(
-        &manifest,
+        manifest,
         &input.options,
         &format!("/{}", input.name),
         &mut out,
     )?;
     Ok(Value::Object(out))
-}
-
-/// Checks and converts in one go, into the handler's typed arguments.
-pub fn parse<T: DeserializeOwned>(input: &CommandInput) -> Result<T, UserError> {
-    let json = to_json(input)?;
-    serde_json::from_value(json).map_err(|e| UserError::BadOptions {
-        command: input.path(),
-        message: e.to_string(),
-    })
 }
 
 fn walk(
@@ -155,12 +152,7 @@ fn walk(
     out: &mut Map<String, Value>,
 ) -> Result<(), UserError> {
     let specs: &[Value] = spec["options"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let has_subs = specs.iter().any(|s| {
-        matches!(
-            s["type"].as_u64(),
-            Some(kind::SUB_COMMAND | kind::SUB_COMMAND_GROUP)
-        )
-    });
+    let has_subs = specs.iter().any(is_sub);
     if has_subs {
         let names: Vec<&str> = specs.iter().filter_map(|s| s["name"].as_str()).collect();
         let [InputOption { name, value }] = given else {
@@ -545,7 +537,7 @@ mod tests {
                 assert!(m.get("description").is_none() && m.get("options").is_none());
                 continue;
             }
-            check(&m, 0);
+            check(m, 0);
         }
     }
 }

@@ -1,14 +1,14 @@
 //! `/postmortem`: draft, show, export, lint; and the "Add to timeline" message command.
 
 use super::incident::target;
-use super::{Invocation, Outcome, Reply};
+use super::{Invocation, Outcome, Reply, Target};
 use crate::app::App;
 use crate::domain::{Actor, IncidentId};
 use crate::error::{CommandError, UserError};
 use crate::message::{truncate, Attachment, Post, MAX_CONTENT};
 use crate::postmortem::lint::{Finding, Linter};
 use crate::postmortem::{self, Meta};
-use crate::store::{CapturedMessage, Highlighted};
+use crate::store::Highlighted;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +42,13 @@ pub struct LintArgs {
 
 /// The name of the message command in `commands/timeline.json`.
 pub const ADD_TO_TIMELINE: &str = "Add to timeline";
+
+/// "Add to timeline" takes no options: only the message it was run on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineArgs {
+    pub target: Option<Target>,
+}
 
 /// Room left in a preview for the line that says how to get the rest.
 const PREVIEW: usize = MAX_CONTENT - 200;
@@ -283,18 +290,24 @@ fn lint(app: &App, inv: &Invocation, a: LintArgs) -> Result<Outcome, CommandErro
     ))
 }
 
-/// The "Add to timeline" message command: `message_id` is the command's target. Edges pass the
+/// The "Add to timeline" message command, run on the message its target names. Edges pass the
 /// message too when they have it, so that one the capture missed can still be marked.
 pub async fn add_to_timeline(
     app: &App,
     inv: &Invocation,
-    message_id: u64,
-    message: Option<&CapturedMessage>,
+    args: TimelineArgs,
 ) -> Result<Outcome, CommandError> {
+    let Some(Target::Message {
+        id: message_id,
+        message,
+    }) = args.target
+    else {
+        return Err(UserError::Line("That command works on a message.".into()).into());
+    };
     let inc = target(app, inv, None)?;
     let by = Actor::User(inv.user.clone());
     let h = match message.filter(|m| m.id == message_id) {
-        Some(m) => postmortem::highlight_captured(app, inc.id, m, &by).await?,
+        Some(m) => postmortem::highlight_captured(app, inc.id, &m, &by).await?,
         None => postmortem::highlight(app, inc.id, message_id, &by).await?,
     };
     let text = match h {

@@ -3,9 +3,9 @@
 use super::responder::Responder;
 use super::DiscordError;
 use crate::app::App;
-use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, Outcome};
-use crate::domain::{Actor, IncidentId, UserRef};
-use crate::error::{CommandError, UserError};
+use crate::commands::{self, CommandInput, Defer, InputOption, InputValue, Invocation, Outcome};
+use crate::domain::{IncidentId, UserRef};
+use crate::error::UserError;
 use serenity::all::{
     ActionRowComponent, CommandData, CommandDataOption, CommandDataOptionValue,
     CommandDataResolved, ComponentInteraction, ConnectionStage, Context, CreateActionRow,
@@ -72,6 +72,13 @@ fn display_name(user: &User, member: Option<&Member>) -> String {
 
 fn user_ref(user: &User, member: Option<&Member>) -> UserRef {
     UserRef::new(user.id.get(), display_name(user, member))
+}
+
+/// The roles of whoever interacted, for permission checks; none outside a server.
+fn member_roles(member: Option<&Member>) -> Vec<u64> {
+    member
+        .map(|m| m.roles.iter().map(|r| r.get()).collect())
+        .unwrap_or_default()
 }
 
 fn resolved_user(id: UserId, resolved: &CommandDataResolved) -> UserRef {
@@ -230,27 +237,36 @@ impl Bot {
             Responder::new(http, cmd.id, &cmd.token).metered(&self.app.telemetry, "command", &path);
         let inv = Invocation {
             user: user_ref(&cmd.user, cmd.member.as_deref()),
-            member_roles: cmd
-                .member
-                .as_ref()
-                .map(|m| m.roles.iter().map(|r| r.get()).collect())
-                .unwrap_or_default(),
+            member_roles: member_roles(cmd.member.as_deref()),
             channel: Some(cmd.channel_id.get()),
             input,
         };
         let started = Instant::now();
-        if cmd.data.kind == serenity::all::CommandType::Message {
-            // `[permissions]` names context-menu commands too; they skip `commands::run`.
-            if let Err(e) = commands::precheck(&self.app, &inv) {
+        // A message command is run on a message, which the interaction always carries whole
+        // (the capture lacks its text when the bot runs without the message-content intent).
+        let target = (cmd.data.kind == serenity::all::CommandType::Message).then(|| {
+            cmd.data.target_id.map(|t| commands::Target::Message {
+                id: t.get(),
+                message: cmd
+                    .data
+                    .resolved
+                    .messages
+                    .get(&serenity::all::MessageId::new(t.get()))
+                    .map(|m| Box::new(super::capture::captured(m))),
+            })
+        });
+        let prepared = match commands::prepare_on(&self.app, &inv, target.flatten()) {
+            Ok(p) => p,
+            Err(e) => {
                 r.error(r.explain(&e, &path)).await;
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
             }
-            return self.on_message_command(&r, &cmd, &inv).await;
-        }
-        if commands::defers(&inv.input) {
+        };
+        let leaf = prepared.leaf();
+        if leaf.defers == Defer::Public {
             // Mistakes are refused privately at once; only valid work is deferred.
-            if let Err(e) = commands::precheck(&self.app, &inv) {
+            if let Err(e) = prepared.precheck(&self.app, &inv) {
                 r.error(r.explain(&e, &path)).await;
                 tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "refused");
                 return;
@@ -260,14 +276,10 @@ impl Bot {
             }
             tracing::info!(command = %path, ack_us = started.elapsed().as_micros() as u64, "deferred");
             let mut warning = None;
-            if path == "postmortem draft" {
-                // A resolved incident is no longer backfilled at startup: read its channel
-                // once more so that the draft misses nothing said while the bot was away. A
-                // big channel takes a while; the placeholder says how far reading has got.
-                let named = commands::options::to_json(&inv.input)
-                    .ok()
-                    .and_then(|j| j["incident"].as_str().map(str::to_string));
-                if let Ok(inc) = commands::incident::target(&self.app, &inv, named.as_deref()) {
+            if leaf.rereads_channel {
+                // A big channel takes a while; the placeholder says how far reading has got.
+                let named = prepared.named_incident();
+                if let Ok(inc) = commands::incident::target(&self.app, &inv, named) {
                     let place = inc
                         .channel_name
                         .as_deref()
@@ -285,7 +297,7 @@ impl Bot {
                     warning = done.warning(&place);
                 }
             }
-            let result = commands::run(&self.app, &inv).await;
+            let result = prepared.run(&self.app, &inv).await;
             let (reply, incident) = match result {
                 Ok(outcome) => {
                     let mut reply = outcome.reply.clone();
@@ -312,7 +324,7 @@ impl Bot {
             r.conclude(reply, &asker).await;
             return;
         }
-        let result = commands::run(&self.app, &inv).await;
+        let result = prepared.run(&self.app, &inv).await;
         match result {
             Ok(outcome) => {
                 let ok = r
@@ -328,37 +340,6 @@ impl Bot {
         }
     }
 
-    /// "Add to timeline" on a message: the message becomes a highlight of its incident. Its text
-    /// comes from the interaction, which Discord always sends whole (the capture lacks it when
-    /// the bot runs without the message-content intent).
-    async fn on_message_command(
-        &self,
-        r: &Responder<'_>,
-        cmd: &serenity::all::CommandInteraction,
-        inv: &Invocation,
-    ) {
-        let Some(target) = cmd.data.target_id.map(|t| t.get()) else {
-            r.error("That command works on a message.".into()).await;
-            return;
-        };
-        let message = cmd
-            .data
-            .resolved
-            .messages
-            .get(&serenity::all::MessageId::new(target))
-            .map(super::capture::captured);
-        match commands::postmortem::add_to_timeline(&self.app, inv, target, message.as_ref()).await
-        {
-            Ok(outcome) => {
-                r.reply(outcome.reply.post, outcome.reply.ephemeral).await;
-            }
-            Err(e) => {
-                r.error(r.explain(&e, commands::postmortem::ADD_TO_TIMELINE))
-                    .await;
-            }
-        }
-    }
-
     async fn on_autocomplete(&self, http: &Http, a: serenity::all::CommandInteraction) {
         let r = Responder::new(http, a.id, &a.token).metered(
             &self.app.telemetry,
@@ -368,11 +349,7 @@ impl Bot {
         let Some(focused) = a.data.autocomplete() else {
             return;
         };
-        let choices = match a.data.name.as_str() {
-            "metrics" => commands::metrics::autocomplete(&self.app, focused.name, focused.value),
-            "escalate" => commands::escalate::autocomplete(&self.app, focused.name, focused.value),
-            _ => Vec::new(),
-        };
+        let choices = commands::autocomplete(&self.app, &a.data.name, focused.name, focused.value);
         let mut resp = serenity::all::CreateAutocompleteResponse::new();
         for c in choices {
             resp = resp.add_string_choice(c.clone(), c);
@@ -396,11 +373,7 @@ impl Bot {
         match (group, action, id) {
             (Some("escalation"), _, _) => {
                 // Acknowledging edits messages and may page PagerDuty: defer first, privately.
-                let roles = c
-                    .member
-                    .as_ref()
-                    .map(|m| m.roles.iter().map(|r| r.get()).collect())
-                    .unwrap_or_default();
+                let roles = member_roles(c.member.as_ref());
                 if !r.defer(true).await {
                     return;
                 }
@@ -431,27 +404,11 @@ impl Bot {
                 let modal = update_modal(id);
                 r.respond(CreateInteractionResponse::Modal(modal)).await;
             }
-            (Some("incident"), Some("join"), Some(id)) => {
-                // Adding someone to a thread is a call to Discord: defer first, privately.
-                let thread =
-                    self.app.config.discord.incident_mode != crate::config::IncidentMode::Channel;
-                if thread && !r.defer(true).await {
-                    return;
-                }
-                let text = self.join(id, &user).await;
-                if thread {
-                    let asker = super::deferred::Asker {
-                        app: &self.app,
-                        limiter: &self.limiter,
-                        channel: c.channel_id.get(),
-                        user: &user,
-                        what: "incident join",
-                        incident: Some(id),
-                    };
-                    r.conclude(commands::Reply::private(text), &asker).await;
-                } else {
-                    r.reply(crate::message::Post::text(text), true).await;
-                }
+            (Some(group), Some(action), Some(id))
+                if commands::table::button(&format!("{group} {action}")).is_some() =>
+            {
+                self.on_button(&r, &c, &format!("{group} {action}"), id, user)
+                    .await;
             }
             _ => {
                 r.error("This button is no longer in use.".into()).await;
@@ -459,37 +416,65 @@ impl Bot {
         }
     }
 
-    /// Adds the responder to the incident's place, then records that they joined. What they
-    /// read says whether it worked: "You joined" only once both are done.
-    async fn join(&self, id: IncidentId, user: &UserRef) -> String {
-        let inc = match self.app.store.incident(id) {
-            Ok(Some(inc)) => inc,
-            Ok(None) => return UserError::NoSuchIncident(id).to_string(),
-            Err(e) => return CommandError::from(e).to_chat("incident join"),
+    /// A button that stands for a command in the table: run as that command, pointed at the
+    /// incident whose post holds it.
+    async fn on_button(
+        &self,
+        r: &Responder<'_>,
+        c: &ComponentInteraction,
+        name: &str,
+        id: IncidentId,
+        user: UserRef,
+    ) {
+        let inv = Invocation {
+            user,
+            member_roles: member_roles(c.member.as_ref()),
+            channel: Some(c.channel_id.get()),
+            input: CommandInput {
+                name: name.into(),
+                options: Vec::new(),
+            },
         };
-        if let Some(channel) = inc.channel {
-            if let Err(e) = self.app.chat.add_member(channel, user.id).await {
-                let error_id = crate::error::error_id();
-                tracing::warn!(%error_id, incident = %id, channel, error = %e, "could not add a responder to the incident's thread");
-                return format!(
-                    "Sorry, Discord did not add you to {id}'s thread (error id `{error_id}`). Open <#{channel}> and press **Join Thread** there, or try the button again in a minute."
-                );
+        let prepared =
+            match commands::prepare_on(&self.app, &inv, Some(commands::Target::Incident(id))) {
+                Ok(p) => p,
+                Err(e) => {
+                    r.error(r.explain(&e, name)).await;
+                    return;
+                }
+            };
+        let deferred = match prepared.leaf().defers {
+            Defer::Never => false,
+            Defer::Public => true,
+            Defer::PrivateInThreads => {
+                self.app.config.discord.incident_mode != crate::config::IncidentMode::Channel
             }
+        };
+        let private = prepared.leaf().defers != Defer::Public;
+        if deferred && !r.defer(private).await {
+            return;
         }
-        let text = format!("{} joined the response", user.name);
-        let res = self
-            .app
-            .store
-            .append(id, &Actor::User(user.clone()), self.app.now(), |i| {
-                i.decide_note(&text)
-            });
-        if let Err(e) = res {
-            return CommandError::from(e).to_chat("incident join");
+        let (reply, incident) = match prepared.run(&self.app, &inv).await {
+            Ok(outcome) => {
+                let (reply, incident) = (outcome.reply.clone(), outcome.incident);
+                self.follow_up(&inv, outcome);
+                (reply, incident)
+            }
+            Err(e) => (commands::Reply::private(r.explain(&e, name)), Some(id)),
+        };
+        if deferred {
+            let asker = super::deferred::Asker {
+                app: &self.app,
+                limiter: &self.limiter,
+                channel: c.channel_id.get(),
+                user: &inv.user,
+                what: name,
+                incident,
+            };
+            r.conclude(reply, &asker).await;
+        } else {
+            r.reply(reply.post, reply.ephemeral).await;
         }
-        if self.app.store.flush().await.is_err() {
-            return "Sorry, that did not save; try again.".into();
-        }
-        format!("You joined {id}.")
     }
 
     async fn on_modal(&self, http: &Http, m: ModalInteraction) {
@@ -529,11 +514,7 @@ impl Bot {
         };
         let inv = Invocation {
             user: user_ref(&m.user, m.member.as_ref()),
-            member_roles: m
-                .member
-                .as_ref()
-                .map(|mm| mm.roles.iter().map(|r| r.get()).collect())
-                .unwrap_or_default(),
+            member_roles: member_roles(m.member.as_ref()),
             channel: Some(m.channel_id.get()),
             input,
         };
