@@ -8,8 +8,9 @@
 //!   deploy webhook, exports), which also serves [`web`] (the public status page and the
 //!   token-protected incident browser).
 //! - Commands: [`commands`], one handler module per manifest in `commands/`
-//!   ([`commands::incident`] ↔ `commands/incident.json`). Option trees are checked against the
-//!   manifest and deserialized into typed args ([`commands::options`]).
+//!   ([`commands::incident`] ↔ `commands/incident.json`) and one entry per command in
+//!   [`commands::TABLE`], which every edge dispatches through. Option trees are checked against
+//!   the manifest and deserialized into typed args once per interaction ([`commands::options`]).
 //! - Services: [`app`] (what handlers reach), [`render`] (minijinja over `templates/`),
 //!   [`scheduler`] (every timed job: status updates on a cadence, reminders),
 //!   [`integrations`] (Prometheus, deploy sources, PagerDuty) and [`metrics`] (baselines,
