@@ -2,7 +2,10 @@
 
 use super::{dur_or_off, url_like, AutoArchive, Dur, Secrets};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 pub const DISCORD_API: &str = "https://discord.com";
 
@@ -37,7 +40,7 @@ pub struct DiscordConfig {
     /// Extra trusted CA (PEM) for reaching a stand-in for discord.com over TLS.
     pub ca_file: Option<PathBuf>,
     /// `HOST:PORT:ADDR:PORT`, as curl's `--connect-to`.
-    pub connect_to: Option<String>,
+    pub connect_to: Option<ConnectTo>,
     pub connect_timeout: Dur,
     pub request_timeout: Dur,
     /// How long Discord is trusted to drop a repeated nonce; a post first tried longer ago is
@@ -78,6 +81,55 @@ impl Default for DiscordConfig {
     }
 }
 
+/// `discord.com:443:127.0.0.1:8443`, as curl's `--connect-to`: requests for `host` go to `addr`.
+/// Read once, when the config loads, so that a bad one stops startup before Discord is dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTo {
+    pub host: String,
+    pub addr: SocketAddr,
+    /// As written, to show and write back unchanged (curl's second field is not used).
+    written: String,
+}
+
+impl FromStr for ConnectTo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [host, _port, addr, to_port] = parts[..] else {
+            return Err(format!(
+                "[discord] connect_to = \"{s}\" must look like \"discord.com:443:127.0.0.1:8443\""
+            ));
+        };
+        let addr = format!("{addr}:{to_port}")
+            .parse()
+            .map_err(|e| format!("[discord] connect_to = \"{s}\": {e}"))?;
+        Ok(ConnectTo {
+            host: host.to_string(),
+            addr,
+            written: s.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ConnectTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl Serialize for ConnectTo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnectTo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl DiscordConfig {
     /// Only the bot needs these; the console never talks to Discord.
     pub(super) fn problems(&self, secrets: &Secrets) -> Vec<String> {
@@ -110,13 +162,6 @@ impl DiscordConfig {
         }
         if let Err(e) = url_like(&self.api_base) {
             out.push(format!("[discord] api_base: {e}"));
-        }
-        if let Some(ct) = &self.connect_to {
-            if ct.split(':').count() != 4 {
-                out.push(format!(
-                    "[discord] connect_to = \"{ct}\" must look like \"discord.com:443:127.0.0.1:8443\""
-                ));
-            }
         }
         if let Some(ca) = &self.ca_file {
             if !ca.exists() {
@@ -206,6 +251,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("nonce_window"), "{err}");
+    }
+
+    #[test]
+    fn connect_to_reads_like_curl() {
+        let ct: ConnectTo = "discord.com:443:127.0.0.1:8443".parse().unwrap();
+        assert_eq!(ct.host, "discord.com");
+        assert_eq!(ct.addr.to_string(), "127.0.0.1:8443");
+        assert!("discord.com:127.0.0.1".parse::<ConnectTo>().is_err());
+        // Read when the config loads, from the file or the environment, and written back as is.
+        let toml = "[discord]\nconnect_to = \"discord.com:443:127.0.0.1:8443\"\n";
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(c.discord.connect_to, Some(ct.clone()));
+        assert_eq!(ct.to_string(), "discord.com:443:127.0.0.1:8443");
+        let err = Config::from_parts(
+            Some(("a.toml", "[discord]\nconnect_to = \"discord.com:8443\"\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("must look like \"discord.com:443:127.0.0.1:8443\""),
+            "{err}"
+        );
+        let err = Config::from_parts(
+            None,
+            &env(&[("SITREP_DISCORD__CONNECT_TO", "discord.com:443:nowhere:8443")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("connect_to"), "{err}");
     }
 
     #[test]

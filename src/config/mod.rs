@@ -23,7 +23,7 @@ mod templates;
 mod threads;
 
 pub use deploys::{DeploysConfig, GitHubConfig, GITHUB_API};
-pub use discord::{DiscordConfig, IncidentMode, DISCORD_API};
+pub use discord::{ConnectTo, DiscordConfig, IncidentMode, DISCORD_API};
 use dur::dur_or_off;
 pub use dur::Dur;
 pub use escalation::{
