@@ -21,8 +21,12 @@
 //! - Core: [`domain`] (pure types, the timeline events and the fold into state), [`message`]
 //!   (what the bot says: posts, embeds, buttons, who they may ping, Discord's limits) and
 //!   [`store`] (sled trees, keys, schema versions).
-//! - Across all: [`config`] (defaults → file → environment), [`error`] (user-facing vs internal)
-//!   and [`telemetry`] (the bot's own health, served on `GET /metrics`).
+//! - Across all: [`config`] (defaults → file → environment, one file per section; it uses only
+//!   [`domain`]), [`error`] (user-facing vs internal) and [`telemetry`] (the bot's own health,
+//!   served on `GET /metrics`).
+//! - Above all: [`preflight`], the checks of a loaded configuration that need the commands and
+//!   the lint (permission keys, lint phrases); every entry point that checks a configuration
+//!   runs them.
 
 pub mod app;
 pub mod chat;
@@ -36,6 +40,7 @@ pub mod integrations;
 pub mod message;
 pub mod metrics;
 pub mod postmortem;
+pub mod preflight;
 pub mod render;
 pub mod scheduler;
 pub mod store;

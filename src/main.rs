@@ -140,7 +140,7 @@ fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()>
     };
     let env = environment();
     let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
-    let mut problems = config.problems(&secrets, !console_only);
+    let mut problems = sitrep::preflight::problems(&config, &secrets, !console_only);
     if let Err(e) = Renderer::from_config(&config, TimeStyle::Plain) {
         problems.push(e.to_string());
     }
@@ -219,7 +219,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load_config(path.as_ref())?;
     let env = environment();
     let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
-    let problems = config.problems(&secrets, true);
+    let problems = sitrep::preflight::problems(&config, &secrets, true);
     if !problems.is_empty() {
         bail!("cannot start:\n  {}", problems.join("\n  "));
     }
@@ -321,7 +321,7 @@ async fn register(path: Option<PathBuf>, guild: Option<u64>) -> anyhow::Result<(
 
 async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> anyhow::Result<()> {
     let config = load_config(config.as_ref())?;
-    let problems = config.problems(&Secrets::default(), false);
+    let problems = sitrep::preflight::problems(&config, &Secrets::default(), false);
     if !problems.is_empty() {
         bail!("configuration problems:\n  {}", problems.join("\n  "));
     }

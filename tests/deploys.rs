@@ -1200,9 +1200,9 @@ fn the_example_config_documents_the_deploy_sections() {
     let c = Config::from_parts(Some(("config.example.toml", &own)), &BTreeMap::new()).unwrap();
     assert_eq!(c.github.repositories, ["acme/checkout", "acme/search"]);
     assert_eq!(c.github.environments, ["production", "staging"]);
-    let problems = c.problems(&Secrets::default(), false);
+    let problems = sitrep::preflight::problems(&c, &Secrets::default(), false);
     assert!(problems.is_empty(), "{problems:?}");
-    let problems = c.problems(&Secrets::default(), true).join("\n");
+    let problems = sitrep::preflight::problems(&c, &Secrets::default(), true).join("\n");
     assert!(
         problems.contains("SITREP_GITHUB_TOKEN is not set"),
         "{problems}"

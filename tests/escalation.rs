@@ -1127,8 +1127,8 @@ fn the_example_config_documents_escalation() {
         c.escalation.policies["default"].levels,
         ["sre-oncall", "sre-lead", "eng-director"]
     );
-    assert!(c.problems(&Secrets::default(), false).is_empty());
-    let running = c.problems(&Secrets::default(), true).join("\n");
+    assert!(sitrep::preflight::problems(&c, &Secrets::default(), false).is_empty());
+    let running = sitrep::preflight::problems(&c, &Secrets::default(), true).join("\n");
     assert!(running.contains("SITREP_PD_SRE is not set"), "{running}");
 }
 

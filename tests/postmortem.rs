@@ -871,7 +871,7 @@ fn the_example_config_documents_the_postmortem_section() {
         .replace("# suggest = ", "suggest = ");
     let c = Config::from_parts(Some(("config.example.toml", &own)), &Default::default()).unwrap();
     assert_eq!(c.postmortem.lint.len(), 2);
-    let problems = c.problems(&Default::default(), false);
+    let problems = sitrep::preflight::problems(&c, &Default::default(), false);
     assert!(
         !problems.iter().any(|p| p.contains("postmortem")),
         "{problems:?}"

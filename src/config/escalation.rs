@@ -256,3 +256,101 @@ impl PagerDutyConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::env;
+    use crate::config::{Config, Dur, Secrets, PAGERDUTY_EVENTS_URL};
+    use crate::domain::Severity;
+
+    #[test]
+    fn escalation_targets_policies_and_their_keys() {
+        let d = Config::default();
+        assert!(d.escalation.targets.is_empty());
+        assert_eq!(
+            d.escalation.stuck_after,
+            Dur(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(d.pagerduty.events_url, PAGERDUTY_EVENTS_URL);
+        assert!(d.summary().contains("escalation off"));
+        let toml = r#"
+            [escalation]
+            stuck_after = "20m"
+            [escalation.targets.dba]
+            roles = [111, 222]
+            pagerduty_routing_key_env = "SITREP_PD_DBA"
+            [escalation.targets.sre-oncall]
+            roles = [333]
+            [escalation.targets.sre-lead]
+            roles = [444]
+            [escalation.policies.default]
+            levels = ["sre-oncall", "sre-lead"]
+            ack_timeout = "2s"
+            [pagerduty]
+            events_url = "http://127.0.0.1:9/v2/enqueue"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(c.escalation.targets["dba"].roles, [111, 222]);
+        let (name, policy) = c.escalation.default_policy().unwrap();
+        assert_eq!(name, "default");
+        assert_eq!(policy.ack_timeout, Dur(std::time::Duration::from_secs(2)));
+        assert_eq!(c.escalation.target("DBA").unwrap().0, "dba");
+        assert!(c.escalation.nudges(Severity(1)) && !c.escalation.nudges(Severity(3)));
+        // The console does not page PagerDuty, so a missing key matters only when running.
+        assert!(c.problems(&Secrets::default(), false).is_empty());
+        let missing = c.problems(&Secrets::default(), true).join("\n");
+        assert!(
+            missing.contains("SITREP_PD_DBA is not set, but [escalation.targets.dba]"),
+            "{missing}"
+        );
+        let vars = env(&[("SITREP_PD_DBA", "R0123456789abcdef0123456789abcdef")]);
+        let secrets = Secrets::from_env(&vars).with_routing_keys(&c, &vars);
+        assert!(!c
+            .problems(&secrets, true)
+            .join("\n")
+            .contains("SITREP_PD_DBA"));
+        assert!(!format!("{secrets:?}").contains("R0123456789"));
+        assert!(
+            c.summary().contains("sre-oncall → sre-lead"),
+            "{}",
+            c.summary()
+        );
+
+        let bad = r#"
+            [escalation]
+            default_policy = "nope"
+            ack_timeout = "100ms"
+            stuck_severities = ["SEV9"]
+            [escalation.targets."a:b"]
+            roles = [1]
+            [escalation.policies.p]
+            levels = ["ghost"]
+            ack_timeout = "0s"
+            [escalation.policies.q]
+            levels = []
+            [pagerduty]
+            events_url = "events.pagerduty.com"
+        "#;
+        let c = Config::from_parts(Some(("a.toml", bad)), &env(&[])).unwrap();
+        let all = c.problems(&Secrets::default(), false).join("\n");
+        for needle in [
+            "[escalation.targets.a:b]: target names",
+            "levels names `ghost`",
+            "[escalation.policies.p] ack_timeout = \"0s\" is under 1s",
+            "[escalation.policies.q] levels is empty",
+            "default_policy = \"nope\"",
+            "[escalation] ack_timeout",
+            "`SEV9`",
+            "[pagerduty] events_url",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        let err = Config::from_parts(
+            Some(("a.toml", "[escalation.targets.x]\nrole = [1]\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("role"), "{err}");
+    }
+}

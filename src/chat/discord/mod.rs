@@ -74,8 +74,7 @@ pub fn build_http(config: &Config, secrets: &Secrets) -> Result<Http, DiscordErr
         client = client.add_root_certificate(cert);
     }
     if let Some(ct) = &d.connect_to {
-        let (host, addr) = parse_connect_to(ct).map_err(DiscordError::Config)?;
-        client = client.resolve(&host, addr);
+        client = client.resolve(&ct.host, ct.addr);
     }
     let client = client
         .build()
@@ -89,20 +88,6 @@ pub fn build_http(config: &Config, secrets: &Secrets) -> Result<Http, DiscordErr
         builder = builder.proxy(api).ratelimiter_disabled(true);
     }
     Ok(builder.build())
-}
-
-/// `discord.com:443:127.0.0.1:8443` → (`discord.com`, 127.0.0.1:8443).
-fn parse_connect_to(s: &str) -> Result<(String, std::net::SocketAddr), String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let [host, _port, addr, to_port] = parts[..] else {
-        return Err(format!(
-            "connect_to `{s}` must look like discord.com:443:127.0.0.1:8443"
-        ));
-    };
-    let addr = format!("{addr}:{to_port}")
-        .parse()
-        .map_err(|e| format!("connect_to `{s}`: {e}"))?;
-    Ok((host.to_string(), addr))
 }
 
 /// The intents the bot asks for; message content unless switched off, as it is privileged (and
@@ -486,14 +471,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connect_to_reads_like_curl() {
-        let (host, addr) = parse_connect_to("discord.com:443:127.0.0.1:8443").unwrap();
-        assert_eq!(host, "discord.com");
-        assert_eq!(addr.to_string(), "127.0.0.1:8443");
-        assert!(parse_connect_to("discord.com:127.0.0.1").is_err());
-    }
 
     #[test]
     fn message_content_intent_unless_switched_off() {
