@@ -1,4 +1,5 @@
-//! The services every handler reaches: config, store, templates, chat, the clock and telemetry.
+//! The services every handler reaches (config, store, templates, chat, the clock, telemetry),
+//! and the one path that records events and re-plans jobs ([`App::record`]).
 
 use crate::chat::Chat;
 use crate::config::Config;
@@ -143,12 +144,7 @@ impl App {
         A: Fn(&Incident, &[Event], &[JobChange]) -> Vec<JobChange>,
     {
         self.store
-            .append_with_jobs(id, actor, at, decide, |inc, events| {
-                let mut changes = (self.plan)(&self.config, inc, events);
-                let more = also(inc, events, &changes);
-                changes.extend(more);
-                changes
-            })
+            .append_with_jobs(id, actor, at, decide, self.planned(also))
     }
 
     /// Records a new incident from its `Opened` event, as [`App::record_with`] does.
@@ -162,11 +158,19 @@ impl App {
         A: Fn(&Incident, &[Event], &[JobChange]) -> Vec<JobChange>,
     {
         self.store
-            .create_incident_with_jobs(id, opened, |inc, events| {
-                let mut changes = (self.plan)(&self.config, inc, events);
-                let more = also(inc, events, &changes);
-                changes.extend(more);
-                changes
-            })
+            .create_incident_with_jobs(id, opened, self.planned(also))
+    }
+
+    /// What every kind plans, then what `also` adds seeing that.
+    fn planned<'a, A>(&'a self, also: A) -> impl Fn(&Incident, &[Event]) -> Vec<JobChange> + 'a
+    where
+        A: Fn(&Incident, &[Event], &[JobChange]) -> Vec<JobChange> + 'a,
+    {
+        move |inc, events| {
+            let mut changes = (self.plan)(&self.config, inc, events);
+            let more = also(inc, events, &changes);
+            changes.extend(more);
+            changes
+        }
     }
 }

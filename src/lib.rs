@@ -10,8 +10,11 @@
 //! - Commands: [`commands`], one handler module per manifest in `commands/`
 //!   ([`commands::incident`] ↔ `commands/incident.json`). Option trees are checked against the
 //!   manifest and deserialized into typed args ([`commands::options`]).
-//! - Services: [`app`] (what handlers reach), [`render`] (minijinja over `templates/`),
-//!   [`scheduler`] (every timed job: status updates on a cadence, reminders),
+//! - Services: [`app`] (what handlers reach, and [`app::App::record`], the one way events are
+//!   recorded and jobs re-planned), [`render`] (minijinja over `templates/`), [`jobs`] (what
+//!   a timed job kind is), [`kinds`] (the one list of kinds, each living beside its feature),
+//!   [`scheduler`] (the loop that runs due jobs, and the outbox), [`status`] (how an incident
+//!   reads in a post, and the scheduled status update),
 //!   [`integrations`] (Prometheus, deploy sources, PagerDuty) and [`metrics`] (baselines,
 //!   charts),
 //!   [`whats_changed`] (the post at open), [`postmortem`] (drafts from the timeline and

@@ -235,7 +235,7 @@ fn timeout_job(
     ))
 }
 
-pub(crate) fn cancel_timeout(incident: IncidentId, n: u32) -> JobChange {
+fn cancel_timeout(incident: IncidentId, n: u32) -> JobChange {
     JobChange::Cancel {
         incident,
         // The slot is the escalation's; level and policy do not name it.
@@ -247,12 +247,12 @@ pub(crate) fn cancel_timeout(incident: IncidentId, n: u32) -> JobChange {
     }
 }
 
-pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {
+fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Whether the stuck nudge applies to `inc` as it is now.
-pub(crate) fn wants_nudge(config: &Config, inc: &Incident) -> bool {
+fn wants_nudge(config: &Config, inc: &Incident) -> bool {
     inc.is_open()
         && inc.state == State::Investigating
         && inc.channel.is_some()
@@ -369,7 +369,7 @@ async fn post_page(
 /// (only its id unrecorded) is not posted twice while Discord remembers the nonce. Run once at
 /// start, before any timer fires. Only pages recorded `before` the process started count: a
 /// page recorded since is being posted by the command that recorded it.
-pub(crate) async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobFailed> {
+async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobFailed> {
     let mut posted = 0;
     for job in app.store.jobs()? {
         let JobKind::EscalationTimeout {
@@ -557,7 +557,7 @@ fn drop_job(app: &App, job: &Job) -> Result<(), StoreError> {
 /// Runs an escalation's timer: the level it stands for went unacknowledged, so the next level is
 /// paged, or, past the last one, the commander is told. A timer whose escalation moved on
 /// (acknowledged, resolved, already further) pages nobody.
-pub(crate) async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
+async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
     let JobKind::EscalationTimeout {
         escalation: n,
         level,
@@ -690,7 +690,7 @@ fn exhausted_post(app: &App, inc: &Incident, esc: &Escalation, ladder: &Ladder) 
 
 /// Runs the stuck nudge: an incident still investigating at a nudged severity is shown buttons
 /// that escalate to each configured target.
-pub(crate) async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
+async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
     let done = JobChange::Cancel {
         incident: job.incident,
         kind: JobKind::StuckNudge,
