@@ -205,7 +205,7 @@ pub fn page_message(
 
 /// The same for every post of one escalation step, so that a retry after a crash between
 /// sending and recording is dropped by Discord (`enforce_nonce`) instead of paging twice.
-fn nonce(incident: IncidentId, n: u32, level: u32, part: char) -> String {
+fn step_nonce(incident: IncidentId, n: u32, level: u32, part: char) -> String {
     crate::jobs::nonce(
         part,
         &[
@@ -356,7 +356,7 @@ async fn post_page(
         return Ok(None);
     };
     let mut post = page_post(app, inc, esc, page, Some(ladder))?;
-    post.nonce = Some(nonce(inc.id, n, level, 'p'));
+    post.nonce = Some(step_nonce(inc.id, n, level, 'p'));
     let message = app.chat.post(channel, post).await?;
     app.store
         .meta_set(&message_key(inc.id, n, level), &message.to_string())?;
@@ -611,11 +611,11 @@ async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
             .filter(|_| next.is_some());
         let post = if let Some((esc_after, page)) = new_page {
             let mut p = page_post(app, &after, esc_after, page, Some(&ladder))?;
-            p.nonce = Some(nonce(inc.id, n, level + 1, 'p'));
+            p.nonce = Some(step_nonce(inc.id, n, level + 1, 'p'));
             p
         } else {
             let mut p = exhausted_post(app, &inc, &esc, &ladder);
-            p.nonce = Some(nonce(inc.id, n, level, 'x'));
+            p.nonce = Some(step_nonce(inc.id, n, level, 'x'));
             p
         };
         posted = Some(app.chat.post(channel, post).await?);

@@ -133,7 +133,8 @@ impl Scheduler {
         }
         match crate::kinds::of(&job.kind) {
             Some(kind) => kind.run(&self.app, job).await,
-            // Every stored kind is registered (a test sees to it); this is an older build's job.
+            // Every other stored kind is registered, as a test checks; should one go missing, its
+            // job is dropped rather than retried for ever.
             None => {
                 tracing::warn!(incident = %job.incident, job = job.kind.tag(), "no kind runs this job; dropping it");
                 self.app.store.finish_job(job)?;
