@@ -11,8 +11,11 @@
 //!   ([`commands::incident`] ↔ `commands/incident.json`) and one entry per command in
 //!   [`commands::TABLE`], which every edge dispatches through. Option trees are checked against
 //!   the manifest and deserialized into typed args once per interaction ([`commands::options`]).
-//! - Services: [`app`] (what handlers reach), [`render`] (minijinja over `templates/`),
-//!   [`scheduler`] (every timed job: status updates on a cadence, reminders),
+//! - Services: [`app`] (what handlers reach, and [`app::App::record`], the one way events are
+//!   recorded and jobs re-planned), [`render`] (minijinja over `templates/`), [`jobs`] (what
+//!   a timed job kind is), [`kinds`] (the one list of kinds, each living beside its feature),
+//!   [`scheduler`] (the loop that runs due jobs, and the outbox), [`status`] (how an incident
+//!   reads in a post, and the scheduled status update),
 //!   [`integrations`] (Prometheus, deploy sources, PagerDuty) and [`metrics`] (baselines,
 //!   charts),
 //!   [`whats_changed`] (the post at open), [`postmortem`] (drafts from the timeline and
@@ -37,12 +40,15 @@ pub mod error;
 pub mod escalation;
 pub mod http;
 pub mod integrations;
+pub mod jobs;
+pub mod kinds;
 pub mod message;
 pub mod metrics;
 pub mod postmortem;
 pub mod preflight;
 pub mod render;
 pub mod scheduler;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -126,12 +126,12 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
     if kinds.is_empty() {
         app.store.apply_jobs(&[send])?;
     } else {
-        let (after, written) = app.store.append_with_jobs(
+        let (after, written) = app.record_with(
             id,
             &Actor::System,
             app.now(),
             move |_| Ok(kinds.clone()),
-            |_, _| vec![send.clone()],
+            |_, _, _| vec![send.clone()],
         )?;
         for (index, png) in &charts {
             let seq = crate::store::written_seq(&after, written.len(), *index);

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
 use sitrep::config::{Dur, PagerDutyConfig};
-use sitrep::domain::{Actor, EventKind, IncidentId, UserRef};
-use sitrep::integrations::pagerduty::{Alert, Backoff, Link, PagerDuty, PagerDutyError};
+use sitrep::domain::{Actor, Backoff, EventKind, IncidentId, UserRef};
+use sitrep::integrations::pagerduty::{Alert, Link, PagerDuty, PagerDutyError};
 use sitrep::store::{JobKind, Store};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -234,13 +234,10 @@ fn client(url: &str) -> PagerDuty {
         ("dba".to_string(), routing_key("RDBA")),
         ("net".to_string(), routing_key("RNET")),
     ]);
-    PagerDuty::new(&config, keys)
-        .unwrap()
-        .with_backoff(Backoff {
-            first: Duration::from_millis(20),
-            max: Duration::from_millis(100),
-            attempts: 4,
-        })
+    PagerDuty::new(&config, keys).unwrap().with_backoff(
+        Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
+        4,
+    )
 }
 
 fn alert() -> Alert {

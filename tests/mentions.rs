@@ -17,7 +17,7 @@ use sitrep::domain::{Actor, Event, EventKind, Severity, UserRef};
 use sitrep::escalation::{page_post, Ladder};
 use sitrep::message::Post;
 use sitrep::render::{Renderer, TimeStyle};
-use sitrep::scheduler::status::{incident_post, reminder_post, status_text, view};
+use sitrep::status::{incident_post, reminder_post, status_text, view};
 use sitrep::store::Store;
 use std::sync::Arc;
 use std::time::Duration;

@@ -102,7 +102,7 @@ async fn a_post_sent_before_a_crash_is_not_sent_twice() {
         let store = Store::open(&db).unwrap();
         store.jobs().unwrap().remove(0)
     };
-    let nonce = sitrep::scheduler::nonce(&job, 's', channel);
+    let nonce = sitrep::jobs::job_nonce(&job, 's', channel);
     let http = fake.proxy_http();
     serenity::all::ChannelId::new(channel)
         .send_message(

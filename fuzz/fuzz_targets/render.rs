@@ -21,7 +21,7 @@ use sitrep::domain::{Actor, Event, EventKind, Incident, IncidentId, Severity, St
 use sitrep::escalation::{page_post, Ladder};
 use sitrep::postmortem::{compile, Meta, Sources};
 use sitrep::render::{IncidentView, Renderer, TimeStyle};
-use sitrep::scheduler::status::{incident_post, reminder_post, status_text};
+use sitrep::status::{incident_post, reminder_post, status_text};
 use sitrep::store::{CapturedMessage, Deploy, DeploySource, Store};
 use sitrep_fuzz::{assert_message_ok, hostile, mentions, Mention};
 use std::sync::{Arc, OnceLock};
@@ -503,7 +503,7 @@ fn check_posts(inc: &Incident, p: Plan) {
         .render(
             "incident_opened.md.j2",
             context! {
-                incident => sitrep::scheduler::status::view(app, inc),
+                incident => sitrep::status::view(app, inc),
                 audience => if p.stakeholders { "stakeholders" } else { "responders" },
             },
         )

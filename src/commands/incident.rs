@@ -11,8 +11,7 @@ use crate::domain::{
 };
 use crate::error::{CommandError, UserError};
 use crate::message::{Button, ButtonStyle, Post};
-use crate::scheduler::status::{incident_post, next_update, place_of, status_text, view};
-use crate::scheduler::{effective_cadence, plan};
+use crate::status::{effective_cadence, incident_post, next_update, place_of, status_text, view};
 use crate::store::{JobChange, JobKind};
 use chrono::{DateTime, Utc};
 use minijinja::context;
@@ -352,13 +351,9 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
         },
     };
     let worded = Worded::default();
-    let inc = app
-        .store
-        .create_incident_with_jobs(id, event, |inc, events| {
-            let mut changes = plan(&app.config, inc, events);
-            changes.extend(worded.keep(app, inc.id, now, opening_posts(app, inc)));
-            changes
-        })?;
+    let inc = app.record_opened(id, event, |inc, _, _| {
+        worded.keep(app, inc.id, now, opening_posts(app, inc))
+    })?;
     app.store.flush().await?;
     let posts = worded.take()?;
     let opened = match &place {
@@ -522,15 +517,11 @@ where
     // Read before the transaction, which may not read the store outside itself.
     let next_before = next_update(app, &inc)?;
     let worded = Worded::default();
-    let (inc, events) =
-        app.store
-            .append_with_jobs(inc.id, &actor, now, decide, |inc, events| {
-                let mut changes = plan(&app.config, inc, events);
-                let next = planned_next_update(&changes, inc.id, next_before);
-                let posts = change_posts(app, who, inc, events, next);
-                changes.extend(worded.keep(app, inc.id, now, posts));
-                changes
-            })?;
+    let (inc, events) = app.record_with(inc.id, &actor, now, decide, |inc, events, planned| {
+        let next = planned_next_update(planned, inc.id, next_before);
+        let posts = change_posts(app, who, inc, events, next);
+        worded.keep(app, inc.id, now, posts)
+    })?;
     app.store.flush().await?;
     let posts = worded.take()?;
     Ok(Outcome {

@@ -4,7 +4,6 @@ use super::{Invocation, Outcome, Reply, Target};
 use crate::app::App;
 use crate::domain::Actor;
 use crate::error::{CommandError, UserError};
-use crate::scheduler::plan;
 use serde::Deserialize;
 
 /// The button's custom id is `incident:join:<incident>`.
@@ -46,13 +45,9 @@ pub async fn run(app: &App, inv: &Invocation, args: JoinArgs) -> Result<Outcome,
         }
     }
     let text = format!("{} joined the response", user.name);
-    let res = app.store.append_with_jobs(
-        id,
-        &Actor::User(user.clone()),
-        app.now(),
-        |i| i.decide_note(&text),
-        |inc, events| plan(&app.config, inc, events),
-    );
+    let res = app.record(id, &Actor::User(user.clone()), app.now(), |i| {
+        i.decide_note(&text)
+    });
     if let Err(e) = res {
         return answer(CommandError::from(e).to_chat(NAME));
     }

@@ -123,11 +123,9 @@ pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome,
             summary: reply.answer.summary(),
             chart: reply.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
         };
-        let (after, written) =
-            app.store
-                .append(id, &Actor::User(inv.user.clone()), app.now(), move |_| {
-                    Ok(vec![kind.clone()])
-                })?;
+        let (after, written) = app.record(id, &Actor::User(inv.user.clone()), app.now(), |_| {
+            Ok(vec![kind.clone()])
+        })?;
         // Kept for the incident browser; chat's copy of the image does not last.
         if let Some(png) = &reply.chart_png {
             let seq = crate::store::written_seq(&after, written.len(), 0);

@@ -1,10 +1,12 @@
 //! Pure incident types and rules: the timeline events and the fold that turns them into state.
 
+mod backoff;
 mod cadence;
 pub mod escalation;
 mod event;
 pub mod incident;
 
+pub use backoff::Backoff;
 pub use cadence::{Cadence, MIN_CADENCE_SECS};
 pub use escalation::{Escalation, Escalations};
 pub use event::{Actor, Event, EventKind, UserRef};

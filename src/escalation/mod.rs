@@ -9,6 +9,8 @@
 //! Where a target has a PagerDuty routing key, pages, acknowledgements and the resolution reach
 //! PagerDuty too, in the background; a failure there is posted in the channel.
 
+pub mod jobs;
+
 use crate::app::App;
 use crate::chat::ChatError;
 use crate::config::Config;
@@ -20,7 +22,7 @@ use crate::error::{CommandError, UserError};
 use crate::integrations::pagerduty::{self, Alert, Link};
 use crate::message::{Button, ButtonStyle, Mentions, Post};
 use crate::render::TemplateError;
-use crate::scheduler::status::{incident_post, view};
+use crate::status::{incident_post, view};
 use crate::store::{AppendError, Job, JobChange, JobKind, StoreError};
 use chrono::{DateTime, Utc};
 use minijinja::context;
@@ -203,15 +205,16 @@ pub fn page_message(
 
 /// The same for every post of one escalation step, so that a retry after a crash between
 /// sending and recording is dropped by Discord (`enforce_nonce`) instead of paging twice.
-fn nonce(incident: IncidentId, n: u32, level: u32, part: char) -> String {
-    let mut h = crate::domain::StableHash::default();
-    h.feed(b"escalation")
-        .feed(&incident.0.to_be_bytes())
-        .feed(&n.to_be_bytes())
-        .feed(&level.to_be_bytes());
-    let mut buf = [0u8; 4];
-    let h = h.feed(part.encode_utf8(&mut buf).as_bytes()).finish();
-    format!("{part}{h:016x}")
+fn step_nonce(incident: IncidentId, n: u32, level: u32, part: char) -> String {
+    crate::jobs::nonce(
+        part,
+        &[
+            b"escalation",
+            &incident.0.to_be_bytes(),
+            &n.to_be_bytes(),
+            &level.to_be_bytes(),
+        ],
+    )
 }
 
 fn timeout_job(
@@ -254,57 +257,6 @@ fn wants_nudge(config: &Config, inc: &Incident) -> bool {
         && inc.state == State::Investigating
         && inc.channel.is_some()
         && config.escalation.nudges(inc.severity)
-}
-
-/// The job changes escalation needs after `events` were folded into `inc`: an acknowledgement
-/// or a resolution stops ladders, and the stuck nudge is set when an incident starts (or
-/// restarts, or rises into a nudged severity) investigating, and dropped when that ends. The
-/// timers of new pages are set by the code that pages, which knows the ladder.
-pub fn plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange> {
-    let mut out = Vec::new();
-    for e in events {
-        match &e.kind {
-            EventKind::EscalationAcknowledged { escalation } => {
-                out.push(cancel_timeout(inc.id, *escalation))
-            }
-            EventKind::Resolved { .. } => out.extend(
-                inc.escalations
-                    .iter()
-                    .map(|x| cancel_timeout(inc.id, x.number)),
-            ),
-            _ => {}
-        }
-    }
-    let touches_nudge = |k: &EventKind| {
-        matches!(
-            k,
-            EventKind::Opened { .. }
-                | EventKind::Reopened { .. }
-                | EventKind::SeverityChanged { .. }
-                | EventKind::StateChanged { .. }
-                | EventKind::Resolved { .. }
-        )
-    };
-    let arms = |k: &EventKind| match k {
-        EventKind::Opened { .. } | EventKind::Reopened { .. } => true,
-        EventKind::SeverityChanged { from, .. } => !config.escalation.nudges(*from),
-        _ => false,
-    };
-    if !events.iter().any(|e| touches_nudge(&e.kind)) {
-        return out;
-    }
-    if wants_nudge(config, inc) {
-        if let Some(at) = events.iter().find(|e| arms(&e.kind)).map(|e| e.at) {
-            let due = (inc.state_since + to_chrono(config.escalation.stuck_after.0)).max(at);
-            out.push(JobChange::Put(Job::new(inc.id, JobKind::StuckNudge, due)));
-        }
-    } else {
-        out.push(JobChange::Cancel {
-            incident: inc.id,
-            kind: JobKind::StuckNudge,
-        });
-    }
-    out
 }
 
 fn actor_text(app: &App, actor: &Actor) -> String {
@@ -404,7 +356,7 @@ async fn post_page(
         return Ok(None);
     };
     let mut post = page_post(app, inc, esc, page, Some(ladder))?;
-    post.nonce = Some(nonce(inc.id, n, level, 'p'));
+    post.nonce = Some(step_nonce(inc.id, n, level, 'p'));
     let message = app.chat.post(channel, post).await?;
     app.store
         .meta_set(&message_key(inc.id, n, level), &message.to_string())?;
@@ -417,7 +369,7 @@ async fn post_page(
 /// (only its id unrecorded) is not posted twice while Discord remembers the nonce. Run once at
 /// start, before any timer fires. Only pages recorded `before` the process started count: a
 /// page recorded since is being posted by the command that recorded it.
-pub async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobFailed> {
+async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobFailed> {
     let mut posted = 0;
     for job in app.store.jobs()? {
         let JobKind::EscalationTimeout {
@@ -476,13 +428,13 @@ pub async fn escalate(
     let roles = roles_of(&app.config, &target);
     let now = app.now();
     let due = now + to_chrono(ladder.ack_timeout);
-    let (inc, events) = app.store.append_with_jobs(
+    let (inc, events) = app.record_with(
         id,
         actor,
         now,
         |i| i.decide_escalate(&target, &roles, reason),
-        |i, events| {
-            let mut changes = crate::scheduler::plan(&app.config, i, events);
+        |i, events, _| {
+            let mut changes = Vec::new();
             for e in events {
                 if let EventKind::Escalated {
                     escalation, level, ..
@@ -538,13 +490,9 @@ pub async fn acknowledge(
         ))
         .into());
     }
-    let (inc, _) = app.store.append_with_jobs(
-        id,
-        &Actor::User(user.clone()),
-        app.now(),
-        |i| i.decide_acknowledge(n),
-        |i, events| crate::scheduler::plan(&app.config, i, events),
-    )?;
+    let (inc, _) = app.record(id, &Actor::User(user.clone()), app.now(), |i| {
+        i.decide_acknowledge(n)
+    })?;
     app.store.flush().await?;
     tracing::info!(incident = %id, escalation = n, "escalation acknowledged");
     refresh_pages(app, &inc, n).await;
@@ -609,7 +557,7 @@ fn drop_job(app: &App, job: &Job) -> Result<(), StoreError> {
 /// Runs an escalation's timer: the level it stands for went unacknowledged, so the next level is
 /// paged, or, past the last one, the commander is told. A timer whose escalation moved on
 /// (acknowledged, resolved, already further) pages nobody.
-pub async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
+async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
     let JobKind::EscalationTimeout {
         escalation: n,
         level,
@@ -663,31 +611,27 @@ pub async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
             .filter(|_| next.is_some());
         let post = if let Some((esc_after, page)) = new_page {
             let mut p = page_post(app, &after, esc_after, page, Some(&ladder))?;
-            p.nonce = Some(nonce(inc.id, n, level + 1, 'p'));
+            p.nonce = Some(step_nonce(inc.id, n, level + 1, 'p'));
             p
         } else {
             let mut p = exhausted_post(app, &inc, &esc, &ladder);
-            p.nonce = Some(nonce(inc.id, n, level, 'x'));
+            p.nonce = Some(step_nonce(inc.id, n, level, 'x'));
             p
         };
         posted = Some(app.chat.post(channel, post).await?);
     }
     let due = now + to_chrono(ladder.ack_timeout);
-    let res = app.store.append_with_jobs(
+    let res = app.record_with(
         inc.id,
         &Actor::Scheduler,
         now,
         |i| i.decide_next_level(n, level, next_ref),
-        |i, events| {
-            let mut changes = crate::scheduler::plan(&app.config, i, events);
-            match events.iter().find_map(|e| match e.kind {
-                EventKind::Escalated { level, .. } => Some(level),
-                _ => None,
-            }) {
-                Some(l) => changes.push(timeout_job(i.id, n, l, &ladder, due)),
-                None => changes.push(cancel_timeout(i.id, n)),
-            }
-            changes
+        |i, events, _| match events.iter().find_map(|e| match e.kind {
+            EventKind::Escalated { level, .. } => Some(level),
+            _ => None,
+        }) {
+            Some(l) => vec![timeout_job(i.id, n, l, &ladder, due)],
+            None => vec![cancel_timeout(i.id, n)],
         },
     );
     let inc = match res {
@@ -746,7 +690,7 @@ fn exhausted_post(app: &App, inc: &Incident, esc: &Escalation, ladder: &Ladder) 
 
 /// Runs the stuck nudge: an incident still investigating at a nudged severity is shown buttons
 /// that escalate to each configured target.
-pub async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
+async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
     let done = JobChange::Cancel {
         incident: job.incident,
         kind: JobKind::StuckNudge,
@@ -791,7 +735,7 @@ pub async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
             .collect(),
     );
     post.mentions = Mentions::users(&commander.map(|u| u.id).into_iter().collect::<Vec<_>>());
-    post.nonce = Some(crate::scheduler::nonce(job, 'n', channel));
+    post.nonce = Some(crate::jobs::job_nonce(job, 'n', channel));
     app.chat.post(channel, post).await?;
     app.store.apply_jobs(&[done])?;
     tracing::info!(incident = %inc.id, "suggested escalating a stuck incident");

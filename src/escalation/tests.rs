@@ -733,14 +733,14 @@ async fn a_stuck_incident_is_nudged_once_with_a_button_per_target() {
 
 #[test]
 fn nonces_are_per_step_and_short() {
-    let a = nonce(IncidentId(1), 1, 1, 'p');
+    let a = step_nonce(IncidentId(1), 1, 1, 'p');
     assert!(a.len() <= 25);
-    assert_eq!(a, nonce(IncidentId(1), 1, 1, 'p'));
+    assert_eq!(a, step_nonce(IncidentId(1), 1, 1, 'p'));
     for other in [
-        nonce(IncidentId(2), 1, 1, 'p'),
-        nonce(IncidentId(1), 2, 1, 'p'),
-        nonce(IncidentId(1), 1, 2, 'p'),
-        nonce(IncidentId(1), 1, 1, 'x'),
+        step_nonce(IncidentId(2), 1, 1, 'p'),
+        step_nonce(IncidentId(1), 2, 1, 'p'),
+        step_nonce(IncidentId(1), 1, 2, 'p'),
+        step_nonce(IncidentId(1), 1, 1, 'x'),
     ] {
         assert_ne!(a, other);
     }

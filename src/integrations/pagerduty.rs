@@ -5,7 +5,7 @@
 //! the environment and appear in no log line, error or `Debug` output.
 
 use crate::config::{Config, PagerDutyConfig, Secrets};
-use crate::domain::{IncidentId, Severity};
+use crate::domain::{Backoff, IncidentId, Severity};
 use chrono::{DateTime, Utc};
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
@@ -19,6 +19,9 @@ use std::time::Duration;
 pub const MAX_SUMMARY: usize = 1024;
 /// And a dedup key at 255.
 pub const MAX_DEDUP_KEY: usize = 255;
+/// Failed sends are retried after 1 s, doubling up to 30 s, each with jitter; five tries in all.
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+const ATTEMPTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PagerDutyError {
@@ -71,37 +74,6 @@ pub struct Accepted {
     pub attempts: u32,
 }
 
-/// How failed sends are retried: `first`, then doubling up to `max`, each with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub first: Duration,
-    pub max: Duration,
-    pub attempts: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-            attempts: 5,
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait after failed attempt `n` (1-based): half the doubled delay fixed, half random,
-    /// so that many senders that failed together do not retry together.
-    pub fn delay(&self, n: u32) -> Duration {
-        let full = self
-            .first
-            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)))
-            .min(self.max);
-        let half = full / 2;
-        half + half.mul_f64(fastrand::f64())
-    }
-}
-
 /// `SEV1` → critical, `SEV2` → error, `SEV3` → warning, the rest → info.
 pub fn severity(sev: Severity) -> &'static str {
     match sev.0 {
@@ -124,7 +96,9 @@ pub struct PagerDuty {
     url: String,
     /// Routing keys by escalation target.
     keys: BTreeMap<String, String>,
+    /// Failed sends wait `backoff.jittered`, up to `attempts` tries in all.
     backoff: Backoff,
+    attempts: u32,
     /// `[pagerduty] timeout`, to name it when PagerDuty does not answer.
     timeout: Duration,
 }
@@ -154,7 +128,8 @@ impl PagerDuty {
             http,
             url: config.events_url.clone(),
             keys,
-            backoff: Backoff::default(),
+            backoff: BACKOFF,
+            attempts: ATTEMPTS,
             timeout: config.timeout.0,
         })
     }
@@ -181,8 +156,9 @@ impl PagerDuty {
         Self::new(&config.pagerduty, keys).map(Some)
     }
 
-    pub fn with_backoff(mut self, backoff: Backoff) -> PagerDuty {
+    pub fn with_backoff(mut self, backoff: Backoff, attempts: u32) -> PagerDuty {
         self.backoff = backoff;
+        self.attempts = attempts;
         self
     }
 
@@ -244,7 +220,7 @@ impl PagerDuty {
         }
         // Whatever PagerDuty or the network says back is shown in chat; it must not carry the key.
         let scrub = |s: String| s.replace(key.as_str(), "<routing key>");
-        let attempts = self.backoff.attempts.max(1);
+        let attempts = self.attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
             let mut wait = None;
@@ -301,7 +277,7 @@ impl PagerDuty {
             if attempt < attempts {
                 let delay = wait
                     .map(|w| w.min(self.backoff.max))
-                    .unwrap_or_else(|| self.backoff.delay(attempt));
+                    .unwrap_or_else(|| self.backoff.jittered(attempt - 1));
                 tracing::info!(escalation_target = target, ?action, attempt, error = %last, retry_in = ?delay, "PagerDuty asked us to retry");
                 tokio::time::sleep(delay).await;
             }
@@ -350,9 +326,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_under_a_cap() {
-        let b = Backoff::default();
+        let b = BACKOFF;
         for n in 1..=10 {
-            let d = b.delay(n);
+            let d = b.jittered(n - 1);
             let full = Duration::from_secs(1 << (n - 1).min(5)).min(b.max);
             assert!(d >= full / 2 && d <= full, "{n}: {d:?}");
         }

@@ -2,7 +2,7 @@
 //!
 //! A command's success reply promises its posts as much as its events: both are on disk before
 //! the reply, so a crash, a Discord outage or a 429 storm delays a post but never loses it. Each
-//! post carries a nonce derived from its job ([`super::nonce`]), so that a send cut off after
+//! post carries a nonce derived from its job ([`job_nonce`]), so that a send cut off after
 //! Discord took it is not posted twice when it is tried again. Discord remembers a nonce only
 //! for a few minutes: the time of a post's first attempt is on disk before the send, and a post
 //! tried first longer ago than `[discord] nonce_window` is looked for in its channel before it
@@ -13,8 +13,10 @@
 //! incident in as few messages as Discord's limits allow, so that a channel taking about five
 //! messages per five seconds still hears every incident within the tick.
 
-use super::{nonce, JobError, Scheduler};
+use super::Scheduler;
 use crate::chat::ChatError;
+use crate::domain::Backoff;
+use crate::jobs::{job_nonce, JobError};
 use crate::message::{Embed, Post, MAX_EMBED_TOTAL};
 use crate::store::{Job, JobChange, JobKind, StoreError};
 use chrono::{DateTime, Utc};
@@ -22,9 +24,9 @@ use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// People are waiting on these posts, so they are retried sooner than timed jobs.
-const RETRY_FIRST: Duration = Duration::from_secs(2);
-const RETRY_MAX: Duration = Duration::from_secs(2 * 60);
+/// People are waiting on these posts, so they are retried sooner than timed jobs: after 2 s,
+/// doubling, up to 2 minutes.
+pub const RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(2 * 60));
 /// Attempts after which a post the chat keeps refusing (rather than failing to answer) is
 /// dropped: a deleted channel or a lost permission would otherwise hold up its channel for good.
 pub const MAX_REFUSALS: u32 = 5;
@@ -32,13 +34,6 @@ pub const MAX_REFUSALS: u32 = 5;
 const CHANNELS_AT_ONCE: usize = 16;
 /// Discord takes at most ten embeds in one message.
 pub const MAX_DIGEST_EMBEDS: usize = 10;
-
-/// How long a post waits after `attempts` failed attempts: 2 s, doubling, up to 2 minutes.
-pub fn backoff(attempts: u32) -> Duration {
-    RETRY_FIRST
-        .saturating_mul(2u32.saturating_pow(attempts))
-        .min(RETRY_MAX)
-}
 
 fn earliest(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(a.map_or(b, |a| a.min(b)))
@@ -105,7 +100,7 @@ impl Chunk {
             more_embeds: embeds.collect(),
             ..Post::default()
         };
-        post.nonce = Some(nonce(&first, 'd', channel));
+        post.nonce = Some(job_nonce(&first, 'd', channel));
         let job = Job {
             kind: JobKind::Post {
                 seq,
@@ -239,7 +234,7 @@ impl Scheduler {
                 }])?;
                 continue;
             }
-            let delay = backoff(job.attempts);
+            let delay = RETRY.after(job.attempts);
             tracing::warn!(
                 incident = %job.incident,
                 channel,
@@ -342,7 +337,7 @@ impl Scheduler {
         let channel = *channel;
         let mut post = (**post).clone();
         if post.nonce.is_none() {
-            post.nonce = Some(nonce(job, 'o', channel));
+            post.nonce = Some(job_nonce(job, 'o', channel));
         }
         let fresh = pass.is_some() && job.first_attempt == pass;
         if !fresh && self.already_sent(job, channel, &post).await? {

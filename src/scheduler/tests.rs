@@ -3,11 +3,14 @@
 use super::*;
 use crate::app::{Clock, TokioClock};
 use crate::chat::console::parse_line;
-use crate::chat::{Chat, Place};
+use crate::chat::{Chat, ChatError, Place};
 use crate::commands::{self, Invocation, Outcome};
-use crate::domain::{IncidentId, UserRef};
+use crate::config::Config;
+use crate::domain::{Actor, Cadence, EventKind, IncidentId, UserRef};
 use crate::error::CommandError;
+use crate::jobs::job_nonce as nonce;
 use crate::message::Embed;
+use crate::message::Post;
 use crate::render::{Renderer, TimeStyle};
 use crate::store::Store;
 use async_trait::async_trait;
@@ -537,23 +540,22 @@ async fn a_job_moved_while_others_fire_is_not_fired_stale() {
     h.ok("/incident open title:one severity:SEV1").await;
     h.ok("/incident open title:two severity:SEV1").await;
     // Both are due at 15m; while INC-1's update is being posted, INC-2 gets a 30m cadence.
-    let (store, config) = (h.app.store.clone(), h.app.config.clone());
+    let app = h.app.clone();
     *h.chat.meanwhile.lock().unwrap() = Some(Box::new(move || {
-        let at = store
+        let at = app
+            .store
             .job(IncidentId(2), &JobKind::StatusUpdate)
             .unwrap()
             .unwrap()
             .due;
         let cadence = Some(Cadence::Every { seconds: 1800 });
-        store
-            .append_with_jobs(
-                IncidentId(2),
-                &Actor::User(UserRef::new(7, "alice")),
-                at,
-                |i| i.decide_cadence(cadence.clone(), true),
-                |i, events| plan(&config, i, events),
-            )
-            .unwrap();
+        app.record(
+            IncidentId(2),
+            &Actor::User(UserRef::new(7, "alice")),
+            at,
+            |i| i.decide_cadence(cadence.clone(), true),
+        )
+        .unwrap();
     }));
     h.at(m(16)).await;
     assert_eq!(h.updates(h.channel_of(1)), [m(15)]);
@@ -600,9 +602,9 @@ fn nonces_are_deterministic_short_and_distinct() {
 
 #[test]
 fn backoff_doubles_up_to_a_cap() {
-    assert_eq!(backoff(0), Duration::from_secs(30));
-    assert_eq!(backoff(1), Duration::from_secs(60));
-    assert_eq!(backoff(20), RETRY_MAX);
+    assert_eq!(RETRY.after(0), Duration::from_secs(30));
+    assert_eq!(RETRY.after(1), Duration::from_secs(60));
+    assert_eq!(RETRY.after(20), RETRY.max);
 }
 
 fn title(post: &Post) -> &str {
@@ -812,9 +814,9 @@ fn jobs_stored_by_older_builds_still_decode() {
 
 #[test]
 fn outbox_backoff_starts_short_and_is_capped() {
-    assert_eq!(outbox::backoff(0), Duration::from_secs(2));
-    assert_eq!(outbox::backoff(1), Duration::from_secs(4));
-    assert_eq!(outbox::backoff(30), Duration::from_secs(120));
+    assert_eq!(outbox::RETRY.after(0), Duration::from_secs(2));
+    assert_eq!(outbox::RETRY.after(1), Duration::from_secs(4));
+    assert_eq!(outbox::RETRY.after(30), Duration::from_secs(120));
 }
 
 #[tokio::test(start_paused = true)]

@@ -635,20 +635,13 @@ impl DiscordChat {
             .await?;
         let kept = app.store.messages(id).map_err(store_err)?.len();
         let now = app.now();
-        app.store
-            .append_with_jobs(
-                id,
-                &Actor::System,
-                now,
-                |_| {
-                    Ok(vec![EventKind::ChannelRemoved {
-                        channel: channel.get(),
-                        messages: kept,
-                    }])
-                },
-                |i, events| crate::scheduler::plan(&app.config, i, events),
-            )
-            .map_err(|e| ChatError::Refused(e.to_string()))?;
+        app.record(id, &Actor::System, now, |_| {
+            Ok(vec![EventKind::ChannelRemoved {
+                channel: channel.get(),
+                messages: kept,
+            }])
+        })
+        .map_err(|e| ChatError::Refused(e.to_string()))?;
         app.store.flush().await.map_err(store_err)?;
         tracing::info!(incident = %id, channel = %channel, messages = kept, "removed an archived channel to make room");
         Ok(true)

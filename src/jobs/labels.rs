@@ -1,14 +1,31 @@
 //! Keeps an incident's place labelled with its severity and state (a forum post's tags).
 
-use super::JobError;
+use super::{JobError, Kind};
 use crate::app::App;
 use crate::config::{Config, IncidentMode};
 use crate::domain::{Event, EventKind, Incident};
 use crate::store::{Job, JobChange, JobKind};
+use futures::future::BoxFuture;
+
+pub struct Labels;
+
+impl Kind for Labels {
+    fn tag(&self) -> &'static str {
+        JobKind::Labels.tag()
+    }
+
+    fn plan(&self, config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange> {
+        plan(config, inc, events)
+    }
+
+    fn run<'a>(&'a self, app: &'a App, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(run(app, job))
+    }
+}
 
 /// Opening, a severity or state change, resolving and reopening relabel the place at once. Only
 /// forum posts carry labels, so other modes plan nothing.
-pub fn plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange> {
+fn plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange> {
     if config.discord.incident_mode != IncidentMode::Forum {
         return Vec::new();
     }
@@ -30,7 +47,7 @@ pub fn plan(config: &Config, inc: &Incident, events: &[Event]) -> Vec<JobChange>
 
 /// Applies the incident's current severity and state, read when the job runs, so that a job
 /// that waited through an outage still shows the latest.
-pub async fn run(app: &App, job: &Job) -> Result<(), JobError> {
+async fn run(app: &App, job: &Job) -> Result<(), JobError> {
     if let Some(inc) = app.store.incident(job.incident)? {
         if let Some(channel) = inc.channel {
             let labels = [inc.severity.to_string(), inc.state.as_str().to_string()];

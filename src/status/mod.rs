@@ -1,12 +1,24 @@
-//! How an incident reads in a post: shared by the `/incident` handlers and the scheduled updates.
+//! How an incident reads in a post: shared by the `/incident` handlers, escalation and the
+//! scheduled status updates ([`update`]).
+
+pub mod update;
 
 use crate::app::App;
-use crate::domain::Incident;
+use crate::config::Config;
+use crate::domain::{Cadence, Incident};
 use crate::message::{Button, ButtonStyle, Mentions, Post};
 use crate::render::{IncidentView, TemplateError};
 use crate::store::{JobKind, StoreError};
 use chrono::{DateTime, Utc};
 use minijinja::context;
+
+/// The cadence an incident's updates follow now: its own, else its severity's; `None` for none.
+pub fn effective_cadence(config: &Config, inc: &Incident) -> Option<Cadence> {
+    inc.cadence
+        .clone()
+        .or_else(|| config.default_cadence(inc.severity))
+        .filter(|c| *c != Cadence::Off)
+}
 
 /// Where the incident is worked, as the chat platform points at it.
 pub fn place_of(app: &App, inc: &Incident) -> String {
