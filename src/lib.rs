@@ -22,6 +22,7 @@
 //!   [`store`] (sled trees, keys, schema versions).
 //! - Across all: [`config`] (defaults → file → environment), [`error`] (user-facing vs internal)
 //!   and [`telemetry`] (the bot's own health, served on `GET /metrics`).
+//! - Tests only: `testkit` (one way to build an app for tests), behind the `testkit` feature.
 
 pub mod app;
 pub mod chat;
@@ -39,5 +40,7 @@ pub mod render;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod web;
 pub mod whats_changed;
