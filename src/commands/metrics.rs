@@ -114,10 +114,11 @@ pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome,
 
     // Inside an incident's channel the answer is evidence: keep it in the timeline.
     let mut incident = None;
-    if let Some(id) = inv
-        .channel
-        .and_then(|c| app.store.incident_by_channel(c).ok().flatten())
-    {
+    let here = match inv.channel {
+        Some(c) => app.store.incident_by_channel(c)?,
+        None => None,
+    };
+    if let Some(id) = here {
         let kind = EventKind::MetricSnapshot {
             query: reply.answer.query_label(),
             summary: reply.answer.summary(),

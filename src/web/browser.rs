@@ -590,13 +590,10 @@ pub async fn postmortem(
         Ok(v) => v,
         Err(e) => return internal(&web, "listing post-mortem versions", e),
     };
-    let title = app
-        .store
-        .incident(id)
-        .ok()
-        .flatten()
-        .map(|i| i.title)
-        .unwrap_or_default();
+    let title = match app.store.incident(id) {
+        Ok(inc) => inc.map(|i| i.title).unwrap_or_default(),
+        Err(e) => return internal(&web, "reading the incident", e),
+    };
     let download = match exported.version {
         Some(v) => format!("/incidents/{id}/postmortem.md?version={v}"),
         None => format!("/incidents/{id}/postmortem.md"),
