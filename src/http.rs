@@ -7,11 +7,11 @@
 
 use crate::app::App;
 use crate::config::Secrets;
-use crate::error::error_id;
 use crate::integrations::deploys::{
     parse_notice, Rejection, Signed, Verifier, MAX_BODY_BYTES, SECRET_ENV, SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
 };
+use crate::web::internal;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -75,16 +75,6 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Logs a failure of ours with an id, and answers with only the id.
-fn internal(what: &str, e: impl std::fmt::Display) -> Response {
-    let id = error_id();
-    tracing::error!(error_id = %id, error = %e, "{what}");
-    text(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("internal error (id {id}); the bot's log has the details"),
-    )
 }
 
 async fn healthz(State(edge): State<Arc<Edge>>) -> Response {
@@ -161,10 +151,18 @@ async fn deploy_hook(State(edge): State<Arc<Edge>>, req: Request) -> Response {
     };
     let new = match edge.app.store.put_deploy(&deploy) {
         Ok(new) => new,
-        Err(e) => return internal("storing a deploy", e),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                internal("storing a deploy", e).to_string(),
+            )
+        }
     };
     if let Err(e) = edge.app.store.flush().await {
-        return internal("flushing a deploy", e);
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            internal("flushing a deploy", e).to_string(),
+        );
     }
     claim.keep();
     let what = format!(

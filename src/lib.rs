@@ -30,6 +30,7 @@
 //! - Above all: [`preflight`], the checks of a loaded configuration that need the commands and
 //!   the lint (permission keys, lint phrases); every entry point that checks a configuration
 //!   runs them.
+//! - Tests only: `testkit` (one way to build an app for tests), behind the `testkit` feature.
 
 pub mod app;
 pub mod chat;
@@ -51,5 +52,7 @@ pub mod scheduler;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod web;
 pub mod whats_changed;

@@ -10,7 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
+use crate::domain::{EventKind, Incident, IncidentId};
 use crate::integrations::prometheus::{PromError, PrometheusClient, Sample, Series};
+use crate::store::{written_seq, Store, StoreError};
 
 pub use chart::{render_chart, ChartInput, ChartSeries, CHART_SIZE};
 pub use template::{check_param_value, placeholders, render_template};
@@ -343,6 +346,59 @@ impl MetricAnswer {
 pub struct MetricReply {
     pub answer: MetricAnswer,
     pub chart_png: Option<Vec<u8>>,
+}
+
+/// The name a snapshot's chart goes by in the timeline (and as `/metrics`' attachment).
+pub const CHART_FILE: &str = "chart.png";
+
+impl MetricReply {
+    /// The timeline's record of this answer; its chart is kept beside it by [`keep_charts`].
+    pub fn snapshot(&self) -> EventKind {
+        EventKind::MetricSnapshot {
+            query: self.answer.query_label(),
+            summary: self.answer.summary(),
+            chart: self.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
+        }
+    }
+}
+
+/// Keeps each snapshot's chart for the incident browser, as chat's copy of an image does not
+/// last. `charts` pairs the index of a snapshot among the `written` events an append of
+/// `incident` just returned (`after` is the incident as it left it) with the image.
+pub fn keep_charts(
+    store: &Store,
+    incident: IncidentId,
+    after: &Incident,
+    written: usize,
+    charts: &[(usize, Vec<u8>)],
+) -> Result<(), StoreError> {
+    for (index, png) in charts {
+        store.put_chart(incident, written_seq(after, written, *index), png)?;
+    }
+    Ok(())
+}
+
+/// The comparison settings from `[prometheus]`.
+pub fn compare_options(config: &Config) -> CompareOptions {
+    let p = &config.prometheus;
+    CompareOptions {
+        offsets: p.baselines.iter().map(|d| d.0).collect(),
+        threshold: p.threshold,
+        top_n: p.top_n,
+    }
+}
+
+/// Builds the request for a configured query with its parameters, as of `now`.
+pub fn named_request(
+    config: &Config,
+    name: &str,
+    params: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<MetricRequest, MetricsError> {
+    let q = lookup(&config.queries, name)?;
+    Ok(MetricRequest::named(name, &q.promql, params, now)?
+        .with_unit(q.unit.as_deref())
+        .with_description(q.description.as_deref()))
 }
 
 /// A nice step for `range`: about 250 points, rounded up to a step a person would pick.

@@ -1,10 +1,9 @@
 //! "What changed?": deploys before an incident began and the at-a-glance metrics, posted at open.
 
 use crate::app::App;
-use crate::commands::metrics::{compare_options, named_request, CHART_FILE};
 use crate::domain::{Actor, EventKind, IncidentId};
 use crate::message::{Attachment, Post};
-use crate::metrics;
+use crate::metrics::{self, compare_options, named_request};
 use crate::store::JobChange;
 use std::collections::BTreeMap;
 
@@ -85,22 +84,18 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
             params.insert("service".to_string(), s.clone());
         }
         for name in &cfg.queries {
-            let req = match named_request(app, name, &params) {
+            let req = match named_request(&app.config, name, &params, app.now()) {
                 Ok(r) => r,
                 Err(e) => {
                     lines.push(format!("\n`{name}`: {e}"));
                     continue;
                 }
             };
-            match metrics::fetch(&client, &compare_options(app), &req).await {
+            match metrics::fetch(&client, &compare_options(&app.config), &req).await {
                 Ok(reply) => {
                     lines.push(String::new());
                     lines.push(reply.answer.to_markdown_within(700));
-                    kinds.push(EventKind::MetricSnapshot {
-                        query: reply.answer.query_label(),
-                        summary: reply.answer.summary(),
-                        chart: reply.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
-                    });
+                    kinds.push(reply.snapshot());
                     if let Some(png) = reply.chart_png {
                         charts.push((kinds.len() - 1, png.clone()));
                         files.push(Attachment {
@@ -133,10 +128,7 @@ async fn try_post(app: &App, id: IncidentId) -> Result<(), crate::error::Command
             move |_| Ok(kinds.clone()),
             |_, _, _| vec![send.clone()],
         )?;
-        for (index, png) in &charts {
-            let seq = crate::store::written_seq(&after, written.len(), *index);
-            app.store.put_chart(id, seq, png)?;
-        }
+        metrics::keep_charts(&app.store, id, &after, written.len(), &charts)?;
     }
     app.store.flush().await?;
     Ok(())

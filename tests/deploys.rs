@@ -7,15 +7,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
-use sitrep::app::{App, Clock};
-use sitrep::chat::console::{ConsoleChat, Sink};
+use sitrep::app::App;
+use sitrep::chat::console::ConsoleChat;
 use sitrep::commands::{self, CommandInput, InputOption, InputValue, Invocation};
 use sitrep::config::{Config, Secrets};
 use sitrep::domain::UserRef;
 use sitrep::integrations::deploys::sign;
 use sitrep::integrations::github::{self, GitHubPoller, PollReport};
-use sitrep::render::{Renderer, TimeStyle};
+use sitrep::render::TimeStyle;
 use sitrep::store::{Deploy, DeploySource, Store};
+use sitrep::testkit::TestApp;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,35 +25,22 @@ use tokio::sync::oneshot;
 const SECRET: &str = "whsec-test-0123456789";
 const TOKEN: &str = "ghp_test_token_abcdef";
 
-/// A clock the test sets; the webhook's replay window and `/deploys since:` read it.
-struct FixedClock(Mutex<DateTime<Utc>>);
-
-impl FixedClock {
-    fn at(t: DateTime<Utc>) -> Arc<FixedClock> {
-        Arc::new(FixedClock(Mutex::new(t)))
-    }
-}
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
 fn noon() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()
 }
 
-fn app(config: Config, clock: Arc<dyn Clock>) -> App {
-    let sink: Sink = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
-    App::new(
-        Arc::new(config),
-        Store::temporary().unwrap(),
-        Arc::new(renderer),
-        Arc::new(ConsoleChat::new(sink, [])),
-        clock,
-    )
+/// The test kit's app on the console chat, its clock standing at noon: the webhook's replay
+/// window and `/deploys since:` read it.
+fn kit(config: Config) -> TestApp<ConsoleChat> {
+    TestApp::builder()
+        .config(config)
+        .clock_at(noon())
+        .time_style(TimeStyle::Plain)
+        .build_console()
+}
+
+fn app(config: Config) -> App {
+    kit(config).app
 }
 
 fn webhook_config(on: bool) -> Config {
@@ -148,7 +136,7 @@ fn notice() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_signed_notice_is_stored_once() {
-    let app = app(webhook_config(true), FixedClock::at(noon()));
+    let app = app(webhook_config(true));
     let store = app.store.clone();
     let edge = Edge::start(app.clone(), secrets(Some(SECRET))).await;
 
@@ -206,7 +194,7 @@ async fn a_signed_notice_is_stored_once() {
 
 #[tokio::test]
 async fn a_replay_after_a_restart_adds_nothing() {
-    let app = app(webhook_config(true), FixedClock::at(noon()));
+    let app = app(webhook_config(true));
     let store = app.store.clone();
     // No `time`: the deploy is dated by its signed timestamp, so a replay names the same deploy.
     let body = br#"{"service": "search", "version": "v7"}"#.to_vec();
@@ -261,7 +249,7 @@ fn case(
 
 #[tokio::test]
 async fn refused_notices_leave_the_store_as_it_was() {
-    let app = app(webhook_config(true), FixedClock::at(noon()));
+    let app = app(webhook_config(true));
     let store = app.store.clone();
     let edge = Edge::start(app, secrets(Some(SECRET))).await;
     let body = notice();
@@ -411,7 +399,7 @@ async fn refused_notices_leave_the_store_as_it_was() {
 #[tokio::test]
 async fn an_oversized_body_without_a_length_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = app(webhook_config(true), FixedClock::at(noon()));
+    let app = app(webhook_config(true));
     let store = app.store.clone();
     let edge = Edge::start(app, secrets(Some(SECRET))).await;
     let before = store.dump().unwrap();
@@ -441,11 +429,7 @@ async fn an_oversized_body_without_a_length_is_cut_off() {
 
 #[tokio::test]
 async fn health_and_a_webhook_that_is_off_or_unkeyed() {
-    let off = Edge::start(
-        app(webhook_config(false), FixedClock::at(noon())),
-        secrets(Some(SECRET)),
-    )
-    .await;
+    let off = Edge::start(app(webhook_config(false)), secrets(Some(SECRET))).await;
     let http = reqwest::Client::new();
     let health = http
         .get(format!("{}/healthz", off.base))
@@ -464,7 +448,7 @@ async fn health_and_a_webhook_that_is_off_or_unkeyed() {
     );
     off.shut_down().await;
 
-    let app = app(webhook_config(true), FixedClock::at(noon()));
+    let app = app(webhook_config(true));
     let store = app.store.clone();
     let unkeyed = Edge::start(app, secrets(None)).await;
     let (status, text) = post(&unkeyed, ts, sig, body).await;
@@ -974,7 +958,7 @@ async fn the_poller_runs_until_shutdown() {
     let (fake, addr) = start_github().await;
     let mut config = github_config(addr, &["acme/checkout"]);
     config.github.poll_every = "1h".parse().unwrap();
-    let app = app(config, FixedClock::at(noon()));
+    let app = app(config);
     assert!(
         github::spawn(&app, &Secrets::default(), async {})
             .unwrap()
@@ -1091,7 +1075,7 @@ fn versions(text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn deploys_are_listed_newest_first_and_filtered() {
-    let app = app(Config::default(), FixedClock::at(noon()));
+    let app = app(Config::default());
     put(&app.store, "1", "checkout", "v1", "production", 150);
     put(&app.store, "2", "search", "v2", "production", 90);
     put(&app.store, "3", "checkout", "v3", "staging", 60);
@@ -1160,7 +1144,7 @@ async fn deploys_are_listed_newest_first_and_filtered() {
 
 #[tokio::test]
 async fn long_listings_stay_within_one_message() {
-    let app = app(Config::default(), FixedClock::at(noon()));
+    let app = app(Config::default());
     for i in 0..60 {
         put(
             &app.store,
@@ -1215,17 +1199,8 @@ fn the_example_config_documents_the_deploy_sections() {
 
 #[tokio::test]
 async fn what_changed_at_open_lists_deploys_before_impact_and_records_them() {
-    let out = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink: Sink = out.clone();
-    let config = Config::default();
-    let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
-    let app = App::new(
-        Arc::new(config),
-        Store::temporary().unwrap(),
-        Arc::new(renderer),
-        Arc::new(ConsoleChat::new(sink, [])),
-        FixedClock::at(noon()),
-    );
+    let kit = kit(Config::default());
+    let (app, out) = (kit.app.clone(), kit.out.clone());
     let deploy = |id: &str, version: &str, at: DateTime<Utc>| Deploy {
         source: DeploySource::Webhook,
         id: id.into(),

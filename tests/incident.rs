@@ -1,12 +1,12 @@
 //! `/incident` rules through the console adapter: every rejected command leaves the store as it was.
 
-use sitrep::app::{App, SystemClock};
-use sitrep::chat::console::{Console, ConsoleChat, Sink};
+use sitrep::app::SystemClock;
+use sitrep::chat::console::Console;
 use sitrep::commands::options::console_user_id;
-use sitrep::config::Config;
 use sitrep::domain::{IncidentId, State, UserRef};
-use sitrep::render::{Renderer, TimeStyle};
+use sitrep::render::TimeStyle;
 use sitrep::store::Store;
+use sitrep::testkit::TestApp;
 use std::sync::{Arc, Mutex};
 
 struct Harness {
@@ -16,25 +16,18 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink: Sink = out.clone();
-        let chat = Arc::new(ConsoleChat::new(sink, []));
-        let config = Config::default();
-        let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
-        let app = App::new(
-            Arc::new(config),
-            Store::temporary().unwrap(),
-            Arc::new(renderer),
-            chat.clone(),
-            Arc::new(SystemClock),
-        );
+        // The system's clock, as the console runs.
+        let kit = TestApp::builder()
+            .clock(Arc::new(SystemClock))
+            .time_style(TimeStyle::Plain)
+            .build_console();
         Harness {
             console: Console {
-                app,
-                chat,
+                app: kit.app,
+                chat: kit.chat,
                 user: UserRef::new(console_user_id("alice"), "alice"),
             },
-            out,
+            out: kit.out,
         }
     }
 

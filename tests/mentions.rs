@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
-use sitrep::app::{App, TokioClock};
+use sitrep::app::App;
 use sitrep::chat::discord::{build_http, global_limiter, outgoing, DiscordChat};
 use sitrep::chat::place_name;
 use sitrep::commands::options::manifest;
@@ -16,9 +16,8 @@ use sitrep::config::{Config, EscalationTarget, Secrets};
 use sitrep::domain::{Actor, Event, EventKind, Severity, UserRef};
 use sitrep::escalation::{page_post, Ladder};
 use sitrep::message::Post;
-use sitrep::render::{Renderer, TimeStyle};
 use sitrep::status::{incident_post, reminder_post, status_text, view};
-use sitrep::store::Store;
+use sitrep::testkit::TestApp;
 use std::sync::Arc;
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
@@ -228,16 +227,14 @@ fn harness() -> Harness {
     // The real Discord adapter: its mentions are `<@id>` and `<#id>`. Nothing here sends.
     let http = build_http(&config, &secrets).unwrap();
     let chat = DiscordChat::new(Arc::new(http), config.clone(), Arc::new(global_limiter()));
-    let clock = rt.block_on(async {
-        TokioClock::starting_at(Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap())
+    // The clock reads tokio's time, so it starts inside the runtime.
+    let app = rt.block_on(async {
+        TestApp::builder()
+            .config((*config).clone())
+            .paused_clock_at(Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap())
+            .build_with(Arc::new(chat))
+            .app
     });
-    let app = App::new(
-        config,
-        Store::temporary().unwrap(),
-        Arc::new(Renderer::new(None, TimeStyle::Discord).unwrap()),
-        Arc::new(chat),
-        Arc::new(clock),
-    );
     Harness { rt, app }
 }
 

@@ -3,27 +3,17 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use sitrep::app::{App, Clock};
-use sitrep::chat::console::{ConsoleChat, Sink};
+use sitrep::app::App;
 use sitrep::commands::{
     self, options::console_user_id, CommandInput, InputOption, InputValue, Invocation,
 };
 use sitrep::config::{Config, QueryConfig};
 use sitrep::domain::{EventKind, UserRef};
 use sitrep::integrations::prometheus::PrometheusClient;
-use sitrep::render::{Renderer, TimeStyle};
-use sitrep::store::Store;
-use std::sync::{Arc, Mutex};
+use sitrep::render::TimeStyle;
+use sitrep::testkit::TestApp;
 use std::time::Duration;
 use support::prometheus::{HangingServer, PrometheusFixture, ERROR_RATE};
-
-struct Fixed(DateTime<Utc>);
-
-impl Clock for Fixed {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
 
 fn app(prom_url: Option<&str>, now: DateTime<Utc>, timeout: Duration) -> App {
     let mut config = Config::default();
@@ -35,18 +25,14 @@ fn app(prom_url: Option<&str>, now: DateTime<Utc>, timeout: Duration) -> App {
             description: Some("5xx responses per second".into()),
         },
     );
-    let out: Sink = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let chat = Arc::new(ConsoleChat::new(out, []));
-    let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
     let client = prom_url.map(|u| PrometheusClient::new(u, timeout, None).unwrap());
-    App::new(
-        Arc::new(config),
-        Store::temporary().unwrap(),
-        Arc::new(renderer),
-        chat,
-        Arc::new(Fixed(now)),
-    )
-    .with_prometheus(client)
+    TestApp::builder()
+        .config(config)
+        .clock_at(now)
+        .time_style(TimeStyle::Plain)
+        .build_console()
+        .app
+        .with_prometheus(client)
 }
 
 fn inv(name: &str, opts: &[(&str, &str)], channel: Option<u64>) -> Invocation {

@@ -6,8 +6,8 @@ mod support;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
-use sitrep::app::{App, Clock};
-use sitrep::chat::console::{parse_line, ConsoleChat, Sink};
+use sitrep::app::App;
+use sitrep::chat::console::{parse_line, ConsoleChat};
 use sitrep::commands::options::console_user_id;
 use sitrep::commands::postmortem::ADD_TO_TIMELINE;
 use sitrep::commands::{self, CommandInput, Invocation, Outcome, Target};
@@ -16,22 +16,13 @@ use sitrep::domain::{Actor, EventKind, IncidentId, UserRef};
 use sitrep::postmortem;
 use sitrep::render::{Renderer, TimeStyle};
 use sitrep::store::{CapturedMessage, Deploy, DeploySource, Highlighted, MessageAttachment, Store};
+use sitrep::testkit::TestApp;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::bot::{world, Bot, Mode};
 use support::discord::{
     FakeDiscord, FakeOptions, Fault, Request, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID,
 };
-
-/// A clock the test sets, so that every event lands at a known minute.
-struct SetClock(Mutex<DateTime<Utc>>);
-
-impl Clock for SetClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0).unwrap()
@@ -64,9 +55,11 @@ fn user(name: &str) -> UserRef {
     UserRef::new(console_user_id(name), name)
 }
 
+/// The test kit's app on the console chat, with a clock the test sets, so that every event lands
+/// at a known minute.
 struct Harness {
     app: App,
-    clock: Arc<SetClock>,
+    kit: TestApp<ConsoleChat>,
 }
 
 impl Harness {
@@ -75,22 +68,19 @@ impl Harness {
     }
 
     fn with(config: Config, templates: Option<&Path>) -> Harness {
-        let sink: Sink = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let chat = Arc::new(ConsoleChat::new(sink, []));
-        let renderer = Renderer::new(templates, TimeStyle::Discord).unwrap();
-        let clock = Arc::new(SetClock(Mutex::new(at(10, 0))));
-        let app = App::new(
-            Arc::new(config),
-            Store::temporary().unwrap(),
-            Arc::new(renderer),
-            chat,
-            clock.clone(),
-        );
-        Harness { app, clock }
+        let mut kit = TestApp::builder().config(config).clock_at(at(10, 0));
+        if let Some(dir) = templates {
+            kit = kit.templates(dir);
+        }
+        let kit = kit.build_console();
+        Harness {
+            app: kit.app.clone(),
+            kit,
+        }
     }
 
     fn set(&self, t: DateTime<Utc>) {
-        *self.clock.0.lock().unwrap() = t;
+        self.kit.set(t);
     }
 
     fn store(&self) -> &Store {

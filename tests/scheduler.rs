@@ -1,60 +1,39 @@
 //! Timed status updates end to end: console sessions with the real scheduler on tokio's paused
 //! clock, and the real binary sending, once, an update that came due while it was not running.
 
-use sitrep::app::{App, Clock, TokioClock};
-use sitrep::chat::console::{Console, ConsoleChat, Sink};
+use sitrep::app::{Clock, TokioClock};
+use sitrep::chat::console::{Console, ConsoleChat};
 use sitrep::commands::options::console_user_id;
-use sitrep::config::Config;
 use sitrep::domain::UserRef;
-use sitrep::render::{Renderer, TimeStyle};
-use sitrep::scheduler::Scheduler;
+use sitrep::render::TimeStyle;
 use sitrep::store::Store;
+use sitrep::testkit::TestApp;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 struct Session {
     console: Console,
-    out: Arc<Mutex<Vec<u8>>>,
-    stop: Option<oneshot::Sender<()>>,
-    scheduler: Option<JoinHandle<()>>,
+    kit: TestApp<ConsoleChat>,
 }
 
 impl Session {
     /// A console on `store`, as `sitrep console` builds it, but on the given clock.
     fn new(store: Store, clock: Arc<dyn Clock>) -> Session {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink: Sink = out.clone();
-        let known = store
-            .incidents()
-            .unwrap()
-            .into_iter()
-            .filter_map(|i| Some((i.channel?, i.channel_name?)));
-        let chat = Arc::new(ConsoleChat::new(sink, known));
-        let config = Config::default();
-        let app = App::new(
-            Arc::new(config.clone()),
-            store,
-            Arc::new(Renderer::from_config(&config, TimeStyle::Plain).unwrap()),
-            chat.clone(),
-            clock,
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let scheduler = Scheduler::spawn(app.clone(), async {
-            let _ = stopped.await;
-        });
+        let kit = TestApp::builder()
+            .store(store)
+            .clock(clock)
+            .time_style(TimeStyle::Plain)
+            .scheduler()
+            .build_console();
         Session {
             console: Console {
-                app,
-                chat,
+                app: kit.app.clone(),
+                chat: kit.chat.clone(),
                 user: UserRef::new(console_user_id("alice"), "alice"),
             },
-            out,
-            stop: Some(stop),
-            scheduler: Some(scheduler),
+            kit,
         }
     }
 
@@ -65,7 +44,7 @@ impl Session {
     }
 
     fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.out.lock().unwrap())).unwrap()
+        self.kit.take_printed()
     }
 
     fn store(&self) -> &Store {
@@ -73,8 +52,7 @@ impl Session {
     }
 
     async fn close(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.scheduler.take().unwrap().await.unwrap();
+        self.kit.stop_scheduler().await;
     }
 }
 
@@ -327,25 +305,18 @@ fn the_console_binary_catches_up_once_on_an_overdue_update() {
 /// Opens INC-1 as the console would have at `at`, with no scheduler running since; the database
 /// is closed again on return.
 async fn open_without_scheduler(db: &std::path::Path, at: chrono::DateTime<chrono::Utc>) -> String {
-    let store = Store::open(db).unwrap();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink: Sink = out.clone();
-    let chat = Arc::new(ConsoleChat::new(sink, []));
-    let config = Config::default();
+    let kit = TestApp::builder()
+        .store(Store::open(db).unwrap())
+        .paused_clock_at(at)
+        .time_style(TimeStyle::Plain)
+        .build_console();
     let console = Console {
-        app: App::new(
-            Arc::new(config.clone()),
-            store,
-            Arc::new(Renderer::from_config(&config, TimeStyle::Plain).unwrap()),
-            chat.clone(),
-            Arc::new(TokioClock::starting_at(at)),
-        ),
-        chat,
+        app: kit.app.clone(),
+        chat: kit.chat.clone(),
         user: UserRef::new(console_user_id("alice"), "alice"),
     };
     console
         .line(r#"/incident open title:"Checkout returns 500" severity:SEV1"#)
         .await;
-    let printed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-    printed
+    kit.take_printed()
 }

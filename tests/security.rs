@@ -1111,21 +1111,19 @@ fn router_paths(router: &axum::Router) -> BTreeSet<String> {
 
 /// The edge's router as the bot builds it, with every optional route switched on.
 fn edge_router() -> axum::Router {
-    use sitrep::app::{App, SystemClock};
-    use sitrep::chat::console::{ConsoleChat, Sink};
-    use sitrep::config::{Config, Secrets};
-    use sitrep::render::{Renderer, TimeStyle};
-    let mut config = Config::default();
-    config.deploys.webhook = true;
-    config.status_page.enabled = true;
-    let sink: Sink = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let app = App::new(
-        Arc::new(config.clone()),
-        Store::temporary().unwrap(),
-        Arc::new(Renderer::from_config(&config, TimeStyle::Plain).unwrap()),
-        Arc::new(ConsoleChat::new(sink, [])),
-        Arc::new(SystemClock),
-    );
+    use sitrep::app::SystemClock;
+    use sitrep::config::Secrets;
+    use sitrep::render::TimeStyle;
+    use sitrep::testkit::TestApp;
+    let app = TestApp::builder()
+        .configure(|c| {
+            c.deploys.webhook = true;
+            c.status_page.enabled = true;
+        })
+        .clock(Arc::new(SystemClock))
+        .time_style(TimeStyle::Plain)
+        .build_console()
+        .app;
     let env = secret_env(PROM_BEARER)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

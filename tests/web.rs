@@ -5,20 +5,20 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{json, Value};
-use sitrep::app::{App, Clock};
-use sitrep::chat::console::{parse_line, ConsoleChat, Sink};
+use sitrep::app::App;
+use sitrep::chat::console::{parse_line, ConsoleChat};
 use sitrep::commands::options::console_user_id;
 use sitrep::commands::{self, Invocation};
 use sitrep::config::{Config, Secrets};
 use sitrep::domain::{Actor, EventKind, IncidentId, UserRef};
-use sitrep::render::{Renderer, TimeStyle};
+use sitrep::render::TimeStyle;
 use sitrep::store::{CapturedMessage, Deploy, DeploySource, MessageAttachment, Store};
+use sitrep::testkit::TestApp;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 const TOKEN: &str = "test-admin-token-0123456789abcdef";
@@ -29,14 +29,6 @@ const PUBLIC_TITLE: &str = "Payments are failing for some customers";
 const XSS_TITLE: &str = "<script>window.__xss=1</script>\"><img src=x onerror=\"window.__xss=2\">";
 const XSS_UPDATE: &str =
     "Rolled back </p><script>window.__xss=3</script> see [docs](javascript:window.__xss=4)";
-
-struct SetClock(Mutex<DateTime<Utc>>);
-
-impl Clock for SetClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0).unwrap()
@@ -64,23 +56,19 @@ fn public_config() -> Config {
 /// A bot with a store, a console chat, a settable clock and its HTTP edge on a free port.
 struct Harness {
     app: App,
-    clock: Arc<SetClock>,
+    kit: TestApp<ConsoleChat>,
     base: String,
     stop: Option<oneshot::Sender<()>>,
 }
 
 impl Harness {
     async fn start(config: Config, token: Option<&str>) -> Harness {
-        let sink: Sink = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let renderer = Renderer::from_config(&config, TimeStyle::Plain).unwrap();
-        let clock = Arc::new(SetClock(Mutex::new(at(10, 0))));
-        let app = App::new(
-            Arc::new(config),
-            Store::temporary().unwrap(),
-            Arc::new(renderer),
-            Arc::new(ConsoleChat::new(sink, [])),
-            clock.clone(),
-        );
+        let kit = TestApp::builder()
+            .config(config)
+            .clock_at(at(10, 0))
+            .time_style(TimeStyle::Plain)
+            .build_console();
+        let app = kit.app.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -94,14 +82,14 @@ impl Harness {
         ));
         Harness {
             app,
-            clock,
+            kit,
             base: format!("http://{addr}"),
             stop: Some(stop),
         }
     }
 
     fn set(&self, t: DateTime<Utc>) {
-        *self.clock.0.lock().unwrap() = t;
+        self.kit.set(t);
     }
 
     fn store(&self) -> &Store {

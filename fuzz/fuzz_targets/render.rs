@@ -15,14 +15,15 @@ use minijinja::context;
 use serde_json::Value;
 use sitrep::app::{App, SystemClock};
 use sitrep::chat::discord::{build_http, global_limiter, outgoing, DiscordChat};
-use sitrep::message::Post;
 use sitrep::config::{Config, EscalationTarget, Secrets};
 use sitrep::domain::{Actor, Event, EventKind, Incident, IncidentId, Severity, State, UserRef};
 use sitrep::escalation::{page_post, Ladder};
+use sitrep::message::Post;
 use sitrep::postmortem::{compile, Meta, Sources};
 use sitrep::render::{IncidentView, Renderer, TimeStyle};
 use sitrep::status::{incident_post, reminder_post, status_text};
-use sitrep::store::{CapturedMessage, Deploy, DeploySource, Store};
+use sitrep::store::{CapturedMessage, Deploy, DeploySource};
+use sitrep::testkit::TestApp;
 use sitrep_fuzz::{assert_message_ok, hostile, mentions, Mention};
 use std::sync::{Arc, OnceLock};
 
@@ -72,13 +73,11 @@ fn world() -> &'static World {
         // Never called: the posts are built and serialized, not sent.
         let http = build_http(&config, &secrets).expect("an HTTP client");
         let chat = DiscordChat::new(Arc::new(http), config.clone(), Arc::new(global_limiter()));
-        let app = App::new(
-            config,
-            Store::temporary().expect("a temporary store"),
-            Arc::new(Renderer::new(None, TimeStyle::Discord).expect("built-in templates")),
-            Arc::new(chat),
-            Arc::new(SystemClock),
-        );
+        let app = TestApp::builder()
+            .config((*config).clone())
+            .clock(Arc::new(SystemClock))
+            .build_with(Arc::new(chat))
+            .app;
         World {
             app,
             renderer: Renderer::new(None, TimeStyle::Discord).expect("built-in templates"),

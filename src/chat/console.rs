@@ -7,6 +7,7 @@ use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::UserError;
 use crate::message::Post;
+use crate::store::StoreError;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::io::Write;
@@ -228,7 +229,13 @@ impl Console {
                 return true;
             }
         };
-        let channel = self.current_channel();
+        let channel = match self.current_channel() {
+            Ok(c) => c,
+            Err(e) => {
+                self.chat.print("error", &e.to_string());
+                return true;
+            }
+        };
         let inv = Invocation {
             user: self.user.clone(),
             member_roles: Vec::new(),
@@ -266,16 +273,17 @@ impl Console {
     }
 
     /// The console is "in" the channel of the incident last opened or named, else the newest one.
-    fn current_channel(&self) -> Option<u64> {
+    fn current_channel(&self) -> Result<Option<u64>, StoreError> {
         let store = &self.app.store;
-        let named = store
-            .meta_get(CURRENT)
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u64>().ok())
-            .and_then(|n| store.incident(IncidentId(n)).ok().flatten());
-        let inc = named.or_else(|| store.latest_incident().ok().flatten())?;
-        inc.channel
+        let named = match store.meta_get(CURRENT)?.and_then(|s| s.parse::<u64>().ok()) {
+            Some(n) => store.incident(IncidentId(n))?,
+            None => None,
+        };
+        let inc = match named {
+            Some(inc) => Some(inc),
+            None => store.latest_incident()?,
+        };
+        Ok(inc.and_then(|i| i.channel))
     }
 }
 

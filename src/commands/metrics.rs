@@ -2,10 +2,12 @@
 
 use super::{Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::domain::{Actor, EventKind};
+use crate::domain::Actor;
 use crate::error::{CommandError, UserError};
 use crate::message::{Attachment, Post};
-use crate::metrics::{self, CompareOptions, MetricRequest, MetricsError};
+use crate::metrics::{
+    self, compare_options, named_request, MetricRequest, MetricsError, CHART_FILE,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -19,32 +21,8 @@ pub struct MetricsArgs {
     pub step: Option<String>,
 }
 
-pub const CHART_FILE: &str = "chart.png";
-
 fn user(e: MetricsError) -> CommandError {
     UserError::Metrics(e.to_string()).into()
-}
-
-/// The comparison settings from `[prometheus]`.
-pub fn compare_options(app: &App) -> CompareOptions {
-    let p = &app.config.prometheus;
-    CompareOptions {
-        offsets: p.baselines.iter().map(|d| d.0).collect(),
-        threshold: p.threshold,
-        top_n: p.top_n,
-    }
-}
-
-/// Builds the request for a configured query with its parameters.
-pub fn named_request(
-    app: &App,
-    name: &str,
-    params: &BTreeMap<String, String>,
-) -> Result<MetricRequest, MetricsError> {
-    let q = metrics::lookup(&app.config.queries, name)?;
-    Ok(MetricRequest::named(name, &q.promql, params, app.now())?
-        .with_unit(q.unit.as_deref())
-        .with_description(q.description.as_deref()))
 }
 
 /// What `/metrics` can refuse before asking Prometheus anything.
@@ -65,7 +43,7 @@ fn request(app: &App, a: &MetricsArgs) -> Result<MetricRequest, CommandError> {
             if let Some(s) = nonempty(&a.service) {
                 params.insert("service".to_string(), s.trim().to_string());
             }
-            named_request(app, name.trim(), &params).map_err(user)?
+            named_request(&app.config, name.trim(), &params, app.now()).map_err(user)?
         }
         (None, Some(q)) => MetricRequest::raw(&q, app.now()).map_err(user)?,
         (Some(_), Some(_)) => {
@@ -101,7 +79,7 @@ fn request(app: &App, a: &MetricsArgs) -> Result<MetricRequest, CommandError> {
 pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome, CommandError> {
     let req = request(app, &a)?;
     let client = app.prometheus.clone().expect("checked by request()");
-    let reply = metrics::fetch(&client, &compare_options(app), &req)
+    let reply = metrics::fetch(&client, &compare_options(&app.config), &req)
         .await
         .map_err(user)?;
     let mut post = Post::text(reply.answer.to_markdown());
@@ -114,23 +92,18 @@ pub async fn run(app: &App, inv: &Invocation, a: MetricsArgs) -> Result<Outcome,
 
     // Inside an incident's channel the answer is evidence: keep it in the timeline.
     let mut incident = None;
-    if let Some(id) = inv
-        .channel
-        .and_then(|c| app.store.incident_by_channel(c).ok().flatten())
-    {
-        let kind = EventKind::MetricSnapshot {
-            query: reply.answer.query_label(),
-            summary: reply.answer.summary(),
-            chart: reply.chart_png.as_ref().map(|_| CHART_FILE.to_string()),
-        };
+    let here = match inv.channel {
+        Some(c) => app.store.incident_by_channel(c)?,
+        None => None,
+    };
+    if let Some(id) = here {
+        let kind = reply.snapshot();
         let (after, written) = app.record(id, &Actor::User(inv.user.clone()), app.now(), |_| {
             Ok(vec![kind.clone()])
         })?;
-        // Kept for the incident browser; chat's copy of the image does not last.
-        if let Some(png) = &reply.chart_png {
-            let seq = crate::store::written_seq(&after, written.len(), 0);
-            app.store.put_chart(id, seq, png)?;
-        }
+        let charts: Vec<(usize, Vec<u8>)> =
+            reply.chart_png.iter().map(|png| (0, png.clone())).collect();
+        metrics::keep_charts(&app.store, id, &after, written.len(), &charts)?;
         app.store.flush().await?;
         incident = Some(id);
     }

@@ -1,106 +1,19 @@
 //! Ladders on tokio's paused clock, with a chat that records what was posted and edited when.
 
 use super::*;
-use crate::app::{Clock, TokioClock};
 use crate::chat::console::parse_line;
-use crate::chat::{Chat, Place};
 use crate::commands::{self, Invocation, Outcome};
 use crate::config::{Dur, EscalationPolicy, EscalationTarget};
 use crate::error::CommandError;
-use crate::render::{Renderer, TimeStyle};
 use crate::scheduler::Scheduler;
 use crate::store::Store;
-use async_trait::async_trait;
+use crate::testkit::{t0, Sent, TestApp};
 use chrono::TimeZone;
-use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const DBA: u64 = 11;
 const ONCALL: u64 = 21;
 const LEAD: u64 = 31;
 const ALICE: u64 = 7;
-
-#[derive(Debug, Clone)]
-struct Sent {
-    /// Seconds after the test's start.
-    at: i64,
-    channel: u64,
-    id: u64,
-    post: Post,
-}
-
-#[derive(Debug, Clone)]
-struct Edited {
-    at: i64,
-    message: u64,
-    post: Post,
-}
-
-struct Recorder {
-    clock: Arc<dyn Clock>,
-    t0: DateTime<Utc>,
-    sent: Mutex<Vec<Sent>>,
-    edited: Mutex<Vec<Edited>>,
-    places: Mutex<u64>,
-    /// Set while an incident opens: its opening post is another feature's.
-    unrecorded: std::sync::atomic::AtomicBool,
-}
-
-impl Recorder {
-    fn secs(&self) -> i64 {
-        (self.clock.now() - self.t0).num_seconds()
-    }
-}
-
-#[async_trait]
-impl Chat for Recorder {
-    async fn create_place(&self, name: &str, _topic: &str) -> Result<Place, ChatError> {
-        let mut n = self.places.lock().unwrap();
-        *n += 1;
-        Ok(Place {
-            channel: 100 + *n,
-            name: name.into(),
-            mention: format!("#{name}"),
-        })
-    }
-
-    async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
-        if self.unrecorded.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(1);
-        }
-        let mut sent = self.sent.lock().unwrap();
-        let id = 1000 + sent.len() as u64;
-        sent.push(Sent {
-            at: self.secs(),
-            channel,
-            id,
-            post,
-        });
-        Ok(id)
-    }
-
-    async fn edit(&self, _channel: u64, message: u64, post: Post) -> Result<(), ChatError> {
-        self.edited.lock().unwrap().push(Edited {
-            at: self.secs(),
-            message,
-            post,
-        });
-        Ok(())
-    }
-
-    fn channel_mention(&self, channel: u64) -> String {
-        format!("<#{channel}>")
-    }
-
-    fn user_mention(&self, user: &UserRef) -> String {
-        format!("<@{}>", user.id)
-    }
-
-    fn stakeholder_channel(&self) -> Option<u64> {
-        None
-    }
-}
 
 fn m(minutes: i64) -> i64 {
     minutes * 60
@@ -137,55 +50,33 @@ fn config() -> Config {
     c
 }
 
-struct Harness {
-    app: App,
-    chat: Arc<Recorder>,
-    start: tokio::time::Instant,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+/// The test kit's app on the recording chat (no stakeholder channel), with the scheduler running
+/// on tokio's paused clock.
+struct Harness(TestApp);
+
+impl std::ops::Deref for Harness {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut TestApp {
+        &mut self.0
+    }
 }
 
 impl Harness {
     fn new(config: Config) -> Harness {
-        let t0 = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(t0));
-        let chat = Arc::new(Recorder {
-            clock: clock.clone(),
-            t0,
-            sent: Mutex::new(Vec::new()),
-            edited: Mutex::new(Vec::new()),
-            places: Mutex::new(0),
-            unrecorded: Default::default(),
-        });
-        let app = App::new(
-            Arc::new(config.clone()),
-            Store::temporary().unwrap(),
-            Arc::new(Renderer::from_config(&config, TimeStyle::Discord).unwrap()),
-            chat.clone(),
-            clock,
-        );
-        let mut h = Harness {
-            app,
-            chat,
-            start: tokio::time::Instant::now(),
-            stop: None,
-            task: None,
-        };
-        h.start_scheduler();
-        h
-    }
-
-    fn start_scheduler(&mut self) {
-        let (tx, rx) = oneshot::channel();
-        self.stop = Some(tx);
-        self.task = Some(Scheduler::spawn(self.app.clone(), async move {
-            let _ = rx.await;
-        }));
-    }
-
-    async fn stop_scheduler(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+        Harness(
+            TestApp::builder()
+                .config(config)
+                .paused_clock_at(t0())
+                .stakeholders(None)
+                .scheduler()
+                .build(),
+        )
     }
 
     fn channel(&self) -> u64 {
@@ -237,7 +128,7 @@ impl Harness {
     /// posts a command queued, so that what a test sees next does not depend on when that task
     /// happened to be polled.
     async fn drain_outbox(&self) {
-        if self.task.is_none() {
+        if !self.scheduler_running() {
             return;
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -258,19 +149,6 @@ impl Harness {
             Ok(o) => panic!("{line} succeeded: {:?}", o.reply),
             Err(e) => e.to_chat("test"),
         }
-    }
-
-    /// Lets time pass until `secs` after the start.
-    async fn at(&self, secs: i64) {
-        tokio::time::sleep_until(self.start + Duration::from_secs(secs as u64)).await;
-    }
-
-    fn sent(&self) -> Vec<Sent> {
-        self.chat.sent.lock().unwrap().clone()
-    }
-
-    fn edited(&self) -> Vec<Edited> {
-        self.chat.edited.lock().unwrap().clone()
     }
 
     /// Pages sent so far: when, and the roles they pinged.

@@ -4,7 +4,7 @@
 //! Everything here is pure, so that a draft is a function of what the store holds.
 
 use super::lint::{Finding, Linter};
-use crate::config::Config;
+use crate::config::{Config, PostmortemConfig};
 use crate::domain::{human_duration, Actor, Event, EventKind, Incident, UserRef, COMMANDER};
 use crate::render::utc;
 use crate::store::{CapturedMessage, ContentGap, Deploy, MessageAttachment};
@@ -455,58 +455,172 @@ fn entry(at: DateTime<Utc>, kind: &'static str, text: String, by: Option<String>
 }
 
 /// Compiles the draft. `config` decides anonymity, the transcript and the lint phrases.
+///
+/// In phases, in the order of the draft: the timeline from the events (key moments where they
+/// were said), deploys the timeline did not record, the moments and the impact, the hints, and
+/// the transcript. Lint findings follow the same order.
 pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
     let inc = &src.incident;
     let pm = &config.postmortem;
     let people = People::new(src, pm.anonymize);
-    let linter = Linter::new(pm).with_people(
-        people
-            .by_id
-            .values()
-            .filter(|p| p.name.chars().count() >= 2)
-            .map(|p| p.name.as_str()),
-    );
+    let mut review = Review::new(&people, pm);
     let now = meta.compiled_at;
     let open = inc.is_open();
     let started = inc.times.started.or(inc.times.declared).unwrap_or(now);
     let end = inc.times.resolved.filter(|_| !open).unwrap_or(now);
-    let by_id: HashMap<u64, &CapturedMessage> = src.messages.iter().map(|m| (m.id, m)).collect();
-    // Lint findings, in the order of the draft. Texts are linted with people as `@name`, so that
-    // `{person}` finds them, and the findings are anonymized afterwards.
-    let mut notes: Vec<Finding> = Vec::new();
-    let mut lint = |place: String, raw: &str| {
-        let spelt = people.markup(raw, false);
-        for mut f in linter.lint(&place, &spelt) {
-            if people.anonymize {
-                f.found = people.rename(&f.found);
-                f.excerpt = people.rename(&f.excerpt);
-            }
-            notes.push(f);
-        }
-    };
 
-    lint("Title".into(), &inc.title);
+    review.lint("Title".into(), &inc.title);
     if let Some(s) = &inc.summary {
-        lint("Summary".into(), s);
+        review.lint("Summary".into(), s);
+    }
+    let mut read = read_events(src, &people, &mut review);
+    let recent_deploys = unrecorded_deploys(src, &people, &mut read, started, end);
+    // Stable: entries at the same moment keep the order they were recorded in.
+    read.timeline.sort_by_key(|t| t.at);
+    let severity_cfg = config.severity(inc.severity);
+    let hints = hints(inc, &people, &read, recent_deploys);
+    let transcript = pm.transcript.then(|| transcript(src, &people, &mut review));
+
+    Draft {
+        incident: IncidentPart {
+            id: inc.id.to_string(),
+            title: people.text(&inc.title),
+            severity: inc.severity.to_string(),
+            severity_name: severity_cfg.map(|s| s.name.clone()),
+            severity_description: severity_cfg.and_then(|s| s.description.clone()),
+            state: inc.state.to_string(),
+            service: inc.service.clone(),
+            summary: inc.summary.as_deref().map(|s| people.text(s)),
+            resolution: inc.resolution.as_deref().map(|s| people.text(s)),
+            channel: inc.channel_name.as_ref().map(|c| format!("#{c}")),
+            drill: inc.drill,
+            reopened: inc.reopened,
+        },
+        open,
+        version: meta.version,
+        compiled_at: utc(meta.compiled_at),
+        compiled_by: meta.compiled_by.as_ref().map(|u| people.label(u)),
+        date: started.format("%Y-%m-%d").to_string(),
+        duration: human_duration(end - started),
+        moments: moments(inc, open),
+        ttd: inc.ttd().map(human_duration),
+        tta: inc.tta().map(human_duration),
+        ttm: inc.ttm().map(human_duration),
+        ttr: inc.ttr().filter(|_| !open).map(human_duration),
+        impact: Impact {
+            severity: severity_line(config, inc),
+            service: inc.service.clone(),
+            summary: inc.summary.as_deref().map(|s| people.text(s)),
+            window: Some(impact_window(inc, started, now)),
+            updates: read.updates,
+            severity_changes: read.severity_changes,
+        },
+        timeline: read.timeline.into_iter().map(|t| t.entry).collect(),
+        participants: participants(&people),
+        action_items: action_items(inc, &people),
+        hints,
+        reviewer_notes: review.notes,
+        anonymized: pm.anonymize,
+        messages: src.messages.iter().filter(|m| !m.is_deleted()).count(),
+        highlights: read.highlights,
+        transcript,
+        missing_text: super::text_gaps::draft_lines(
+            &src.text_gaps,
+            inc.id,
+            started,
+            inc.times.resolved.filter(|_| !open),
+        ),
+    }
+}
+
+/// Lint findings, in the order of the draft. Texts are linted with people as `@name`, so that
+/// `{person}` finds them, and the findings are anonymized afterwards.
+struct Review<'a> {
+    linter: Linter,
+    people: &'a People,
+    notes: Vec<Finding>,
+}
+
+impl<'a> Review<'a> {
+    fn new(people: &'a People, pm: &PostmortemConfig) -> Review<'a> {
+        let linter = Linter::new(pm).with_people(
+            people
+                .by_id
+                .values()
+                .filter(|p| p.name.chars().count() >= 2)
+                .map(|p| p.name.as_str()),
+        );
+        Review {
+            linter,
+            people,
+            notes: Vec::new(),
+        }
     }
 
-    let mut timeline: Vec<Timed> = Vec::new();
-    let mut updates = Vec::new();
-    let mut severity_changes = Vec::new();
-    let mut highlights = 0;
-    let mut observed: Vec<(String, String)> = Vec::new();
-    let mut escalations: HashMap<u32, String> = HashMap::new();
-    let (mut acked, mut timed_out, mut reminders) = (Vec::new(), Vec::new(), 0usize);
+    fn lint(&mut self, place: String, raw: &str) {
+        let spelt = self.people.markup(raw, false);
+        for mut f in self.linter.lint(&place, &spelt) {
+            if self.people.anonymize {
+                f.found = self.people.rename(&f.found);
+                f.excerpt = self.people.rename(&f.excerpt);
+            }
+            self.notes.push(f);
+        }
+    }
+}
 
+/// What reading the events gives: the timeline so far, and what the impact and hints draw on.
+#[derive(Default)]
+struct Read {
+    timeline: Vec<Timed>,
+    updates: Vec<Entry>,
+    severity_changes: Vec<Entry>,
+    highlights: usize,
+    /// Deploys the timeline recorded: lower-cased service, version.
+    observed: Vec<(String, String)>,
+    /// Escalation targets by escalation number, as they were escalated to.
+    escalations: HashMap<u32, String>,
+    /// Acknowledged escalations: when, and the target if known.
+    acked: Vec<(DateTime<Utc>, Option<String>)>,
+    /// Escalation levels nobody acknowledged, worded.
+    timed_out: Vec<String>,
+    /// How often the team was reminded to post an update.
+    reminders: usize,
+}
+
+/// The timeline phase: an entry for each event a reader needs, when impact began if that was
+/// before the declaration, and key moments where they were said.
+fn read_events(src: &Sources, people: &People, review: &mut Review) -> Read {
+    let inc = &src.incident;
+    let by_id: HashMap<u64, &CapturedMessage> = src.messages.iter().map(|m| (m.id, m)).collect();
+    let mut read = Read::default();
     if let (Some(s), Some(d)) = (inc.times.started, inc.times.declared) {
         if s < d {
-            timeline.push(entry(s, "Impact", "Impact began".into(), None));
+            read.timeline
+                .push(entry(s, "Impact", "Impact began".into(), None));
         }
     }
     for (i, e) in src.events.iter().enumerate() {
+        let t = read.event(src, i, e, people, &by_id, review);
+        read.timeline.extend(t);
+    }
+    read
+}
+
+impl Read {
+    /// The timeline entry of the `i`-th event, if it has one.
+    fn event(
+        &mut self,
+        src: &Sources,
+        i: usize,
+        e: &Event,
+        people: &People,
+        by_id: &HashMap<u64, &CapturedMessage>,
+        review: &mut Review,
+    ) -> Option<Timed> {
         let by = people.actor(&e.actor);
         let place = format!("Timeline, {}", utc(e.at));
-        let t = match &e.kind {
+        match &e.kind {
             EventKind::Opened {
                 title, severity, ..
             } => Some(entry(
@@ -518,13 +632,13 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             EventKind::SeverityChanged { from, to, reason } => {
                 let text = match reason {
                     Some(r) => {
-                        lint(place, r);
+                        review.lint(place, r);
                         format!("Severity {from} → {to}: {}", people.text(r))
                     }
                     None => format!("Severity {from} → {to}"),
                 };
                 let t = entry(e.at, "Severity", text, by);
-                severity_changes.push(t.entry.clone());
+                self.severity_changes.push(t.entry.clone());
                 Some(t)
             }
             EventKind::StateChanged { from, to } => {
@@ -548,25 +662,25 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 text,
                 state,
             } => {
-                lint(place, text);
+                review.lint(place, text);
                 let t = entry(
                     e.at,
                     "Update",
                     format!("({state}) {}", people.text(text)),
                     by,
                 );
-                updates.push(t.entry.clone());
+                self.updates.push(t.entry.clone());
                 Some(t)
             }
             EventKind::StatusPosted {
                 automated: true, ..
             } => None,
             EventKind::NoteAdded { text } => {
-                lint(place, text);
+                review.lint(place, text);
                 Some(entry(e.at, "Note", people.text(text), by))
             }
             EventKind::ActionItemAdded { text, owner, .. } => {
-                lint(format!("Action items, {}", utc(e.at)), text);
+                review.lint(format!("Action items, {}", utc(e.at)), text);
                 let owner = owner
                     .as_ref()
                     .map(|o| format!(" (owner {})", people.label(o)))
@@ -585,8 +699,8 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 reason,
                 ..
             } => {
-                escalations.insert(*escalation, target.clone());
-                lint(place, reason);
+                self.escalations.insert(*escalation, target.clone());
+                review.lint(place, reason);
                 Some(entry(
                     e.at,
                     "Escalation",
@@ -598,8 +712,8 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 ))
             }
             EventKind::EscalationAcknowledged { escalation } => {
-                let target = escalations.get(escalation).cloned();
-                acked.push((e.at, target.clone()));
+                let target = self.escalations.get(escalation).cloned();
+                self.acked.push((e.at, target.clone()));
                 Some(entry(
                     e.at,
                     "Escalation",
@@ -611,11 +725,12 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 ))
             }
             EventKind::EscalationTimedOut { escalation, level } => {
-                let target = escalations
+                let target = self
+                    .escalations
                     .get(escalation)
                     .cloned()
                     .unwrap_or_else(|| format!("escalation #{escalation}"));
-                timed_out.push(format!("{target} (level {level})"));
+                self.timed_out.push(format!("{target} (level {level})"));
                 Some(entry(
                     e.at,
                     "Escalation",
@@ -630,7 +745,8 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 url,
                 deployed_at,
             } => {
-                observed.push((service.to_lowercase(), version.clone()));
+                self.observed
+                    .push((service.to_lowercase(), version.clone()));
                 let env = environment
                     .as_deref()
                     .map(|e| format!(" to {e}"))
@@ -662,40 +778,21 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 change,
                 said_at,
             } if change == "highlighted" => {
-                highlights += 1;
+                self.highlights += 1;
                 let stored = by_id.get(message_id).copied();
-                // A key moment sits where it was said, however much later it was marked.
-                let said = stored
-                    .map(|m| m.at)
-                    .or(*said_at)
-                    .or_else(|| snowflake_time(*message_id).filter(|t| *t <= e.at))
-                    .unwrap_or(e.at);
-                let (text, links_) = match stored {
-                    Some(m) if m.is_deleted() => ("(message since deleted)".into(), vec![]),
-                    Some(m) => {
-                        lint(format!("Timeline, {}", utc(said)), &m.content);
-                        let edited = if m.edited_at.is_some() {
-                            " (edited)"
-                        } else {
-                            ""
-                        };
-                        (
-                            format!("{}{edited}", people.text(&m.content)),
-                            links(&people, &m.attachments),
-                        )
-                    }
-                    None => {
-                        lint(format!("Timeline, {}", utc(said)), content);
-                        (people.text(content), vec![])
-                    }
-                };
-                let mut t = entry(said, "Key moment", text, Some(people.label(author)));
-                t.entry.links = links_;
-                Some(t)
+                Some(key_moment(
+                    e,
+                    *message_id,
+                    author,
+                    content,
+                    *said_at,
+                    stored,
+                    review,
+                ))
             }
             EventKind::MessageCaptured { .. } => None,
             EventKind::Resolved { summary } => {
-                lint(place, summary);
+                review.lint(place, summary);
                 Some(entry(
                     e.at,
                     "Resolved",
@@ -704,7 +801,7 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 ))
             }
             EventKind::Reopened { reason } => {
-                lint(place, reason);
+                review.lint(place, reason);
                 Some(entry(
                     e.at,
                     "Reopened",
@@ -713,24 +810,75 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 ))
             }
             EventKind::UpdateReminderSent { .. } => {
-                reminders += 1;
+                self.reminders += 1;
                 None
             }
             EventKind::CadenceChanged { .. } => None,
             // Kinds added later read as their own description until they are worded here.
             #[allow(unreachable_patterns)]
             other => Some(entry(e.at, "Event", people.text(&other.describe()), by)),
-        };
-        timeline.extend(t);
+        }
     }
+}
 
-    // Deploys the timeline did not record, from the lookback before the start to the end.
+/// The key-moment phase: a highlighted message sits where it was said, however much later it
+/// was marked (`e`), with its text as stored now, or as captured when marked.
+fn key_moment(
+    e: &Event,
+    message_id: u64,
+    author: &UserRef,
+    content: &str,
+    said_at: Option<DateTime<Utc>>,
+    stored: Option<&CapturedMessage>,
+    review: &mut Review,
+) -> Timed {
+    let people = review.people;
+    let said = stored
+        .map(|m| m.at)
+        .or(said_at)
+        .or_else(|| snowflake_time(message_id).filter(|t| *t <= e.at))
+        .unwrap_or(e.at);
+    let (text, links_) = match stored {
+        Some(m) if m.is_deleted() => ("(message since deleted)".into(), vec![]),
+        Some(m) => {
+            review.lint(format!("Timeline, {}", utc(said)), &m.content);
+            let edited = if m.edited_at.is_some() {
+                " (edited)"
+            } else {
+                ""
+            };
+            (
+                format!("{}{edited}", people.text(&m.content)),
+                links(people, &m.attachments),
+            )
+        }
+        None => {
+            review.lint(format!("Timeline, {}", utc(said)), content);
+            (people.text(content), vec![])
+        }
+    };
+    let mut t = entry(said, "Key moment", text, Some(people.label(author)));
+    t.entry.links = links_;
+    t
+}
+
+/// The deploys phase: deploys the timeline did not record, from the lookback before the start
+/// to the end, join it. Returns the deploys before impact began, worded for the root-cause
+/// hints.
+fn unrecorded_deploys(
+    src: &Sources,
+    people: &People,
+    read: &mut Read,
+    started: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<String> {
     let mut recent_deploys = Vec::new();
     for d in &src.deploys {
         if d.time > end {
             continue;
         }
-        let seen = observed
+        let seen = read
+            .observed
             .iter()
             .any(|(s, v)| *s == d.service.to_lowercase() && *v == d.version);
         if d.time <= started {
@@ -755,7 +903,7 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             .as_deref()
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
-        let author = d.author.clone().filter(|_| !pm.anonymize);
+        let author = d.author.clone().filter(|_| !people.anonymize);
         let mut t = entry(
             d.time,
             "Deploy",
@@ -768,13 +916,13 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 url: u.clone(),
             });
         }
-        timeline.push(t);
+        read.timeline.push(t);
     }
-    // Stable: entries at the same moment keep the order they were recorded in.
-    timeline.sort_by_key(|t| t.at);
+    recent_deploys
+}
 
-    let action_items: Vec<ActionRow> = inc
-        .action_items
+fn action_items(inc: &Incident, people: &People) -> Vec<ActionRow> {
+    inc.action_items
         .iter()
         .map(|a| ActionRow {
             action: cell(&people.text(&a.text)),
@@ -786,14 +934,15 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
                 .due
                 .map_or_else(|| "—".into(), |d| d.format("%Y-%m-%d").to_string()),
         })
-        .collect();
+        .collect()
+}
 
-    let participants = participants(&people);
-
+/// The moments phase: when each stage was reached, with the measure it ends beside it.
+fn moments(inc: &Incident, open: bool) -> Vec<Moment> {
     let measure = |label: &str, d: Option<chrono::Duration>| {
         d.map(|d| format!("{label} {}", human_duration(d)))
     };
-    let moments = vec![
+    vec![
         Moment {
             label: "Impact began",
             at: inc.times.started.map(utc),
@@ -824,30 +973,39 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             at: inc.times.resolved.filter(|_| !open).map(utc),
             measure: measure("TTR", inc.ttr().filter(|_| !open)),
         },
-    ];
+    ]
+}
 
-    let severity_cfg = config.severity(inc.severity);
-    let severity = match severity_cfg {
+/// The severity with its configured name and description.
+fn severity_line(config: &Config, inc: &Incident) -> String {
+    match config.severity(inc.severity) {
         Some(s) => match &s.description {
             Some(d) => format!("{} ({}: {d})", inc.severity, s.name),
             None => format!("{} ({})", inc.severity, s.name),
         },
         None => inc.severity.to_string(),
-    };
-    let window = match inc.times.mitigated {
-        Some(m) => Some(format!(
+    }
+}
+
+/// From the start of impact to mitigation, or to now while unmitigated.
+fn impact_window(inc: &Incident, started: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    match inc.times.mitigated {
+        Some(m) => format!(
             "{} → {} ({} until mitigation)",
             utc(started),
             utc(m),
             human_duration(m - started)
-        )),
-        None => Some(format!(
+        ),
+        None => format!(
             "{} → not yet mitigated ({} so far)",
             utc(started),
             human_duration(now - started)
-        )),
-    };
+        ),
+    }
+}
 
+/// The hints phase: facts from the timeline for the sections humans write.
+fn hints(inc: &Incident, people: &People, read: &Read, recent_deploys: Vec<String>) -> Hints {
     let mut hints = Hints::default();
     if let Some(r) = &inc.resolution {
         hints
@@ -861,10 +1019,10 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             human_duration(d)
         ));
     }
-    if !timed_out.is_empty() {
+    if !read.timed_out.is_empty() {
         hints.contributing.push(format!(
             "Escalations went unacknowledged: {}.",
-            timed_out.join(", ")
+            read.timed_out.join(", ")
         ));
     }
     if inc.reopened > 0 {
@@ -886,13 +1044,14 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             human_duration(d)
         ));
     }
-    for (at, target) in &acked {
+    for (at, target) in &read.acked {
         hints.went_well.push(format!(
             "{} acknowledged the escalation at {}.",
             target.as_deref().unwrap_or("The escalation target"),
             utc(*at)
         ));
     }
+    let reminders = read.reminders;
     if reminders > 0 {
         hints.improve.push(format!(
             "sitrep had to ask for a status update {reminders} time{} because the team had posted none since the last one.",
@@ -904,92 +1063,43 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             .improve
             .push("No human response was recorded after the declaration.".into());
     }
+    hints
+}
 
-    let transcript = pm.transcript.then(|| {
-        let author_of: HashMap<u64, &UserRef> =
-            src.messages.iter().map(|m| (m.id, &m.author)).collect();
-        src.messages
-            .iter()
-            .map(|m| {
-                let reply = m
-                    .reply_to
-                    .and_then(|r| author_of.get(&r))
-                    .map(|a| format!("(to {}) ", people.label(a)))
-                    .unwrap_or_default();
-                TranscriptLine {
-                    at: utc(m.at),
-                    author: people.label(&m.author),
-                    text: if m.is_deleted() {
-                        String::new()
-                    } else {
-                        // A key moment was linted where the timeline shows it; once is enough.
-                        if m.highlighted.is_none() {
-                            lint(format!("Transcript, {}", utc(m.at)), &m.content);
-                        }
-                        format!("{reply}{}", people.text(&m.content))
-                    },
-                    edited: m.edited_at.is_some(),
-                    deleted: m.is_deleted(),
-                    links: if m.is_deleted() {
-                        Vec::new()
-                    } else {
-                        links(&people, &m.attachments)
-                    },
-                }
-            })
-            .collect()
-    });
-
-    Draft {
-        incident: IncidentPart {
-            id: inc.id.to_string(),
-            title: people.text(&inc.title),
-            severity: inc.severity.to_string(),
-            severity_name: severity_cfg.map(|s| s.name.clone()),
-            severity_description: severity_cfg.and_then(|s| s.description.clone()),
-            state: inc.state.to_string(),
-            service: inc.service.clone(),
-            summary: inc.summary.as_deref().map(|s| people.text(s)),
-            resolution: inc.resolution.as_deref().map(|s| people.text(s)),
-            channel: inc.channel_name.as_ref().map(|c| format!("#{c}")),
-            drill: inc.drill,
-            reopened: inc.reopened,
-        },
-        open,
-        version: meta.version,
-        compiled_at: utc(meta.compiled_at),
-        compiled_by: meta.compiled_by.as_ref().map(|u| people.label(u)),
-        date: started.format("%Y-%m-%d").to_string(),
-        duration: human_duration(end - started),
-        moments,
-        ttd: inc.ttd().map(human_duration),
-        tta: inc.tta().map(human_duration),
-        ttm: inc.ttm().map(human_duration),
-        ttr: inc.ttr().filter(|_| !open).map(human_duration),
-        impact: Impact {
-            severity,
-            service: inc.service.clone(),
-            summary: inc.summary.as_deref().map(|s| people.text(s)),
-            window,
-            updates,
-            severity_changes,
-        },
-        timeline: timeline.into_iter().map(|t| t.entry).collect(),
-        participants,
-        action_items,
-        hints,
-        reviewer_notes: notes,
-        anonymized: pm.anonymize,
-        messages: src.messages.iter().filter(|m| !m.is_deleted()).count(),
-        highlights,
-        transcript,
-        missing_text: super::text_gaps::draft_lines(
-            &src.text_gaps,
-            inc.id,
-            started,
-            inc.times.resolved.filter(|_| !open),
-        ),
-    }
+/// The transcript phase: every message, replies saying to whom.
+fn transcript(src: &Sources, people: &People, review: &mut Review) -> Vec<TranscriptLine> {
+    let author_of: HashMap<u64, &UserRef> =
+        src.messages.iter().map(|m| (m.id, &m.author)).collect();
+    src.messages
+        .iter()
+        .map(|m| {
+            let reply = m
+                .reply_to
+                .and_then(|r| author_of.get(&r))
+                .map(|a| format!("(to {}) ", people.label(a)))
+                .unwrap_or_default();
+            TranscriptLine {
+                at: utc(m.at),
+                author: people.label(&m.author),
+                text: if m.is_deleted() {
+                    String::new()
+                } else {
+                    // A key moment was linted where the timeline shows it; once is enough.
+                    if m.highlighted.is_none() {
+                        review.lint(format!("Transcript, {}", utc(m.at)), &m.content);
+                    }
+                    format!("{reply}{}", people.text(&m.content))
+                },
+                edited: m.edited_at.is_some(),
+                deleted: m.is_deleted(),
+                links: if m.is_deleted() {
+                    Vec::new()
+                } else {
+                    links(people, &m.attachments)
+                },
+            }
+        })
+        .collect()
 }
 
 /// People grouped by the roles they held, commander first; the rest are responders.

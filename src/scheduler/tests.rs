@@ -1,117 +1,38 @@
 //! Scheduler behaviour on tokio's paused clock, with a chat that records what was posted when.
 
 use super::*;
-use crate::app::{Clock, TokioClock};
 use crate::chat::console::parse_line;
-use crate::chat::{Chat, ChatError, Place};
 use crate::commands::{self, Invocation, Outcome};
 use crate::config::Config;
 use crate::domain::{Actor, Cadence, EventKind, IncidentId, UserRef};
 use crate::error::CommandError;
 use crate::jobs::job_nonce as nonce;
-use crate::message::Embed;
-use crate::message::Post;
-use crate::render::{Renderer, TimeStyle};
+use crate::message::{Embed, Post};
 use crate::store::Store;
-use async_trait::async_trait;
+use crate::testkit::{t0, Sent, TestApp};
 use chrono::TimeZone;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use std::sync::atomic::Ordering;
 
 const STAKEHOLDERS: u64 = 1;
-
-#[derive(Debug, Clone)]
-struct Sent {
-    /// Seconds after the test's start.
-    at: i64,
-    channel: u64,
-    post: Post,
-}
-
-struct Recorder {
-    clock: Arc<dyn Clock>,
-    t0: DateTime<Utc>,
-    sent: Mutex<Vec<Sent>>,
-    places: Mutex<u64>,
-    /// Posts to fail before accepting again, as an unreachable platform would.
-    failures: AtomicU32,
-    /// Posts to refuse before accepting again, as a platform would a post it will never take.
-    refusals: AtomicU32,
-    /// Every attempt to post, failed or not: when, where, and with which nonce.
-    tried: Mutex<Vec<(i64, u64, Option<String>)>>,
-    /// Runs once while the next post is in flight, as a command typed meanwhile would.
-    meanwhile: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-#[async_trait]
-impl Chat for Recorder {
-    async fn create_place(&self, name: &str, _topic: &str) -> Result<Place, ChatError> {
-        let mut n = self.places.lock().unwrap();
-        *n += 1;
-        Ok(Place {
-            channel: 100 + *n,
-            name: name.into(),
-            mention: format!("#{name}"),
-        })
-    }
-
-    async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
-        let meanwhile = self.meanwhile.lock().unwrap().take();
-        if let Some(f) = meanwhile {
-            f();
-        }
-        let at = (self.clock.now() - self.t0).num_seconds();
-        self.tried
-            .lock()
-            .unwrap()
-            .push((at, channel, post.nonce.clone()));
-        if self
-            .refusals
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(ChatError::Refused("Missing Access".into()));
-        }
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(ChatError::Unavailable("connection reset".into()));
-        }
-        let mut sent = self.sent.lock().unwrap();
-        sent.push(Sent {
-            at: (self.clock.now() - self.t0).num_seconds(),
-            channel,
-            post,
-        });
-        Ok(sent.len() as u64)
-    }
-
-    fn channel_mention(&self, channel: u64) -> String {
-        format!("<#{channel}>")
-    }
-
-    fn user_mention(&self, user: &UserRef) -> String {
-        format!("<@{}>", user.id)
-    }
-
-    fn stakeholder_channel(&self) -> Option<u64> {
-        Some(STAKEHOLDERS)
-    }
-}
 
 fn m(minutes: i64) -> i64 {
     minutes * 60
 }
 
-struct Harness {
-    app: App,
-    chat: Arc<Recorder>,
-    start: tokio::time::Instant,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+/// The test kit's app on the recording chat, with the scheduler running on tokio's paused clock.
+struct Harness(TestApp);
+
+impl std::ops::Deref for Harness {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut TestApp {
+        &mut self.0
+    }
 }
 
 impl Harness {
@@ -120,47 +41,15 @@ impl Harness {
     }
 
     fn on(config: Config, store: Store) -> Harness {
-        let t0 = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(t0));
-        let chat = Arc::new(Recorder {
-            clock: clock.clone(),
-            t0,
-            sent: Mutex::new(Vec::new()),
-            places: Mutex::new(0),
-            failures: AtomicU32::new(0),
-            refusals: AtomicU32::new(0),
-            tried: Mutex::new(Vec::new()),
-            meanwhile: Mutex::new(None),
-        });
-        let app = App::new(
-            Arc::new(config.clone()),
-            store,
-            Arc::new(Renderer::from_config(&config, TimeStyle::Discord).unwrap()),
-            chat.clone(),
-            clock,
-        );
-        let mut h = Harness {
-            app,
-            chat,
-            start: tokio::time::Instant::now(),
-            stop: None,
-            task: None,
-        };
-        h.start_scheduler();
-        h
-    }
-
-    fn start_scheduler(&mut self) {
-        let (tx, rx) = oneshot::channel();
-        self.stop = Some(tx);
-        self.task = Some(Scheduler::spawn(self.app.clone(), async move {
-            let _ = rx.await;
-        }));
-    }
-
-    async fn stop_scheduler(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+        Harness(
+            TestApp::builder()
+                .config(config)
+                .store(store)
+                .paused_clock_at(t0())
+                .stakeholders(Some(STAKEHOLDERS))
+                .scheduler()
+                .build(),
+        )
     }
 
     /// Runs a command as alice, typed in the incident's channel when there is one.
@@ -185,15 +74,6 @@ impl Harness {
             Ok(o) => o,
             Err(e) => panic!("{line}: {e}"),
         }
-    }
-
-    /// Lets time pass until `secs` after the start.
-    async fn at(&self, secs: i64) {
-        tokio::time::sleep_until(self.start + Duration::from_secs(secs as u64)).await;
-    }
-
-    fn sent(&self) -> Vec<Sent> {
-        self.chat.sent.lock().unwrap().clone()
     }
 
     /// When scheduled status updates reached `channel`.

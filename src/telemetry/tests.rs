@@ -1,38 +1,24 @@
 //! The exposition as Prometheus reads it: names, units, labels and values.
 
 use super::*;
-use crate::app::{App, Clock};
-use crate::chat::console::{ConsoleChat, Sink};
-use crate::config::Config;
+use crate::app::App;
 use crate::domain::{Actor, Event, EventKind, IncidentId, Severity, UserRef};
 use crate::message::Post;
-use crate::render::{Renderer, TimeStyle};
-use crate::store::{JobChange, Store};
+use crate::render::TimeStyle;
+use crate::store::JobChange;
+use crate::testkit::TestApp;
 use chrono::{DateTime, TimeZone, Utc};
-use std::sync::Arc;
-
-struct Fixed(DateTime<Utc>);
-
-impl Clock for Fixed {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
 
 fn noon() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap()
 }
 
 fn app() -> App {
-    let config = Config::default();
-    let sink: Sink = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    App::new(
-        Arc::new(config.clone()),
-        Store::temporary().unwrap(),
-        Arc::new(Renderer::from_config(&config, TimeStyle::Plain).unwrap()),
-        Arc::new(ConsoleChat::new(sink, [])),
-        Arc::new(Fixed(noon())),
-    )
+    TestApp::builder()
+        .clock_at(noon())
+        .time_style(TimeStyle::Plain)
+        .build_console()
+        .app
 }
 
 fn open(app: &App, severity: u8) -> IncidentId {

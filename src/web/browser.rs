@@ -149,7 +149,7 @@ pub async fn list(
 ) -> Response {
     let all = match web.app.store.incidents() {
         Ok(a) => a,
-        Err(e) => return internal(&web, "listing incidents", e),
+        Err(e) => return internal("listing incidents", e).page(&web),
     };
     let now = web.app.now();
     let (status, problems, rows) = match q.check() {
@@ -452,7 +452,7 @@ pub async fn incident(
     let (inc, events, messages, charts, deploys, next_update, versions) = match loaded {
         Ok(Some(l)) => l,
         Ok(None) => return not_found(&web, &format!("{id} does not exist.")),
-        Err(e) => return internal(&web, "reading an incident", e),
+        Err(e) => return internal("reading an incident", e).page(&web),
     };
     let by_id: HashMap<u64, &CapturedMessage> = messages.iter().map(|m| (m.id, m)).collect();
     let rows = timeline(id, &events, &by_id, &charts);
@@ -547,7 +547,7 @@ fn export_failed(web: &Web, e: ExportError) -> Response {
     if e.is_not_found() {
         not_found(web, &format!("{e}."))
     } else {
-        internal(web, "exporting a post-mortem", e)
+        internal("exporting a post-mortem", e).page(web)
     }
 }
 
@@ -588,15 +588,12 @@ pub async fn postmortem(
     })();
     let versions = match records {
         Ok(v) => v,
-        Err(e) => return internal(&web, "listing post-mortem versions", e),
+        Err(e) => return internal("listing post-mortem versions", e).page(&web),
     };
-    let title = app
-        .store
-        .incident(id)
-        .ok()
-        .flatten()
-        .map(|i| i.title)
-        .unwrap_or_default();
+    let title = match app.store.incident(id) {
+        Ok(inc) => inc.map(|i| i.title).unwrap_or_default(),
+        Err(e) => return internal("reading the incident", e).page(&web),
+    };
     let download = match exported.version {
         Some(v) => format!("/incidents/{id}/postmortem.md?version={v}"),
         None => format!("/incidents/{id}/postmortem.md"),
@@ -675,6 +672,6 @@ pub async fn chart(
     match web.app.store.chart(id, seq) {
         Ok(Some(png)) => with_type(StatusCode::OK, "image/png", png, Cache::Private),
         Ok(None) => not_found(&web, &format!("{id} has no chart for event {seq}.")),
-        Err(e) => internal(&web, "reading a chart", e),
+        Err(e) => internal("reading a chart", e).page(&web),
     }
 }

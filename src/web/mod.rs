@@ -99,13 +99,37 @@ async fn harden(mut res: Response) -> Response {
     res
 }
 
-/// Logs a failure of ours with an id, and answers with only the id.
-pub(crate) fn internal(web: &Web, what: &str, e: impl std::fmt::Display) -> Response {
+/// A failure of ours, logged with an id when it was made: answers carry only the id, as a page
+/// ([`Internal::page`]) or as text (its `Display`).
+pub(crate) struct Internal(String);
+
+/// Logs a failure of ours with an id, for an answer that says only the id.
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> Internal {
     let id = error_id();
     tracing::error!(error_id = %id, error = %e, "{what}");
-    web.views.error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        &format!("The page could not be made (error id {id}); the bot's log has the details."),
-    )
+    Internal(id)
+}
+
+impl Internal {
+    /// The answer for a browser.
+    pub(crate) fn page(self, web: &Web) -> Response {
+        web.views.error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            &format!(
+                "The page could not be made (error id {}); the bot's log has the details.",
+                self.0
+            ),
+        )
+    }
+}
+
+impl std::fmt::Display for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "internal error (id {}); the bot's log has the details",
+            self.0
+        )
+    }
 }

@@ -214,7 +214,7 @@ pub async fn page(
     };
     let snap = match snapshot(&web.app) {
         Ok(s) => s,
-        Err(e) => return internal(&web, "reading the store for the status page", e),
+        Err(e) => return internal("reading the store for the status page", e).page(&web),
     };
     let refresh_off = q.refresh.as_deref() == Some("off");
     let refresh = web.app.config.status_page.refresh.0.as_secs();
@@ -242,7 +242,7 @@ pub async fn json(Extract(web): Extract<Arc<Web>>, headers: HeaderMap) -> Respon
     };
     let snap = match snapshot(&web.app) {
         Ok(s) => s,
-        Err(e) => return internal(&web, "reading the store for status.json", e),
+        Err(e) => return internal("reading the store for status.json", e).page(&web),
     };
     let body = serde_json::to_vec_pretty(&snap).expect("plain data serializes");
     let mut res = with_type(
@@ -325,7 +325,7 @@ pub async fn feed(Extract(web): Extract<Arc<Web>>, headers: HeaderMap) -> Respon
     };
     let snap = match snapshot(&web.app) {
         Ok(s) => s,
-        Err(e) => return internal(&web, "reading the store for the status feed", e),
+        Err(e) => return internal("reading the store for the status feed", e).page(&web),
     };
     let entries = feed_entries(&snap);
     let updated = entries.first().map_or(snap.generated_at, |e| e.at);
@@ -352,7 +352,7 @@ pub async fn feed(Extract(web): Extract<Arc<Web>>, headers: HeaderMap) -> Respon
                 Cache::Public
             },
         ),
-        Err(e) => internal(&web, "rendering the status feed", e),
+        Err(e) => internal("rendering the status feed", e).page(&web),
     }
 }
 

@@ -41,6 +41,6 @@ pub async fn metrics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Respons
             text,
         )
             .into_response(),
-        Err(e) => super::internal(&web, "writing /metrics", e),
+        Err(e) => super::internal("writing /metrics", e).page(&web),
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::domain::{Actor, IncidentId, UserRef};
-use crate::store::{CapturedMessage, MessageAttachment};
+use crate::store::{CapturedMessage, MessageAttachment, StoreError};
 use governor::DefaultDirectRateLimiter;
 use serenity::all::{
     ChannelId, GetMessages, Http, Message, MessageId, MessageUpdateEvent, Reaction,
@@ -50,8 +50,26 @@ fn said(msg: &Message) -> bool {
     matches!(msg.kind, MessageType::Regular | MessageType::InlineReply)
 }
 
-fn incident_of(app: &App, channel: ChannelId) -> Option<IncidentId> {
-    app.store.incident_by_channel(channel.get()).ok().flatten()
+/// The incident whose channel `channel` is. A store that cannot say is an error, never "no
+/// incident here": a failing database must not quietly stop the capture.
+fn incident_of(app: &App, channel: ChannelId) -> Result<Option<IncidentId>, StoreError> {
+    app.store.incident_by_channel(channel.get())
+}
+
+/// [`incident_of`] for gateway events, which have no one to answer: a store error is logged
+/// with the event it stops, so that a failing database shows in the log.
+fn incident_for(app: &App, channel: ChannelId, event: &str) -> Option<IncidentId> {
+    incident_of(app, channel).unwrap_or_else(|e| {
+        tracing::error!(channel = %channel, error = %e, "{event} not captured: looking up the channel's incident failed");
+        None
+    })
+}
+
+/// Logs a flush that failed: what was captured is written but may not survive a crash.
+fn flushed(result: Result<(), StoreError>, what: &str) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "flushing a captured {what} failed");
+    }
 }
 
 fn author_name(msg: &Message) -> String {
@@ -70,18 +88,21 @@ pub async fn on_message(app: &App, bot_user: Option<u64>, msg: &Message) {
     if Some(msg.author.id.get()) == bot_user || !said(msg) {
         return;
     }
-    let Some(id) = incident_of(app, msg.channel_id) else {
+    let Some(id) = incident_for(app, msg.channel_id, "a message") else {
         return;
     };
     if let Err(e) = app.store.capture_message(id, &captured(msg)) {
         tracing::error!(incident = %id, message = %msg.id, error = %e, "capturing a message failed");
         return;
     }
-    let _ = app.store.flush().await;
+    flushed(app.store.flush().await, "message");
 }
 
 pub async fn on_update(app: &App, ev: &MessageUpdateEvent) {
-    let (Some(id), Some(content)) = (incident_of(app, ev.channel_id), ev.content.as_ref()) else {
+    let (Some(id), Some(content)) = (
+        incident_for(app, ev.channel_id, "an edit"),
+        ev.content.as_ref(),
+    ) else {
         return;
     };
     let at = ev
@@ -137,13 +158,16 @@ pub async fn on_update(app: &App, ev: &MessageUpdateEvent) {
                     .and_then(|r| r.as_ref())
                     .and_then(|r| r.message_id)
                     .map(|id| id.get());
-                if app.store.capture_message(id, &m).is_ok() {
-                    let _ = app.store.flush().await;
+                match app.store.capture_message(id, &m) {
+                    Ok(_) => flushed(app.store.flush().await, "edit"),
+                    Err(e) => {
+                        tracing::error!(incident = %id, message = %ev.id, error = %e, "keeping an edited message failed")
+                    }
                 }
             }
         }
         Ok(_) => {
-            let _ = app.store.flush().await;
+            flushed(app.store.flush().await, "edit");
         }
         Err(e) => {
             tracing::error!(incident = %id, message = %ev.id, error = %e, "recording an edit failed")
@@ -157,7 +181,7 @@ pub async fn on_update(app: &App, ev: &MessageUpdateEvent) {
 const OVERTAKEN: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn on_delete(app: &App, channel: ChannelId, message: MessageId) {
-    let Some(id) = incident_of(app, channel) else {
+    let Some(id) = incident_for(app, channel, "a deletion") else {
         return;
     };
     let at = app.now();
@@ -167,7 +191,7 @@ pub async fn on_delete(app: &App, channel: ChannelId, message: MessageId) {
         }
         match app.store.delete_message(id, message.get(), at) {
             Ok(true) => {
-                let _ = app.store.flush().await;
+                flushed(app.store.flush().await, "deletion");
                 return;
             }
             Ok(false) if matches!(app.store.message(id, message.get()), Ok(None)) => continue,
@@ -191,7 +215,7 @@ pub async fn highlight(
     message: MessageId,
     by: Actor,
 ) -> Result<IncidentId, crate::error::CommandError> {
-    let id = incident_of(app, channel).ok_or(crate::error::UserError::NoIncidentHere)?;
+    let id = incident_of(app, channel)?.ok_or(crate::error::UserError::NoIncidentHere)?;
     if app.store.message(id, message.get())?.is_none() {
         limiter.until_ready().await;
         let fetch = channel.message(http, message);
@@ -212,7 +236,7 @@ pub async fn on_reaction(app: &App, http: &Http, limiter: &DefaultDirectRateLimi
     if !crate::postmortem::is_highlight_reaction(&app.config, &r.emoji.to_string()) {
         return;
     }
-    if incident_of(app, r.channel_id).is_none() {
+    if incident_for(app, r.channel_id, "a reaction").is_none() {
         return;
     }
     let by = match (&r.member, r.user_id) {
@@ -231,7 +255,7 @@ async fn on_pin_notice(app: &App, msg: &Message) {
     if !app.config.postmortem.highlight_pins {
         return;
     }
-    if let Some(id) = incident_of(app, msg.channel_id) {
+    if let Some(id) = incident_for(app, msg.channel_id, "a pin") {
         pin_noticed(app, id, msg, true).await;
     }
 }
@@ -266,9 +290,12 @@ pub async fn on_pins(
     limiter: &DefaultDirectRateLimiter,
     channel: ChannelId,
 ) {
-    if !app.config.postmortem.highlight_pins || incident_of(app, channel).is_none() {
+    if !app.config.postmortem.highlight_pins {
         return;
     }
+    let Some(id) = incident_for(app, channel, "a pin") else {
+        return;
+    };
     // The pin notice comes right behind this event and says who pinned; let it record first.
     tokio::time::sleep(OVERTAKEN * 2).await;
     limiter.until_ready().await;
@@ -281,8 +308,9 @@ pub async fn on_pins(
         }
     };
     for m in pins {
-        let id = incident_of(app, channel).expect("checked above");
-        let _ = app.store.capture_message(id, &captured(&m));
+        if let Err(e) = app.store.capture_message(id, &captured(&m)) {
+            tracing::error!(incident = %id, message = %m.id, error = %e, "capturing a pinned message failed");
+        }
         // Only the pin notice says who pinned; a message marked here had none.
         if let Err(e) = crate::postmortem::highlight(app, id, m.id.get(), &Actor::System).await {
             tracing::warn!(message = %m.id, error = %e, "highlighting a pinned message failed");
@@ -383,20 +411,22 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let mut done = Backfilled::default();
-    let Ok(Some(inc)) = app.store.incident(incident) else {
-        return done;
-    };
-    let Some(channel) = inc.channel else {
-        return done;
+    let known = app.store.incident(incident).and_then(|inc| {
+        let last = app.store.last_message_id(incident)?;
+        Ok(inc.and_then(|i| Some((i.channel?, last))))
+    });
+    let (channel, last) = match known {
+        Ok(Some(found)) => found,
+        Ok(None) => return done,
+        Err(e) => {
+            tracing::error!(incident = %incident, error = %e, "backfill stopped before reading");
+            done.stopped = Some(e.to_string());
+            return done;
+        }
     };
     let channel = ChannelId::new(channel);
     // Snowflakes sort by time: the channel's own id is older than anything said in it.
-    let mut after = app
-        .store
-        .last_message_id(incident)
-        .ok()
-        .flatten()
-        .unwrap_or(channel.get());
+    let mut after = last.unwrap_or(channel.get());
     let started = std::time::Instant::now();
     let mut reported: Option<std::time::Instant> = None;
     let p = &mut done.progress;
@@ -458,7 +488,7 @@ where
         ));
     }
     let p = &done.progress;
-    let _ = app.store.flush().await;
+    flushed(app.store.flush().await, "backfill");
     if p.fresh > 0 {
         tracing::info!(
             incident = %incident,
@@ -517,19 +547,24 @@ pub async fn reread_blank(
     let blank = |m: &CapturedMessage| {
         m.content.is_empty() && m.attachments.is_empty() && m.history.is_empty() && !m.is_deleted()
     };
-    let Ok(stored) = app.store.messages(incident) else {
-        return false;
+    let stored = match app.store.messages(incident) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(incident = %incident, error = %e, "reading messages again for their text did not start");
+            return false;
+        }
     };
     let Some(first) = stored.iter().filter(|m| blank(m)).map(|m| m.id).min() else {
         return true;
     };
-    let Some(channel) = app
-        .store
-        .incident(incident)
-        .ok()
-        .flatten()
-        .and_then(|i| i.channel)
-    else {
+    let channel = match app.store.incident(incident) {
+        Ok(inc) => inc.and_then(|i| i.channel),
+        Err(e) => {
+            tracing::error!(incident = %incident, error = %e, "reading messages again for their text did not start");
+            return false;
+        }
+    };
+    let Some(channel) = channel else {
         return true;
     };
     let channel = ChannelId::new(channel);
@@ -540,7 +575,7 @@ pub async fn reread_blank(
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(incident = %incident, error = %e, "reading messages again for their text stopped");
-                let _ = app.store.flush().await;
+                flushed(app.store.flush().await, "re-read");
                 return false;
             }
         };
@@ -552,13 +587,15 @@ pub async fn reread_blank(
             if stored.iter().any(|s| s.id == m.id.get() && blank(s)) {
                 filled += 1;
             }
-            let _ = app.store.capture_message(incident, &captured(m));
+            if let Err(e) = app.store.capture_message(incident, &captured(m)) {
+                tracing::error!(incident = %incident, message = %m.id, error = %e, "keeping a message read again failed");
+            }
         }
         if page.len() < 100 {
             break;
         }
     }
-    let _ = app.store.flush().await;
+    flushed(app.store.flush().await, "re-read");
     tracing::info!(incident = %incident, messages = filled, "read messages kept without text again, with it");
     true
 }

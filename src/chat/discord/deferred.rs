@@ -266,11 +266,12 @@ impl Responder<'_> {
             post.mentions = Mentions::users(&users);
         }
         let app = asker.app;
-        let incident = asker
-            .incident
-            .or_else(|| app.store.incident_by_channel(asker.channel).ok().flatten());
+        let incident = match asker.incident {
+            Some(id) => Ok(Some(id)),
+            None => app.store.incident_by_channel(asker.channel),
+        };
         let posted = match incident {
-            Some(id) => {
+            Ok(Some(id)) => {
                 let delivery = Delivery {
                     channel: asker.channel,
                     post: post.clone(),
@@ -281,12 +282,13 @@ impl Responder<'_> {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            None => app
+            Ok(None) => app
                 .chat
                 .post(asker.channel, post)
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("looking up the channel's incident: {e}")),
         };
         if let Err(e) = posted {
             tracing::error!(interaction = %self.id, what = asker.what, channel = asker.channel, error = %e, "posting the answer of an expired interaction failed");

@@ -25,6 +25,9 @@ const ROOM_BATCH: usize = 10;
 const MAX_FORUM_TAGS: usize = 20;
 const MAX_POST_TAGS: usize = 5;
 const MAX_TAG_NAME: usize = 20;
+/// Rounds of making room a declaration may take at the cap: declarations, and posts that
+/// unarchive resolved threads, use up room made for another meanwhile.
+const ROOM_ROUNDS: u32 = 3;
 /// Tries at making a thread when Discord is busy or gives no answer, as many as other calls get.
 const CREATE_ATTEMPTS: u32 = 5;
 
@@ -33,6 +36,9 @@ pub(super) struct ThreadState {
     store: OnceLock<Store>,
     /// The incident forum's tag ids by [`tag_key`], read once and kept while they work.
     tags: tokio::sync::Mutex<HashMap<String, u64>>,
+    /// Held while room is made at the cap: declarations meeting it together would otherwise all
+    /// list the same active threads and archive the same oldest ten.
+    room: tokio::sync::Mutex<()>,
 }
 
 impl ThreadState {
@@ -51,7 +57,7 @@ impl DiscordChat {
         name: &str,
         topic: &str,
     ) -> Result<Place, ChatError> {
-        let mut made_room = false;
+        let mut rounds = 0;
         loop {
             match self.try_create_thread(name, topic).await {
                 Ok(ch) => {
@@ -61,8 +67,8 @@ impl DiscordChat {
                         mention: format!("<#{}>", ch.id.get()),
                     })
                 }
-                Err((_, Some(MAX_ACTIVE_THREADS))) if !made_room => {
-                    made_room = true;
+                Err((_, Some(MAX_ACTIVE_THREADS))) if rounds < ROOM_ROUNDS => {
+                    rounds += 1;
                     if self.make_thread_room().await? == 0 {
                         return Err(no_room());
                     }
@@ -189,6 +195,7 @@ impl DiscordChat {
         let Some(store) = self.threads.store.get() else {
             return Ok(0);
         };
+        let _one_at_a_time = self.threads.room.lock().await;
         let guild = self
             .config
             .discord
