@@ -220,13 +220,14 @@ async fn shutdown_signal() {
 }
 
 async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = load_config(path.as_ref())?;
     let env = environment();
-    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
-    let problems = sitrep::preflight::problems(&config, &secrets, true);
+    let loaded = Config::read(path.as_deref(), &env)?;
+    let secrets = Secrets::from_env(&env).with_routing_keys(&loaded.config, &env);
+    let problems = sitrep::preflight::report(&loaded, &secrets, true);
     if !problems.is_empty() {
         bail!("cannot start:\n  {}", problems.join("\n  "));
     }
+    let config = loaded.config;
     let renderer = Renderer::from_config(&config, TimeStyle::Discord)?;
     let store = Store::open(&config.storage.path)
         .with_context(|| format!("opening the database at {}", config.storage.path.display()))?;

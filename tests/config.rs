@@ -215,3 +215,36 @@ fn the_example_config_passes_as_it_is_and_with_replace() {
     // The example lists the built-in severities as they are: replacing changes nothing.
     assert_eq!(replaced.out, run.out);
 }
+
+#[test]
+fn run_refuses_to_start_with_every_problem_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "sitrep.toml",
+        "[discord]\napplication_id = 11\nguild_id = 22\nstakeholder_channel_id = 33\napi_bsae = \"http://127.0.0.1:9\"\n\n[severities.SEV2]\ncolour = \"green\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sitrep"))
+        .arg("run")
+        .arg("--config")
+        .arg(&file)
+        .env_clear()
+        .env("SITREP_DISCORD_TOKEN", "x")
+        .env("SITREP_STORAGE__PATH", dir.path().join("db"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let at = |line: usize| format!("{}: line {line}: ", file.display());
+    for needle in [
+        "cannot start:".to_string(),
+        format!("{}unknown key `api_bsae` in [discord]", at(5)),
+        format!(
+            "{}[severities.SEV2] colour = \"green\" is not a #rrggbb colour",
+            at(8)
+        ),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+}
