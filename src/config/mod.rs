@@ -718,6 +718,7 @@ discord_roles = [1, -2]
         }
         assert_eq!(loaded.problems.len(), 7, "{all}");
         assert!(!all.contains("pasted-by-mistake"), "{all}");
+        assert!(!format!("{loaded:?}").contains("pasted-by-mistake"));
         // What has no problem is still read.
         assert_eq!(loaded.config.severities["SEV2"].name, "Major");
         // The whole list is the error of a plain load.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 pub(super) type KeyPath = Vec<String>;
 
 /// The file's lines and the environment's variables by the settings they set.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Sources {
     origin: Option<String>,
     text: String,
@@ -14,6 +14,18 @@ pub struct Sources {
     env: BTreeMap<KeyPath, String>,
     /// Settings that had a problem of their own and were left out of the configuration.
     set_aside: Vec<KeyPath>,
+}
+
+/// Without the file's text, which may hold a secret pasted by mistake.
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("origin", &self.origin)
+            .field("lines", &self.lines)
+            .field("env", &self.env)
+            .field("set_aside", &self.set_aside)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sources {
