@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use sitrep::app::{App, SystemClock};
 use sitrep::chat::console::{Console, ConsoleChat, Sink};
 use sitrep::chat::discord;
-use sitrep::config::{Config, Secrets};
+use sitrep::config::{Config, ConfigError, Secrets};
 use sitrep::domain::UserRef;
 use sitrep::integrations::pagerduty::PagerDuty;
 use sitrep::integrations::prometheus::{self, PrometheusClient};
@@ -131,20 +131,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn check_config(path: Option<PathBuf>, console_only: bool) -> anyhow::Result<()> {
-    let config = match load_config(path.as_ref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("problem: {e}");
-            bail!("the configuration has 1 problem");
-        }
-    };
+    // Every problem in one run: the file's and the environment's, then the checks of the rest.
     let env = environment();
-    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
-    let mut problems = sitrep::preflight::problems(&config, &secrets, !console_only);
-    if let Err(e) = Renderer::from_config(&config, TimeStyle::Plain) {
+    let (config, mut problems) = match Config::read(path.as_deref(), &env) {
+        Ok(loaded) => {
+            let secrets = Secrets::from_env(&env).with_routing_keys(&loaded.config, &env);
+            let problems = sitrep::preflight::report(&loaded, &secrets, !console_only);
+            (Some(loaded.config), problems)
+        }
+        Err(ConfigError::Invalid { problems }) => (None, problems),
+        Err(e) => (None, vec![e.to_string()]),
+    };
+    if let Some(Err(e)) = config
+        .as_ref()
+        .map(|c| Renderer::from_config(c, TimeStyle::Plain))
+    {
         problems.push(e.to_string());
     }
-    if problems.is_empty() {
+    if let (true, Some(config)) = (problems.is_empty(), &config) {
         print!("{}", config.summary());
         println!("ok: no problems found");
         return Ok(());
@@ -216,13 +220,14 @@ async fn shutdown_signal() {
 }
 
 async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = load_config(path.as_ref())?;
     let env = environment();
-    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
-    let problems = sitrep::preflight::problems(&config, &secrets, true);
+    let loaded = Config::read(path.as_deref(), &env)?;
+    let secrets = Secrets::from_env(&env).with_routing_keys(&loaded.config, &env);
+    let problems = sitrep::preflight::report(&loaded, &secrets, true);
     if !problems.is_empty() {
         bail!("cannot start:\n  {}", problems.join("\n  "));
     }
+    let config = loaded.config;
     let renderer = Renderer::from_config(&config, TimeStyle::Discord)?;
     let store = Store::open(&config.storage.path)
         .with_context(|| format!("opening the database at {}", config.storage.path.display()))?;

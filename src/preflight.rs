@@ -4,7 +4,20 @@
 //! the layers above it (which commands exist, what the blameless lint accepts) is checked here,
 //! so that `config` depends on nothing but `domain`.
 
-use crate::config::{Config, Secrets};
+use crate::config::{Config, Loaded, Secrets};
+
+/// Everything `check-config` reports: the problems found in reading the configuration, then
+/// those of what was read, each at the line or variable that set it when it names a setting.
+pub fn report(loaded: &Loaded, secrets: &Secrets, for_discord: bool) -> Vec<String> {
+    let mut out = loaded.problems.clone();
+    out.extend(
+        problems(&loaded.config, secrets, for_discord)
+            .iter()
+            .filter(|p| !loaded.sources.is_about_set_aside(p))
+            .map(|p| loaded.sources.locate(p)),
+    );
+    out
+}
 
 /// Every problem that would stop or hobble the bot, worded for the operator: the
 /// configuration's own, then permission keys and lint phrases. `for_discord` adds what only the
@@ -64,6 +77,8 @@ mod tests {
             name = "Major"
             colour = "#00ff00"
             update_cron = "every tuesday"
+            [roles]
+            replace = true
             [roles.scribe]
             [permissions]
             "incident resolve" = [1]
@@ -117,6 +132,39 @@ mod tests {
             "suggest is empty",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn the_report_has_the_files_problems_then_the_checks_each_at_its_line() {
+        use super::report;
+        let toml = r##"[severities.SEV1]
+colour = "red"
+update_evry = "5m"
+
+[permissions]
+"incident resolve" = [1]
+"incident explode" = [2]
+"##;
+        let env = BTreeMap::from([(
+            "SITREP_SEVERITIES__SEV2__COLOUR".to_string(),
+            "blue".to_string(),
+        )]);
+        let loaded = Config::read_parts(Some(("a.toml", toml)), &env).unwrap();
+        let all = report(&loaded, &Secrets::default(), false);
+        assert_eq!(all.len(), 4, "{all:#?}");
+        assert!(
+            all[0].starts_with("a.toml: line 3: unknown key `update_evry` in [severities.SEV1]")
+                && all[0].ends_with("did you mean `update_every`?"),
+            "{all:#?}"
+        );
+        let rest = all[1..].join("\n");
+        for needle in [
+            "a.toml: line 2: [severities.SEV1] colour = \"red\" is not a #rrggbb colour",
+            "environment variable SITREP_SEVERITIES__SEV2__COLOUR: [severities.SEV2] colour = \"blue\"",
+            "a.toml: line 7: [permissions] \"incident explode\" is not a command",
+        ] {
+            assert!(rest.contains(needle), "missing {needle:?} in:\n{rest}");
         }
     }
 }

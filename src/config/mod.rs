@@ -17,6 +17,7 @@ mod prometheus;
 mod roles;
 mod secrets;
 mod severity;
+mod source;
 mod status_page;
 mod storage;
 mod templates;
@@ -35,6 +36,8 @@ pub use roles::RoleConfig;
 pub use secrets::Secrets;
 use secrets::SECRET_VARS;
 pub use severity::SeverityConfig;
+use source::KeyPath;
+pub use source::Sources;
 pub use status_page::StatusPageConfig;
 pub use storage::{HttpConfig, StorageConfig};
 pub use templates::TemplatesConfig;
@@ -51,6 +54,9 @@ pub enum ConfigError {
     Parse { origin: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    /// Every problem of the settings, one a line, each saying where it comes from.
+    #[error("{}", problems.join("\n"))]
+    Invalid { problems: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,12 +112,30 @@ impl Default for Config {
     }
 }
 
+/// A configuration read as far as it goes: what was understood, every problem of the file and
+/// the environment (each saying where it comes from), and where each setting came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration without the settings that have problems.
+    pub config: Config,
+    pub problems: Vec<String>,
+    pub sources: Sources,
+}
+
 impl Config {
     /// Loads defaults, then the file (if any), then `SITREP_<SECTION>__<KEY>` variables from `env`.
     pub fn load(
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        Self::read(file, env)?.into_config()
+    }
+
+    /// As [`Config::load`], but a setting's problem does not stop the rest being read.
+    pub fn read(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Loaded, ConfigError> {
         let text = match file {
             Some(path) => Some((
                 path.display().to_string(),
@@ -122,7 +146,7 @@ impl Config {
             )),
             None => None,
         };
-        Self::from_parts(text.as_ref().map(|(o, t)| (o.as_str(), t.as_str())), env)
+        Self::read_parts(text.as_ref().map(|(o, t)| (o.as_str(), t.as_str())), env)
     }
 
     /// As [`Config::load`], with the file's text given directly; `origin` names it in errors.
@@ -130,22 +154,34 @@ impl Config {
         file: Option<(&str, &str)>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        Self::read_parts(file, env)?.into_config()
+    }
+
+    /// As [`Config::read`], with the file's text given directly.
+    pub fn read_parts(
+        file: Option<(&str, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Loaded, ConfigError> {
         let mut value =
             toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
                 origin: "built-in defaults".into(),
                 message: e.to_string(),
             })?;
+        let mut sources = Sources::default();
+        let mut problems = Vec::new();
         if let Some((origin, text)) = file {
-            let parsed: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            // A file that is not TOML has no settings to check one by one.
+            let parsed: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
                 origin: origin.into(),
                 message: e.to_string(),
             })?;
-            // Validate the file alone first so that errors point at its lines.
-            toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
-                origin: origin.into(),
-                message: misplaced_secret(&e, text).unwrap_or_else(|| e.to_string()),
-            })?;
-            merge(&mut value, parsed, true);
+            sources = Sources::file(origin, text);
+            for (path, message) in merge_file(&mut value, parsed) {
+                problems.push((
+                    sources.file_line(&path),
+                    format!("{}{message}", sources.prefix(&path)),
+                ));
+            }
         }
         for (var, raw) in env {
             let Some(rest) = var.strip_prefix("SITREP_") else {
@@ -155,21 +191,64 @@ impl Config {
                 continue;
             }
             let path: Vec<&str> = rest.split("__").collect();
-            set_path(&mut value, &path, parse_env_value(raw)).map_err(|message| {
+            let path = set_path(&mut value, &path, parse_env_value(raw)).map_err(|message| {
                 ConfigError::Env {
                     var: var.clone(),
                     message,
                 }
             })?;
+            sources.set_by_env(path, var);
         }
-        value
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                origin: "configuration (after environment overrides)".into(),
-                message: e.to_string(),
-            })
+        no_cadence_where_off(&mut value);
+        // Each setting that does not deserialize is reported and set aside, then the rest is
+        // tried again, so one mistake does not hide the next.
+        let config = loop {
+            match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let path = key_path(e.path());
+                    let message = e.into_inner().message().to_string();
+                    problems.push((
+                        sources.file_line(&path),
+                        describe(&sources, &path, &message),
+                    ));
+                    sources.set_aside(&path);
+                    if !remove_setting(&mut value, &path) {
+                        return Err(ConfigError::Invalid {
+                            problems: in_file_order(problems),
+                        });
+                    }
+                }
+            }
+        };
+        Ok(Loaded {
+            config,
+            problems: in_file_order(problems),
+            sources,
+        })
     }
+}
 
+/// The file's problems by line, then the environment's.
+fn in_file_order(mut problems: Vec<(Option<usize>, String)>) -> Vec<String> {
+    problems.sort_by_key(|(line, _)| line.unwrap_or(usize::MAX));
+    problems.into_iter().map(|(_, p)| p).collect()
+}
+
+impl Loaded {
+    /// The configuration, or every problem found in reading it.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(ConfigError::Invalid {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+impl Config {
     /// Every problem of the configuration alone that would stop or hobble the bot, worded for
     /// the operator; `sitrep::preflight` adds those that need the rest of the program.
     pub fn problems(&self, secrets: &Secrets, for_discord: bool) -> Vec<String> {
@@ -215,29 +294,137 @@ impl Config {
     }
 }
 
-/// A secret written into the file under a key that is not a setting (`token = "..."`): says
-/// where secrets go instead of the parser's message, which quotes the line and so the secret.
-fn misplaced_secret(e: &toml::de::Error, text: &str) -> Option<String> {
-    let key = e
-        .message()
-        .strip_prefix("unknown field `")?
-        .split('`')
-        .next()?;
+/// A problem of the setting at `path`, worded for the operator, with where it comes from. A secret
+/// written into the file under a key that is not a setting (`token = "..."`) is named, never
+/// quoted: it says where secrets go instead.
+fn describe(sources: &Sources, path: &[String], message: &str) -> String {
+    let prefix = sources.prefix(path);
+    let Some(key) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next())
+    else {
+        return match path.split_last() {
+            None => format!("{prefix}{message}"),
+            Some(_) if message.starts_with("missing field") => {
+                format!("{prefix}[{}] {message}", dotted(path))
+            }
+            Some(_) => {
+                // `[roles.commander] discord_roles #2: …`: the table, then the setting in it.
+                let at = path.iter().rposition(|p| !p.starts_with('#')).unwrap_or(0);
+                match &path[..at] {
+                    [] => format!("{prefix}`{}`: {message}", dotted(&path[at..])),
+                    parent => format!(
+                        "{prefix}[{}] {}: {message}",
+                        dotted(parent),
+                        dotted(&path[at..])
+                    ),
+                }
+            }
+        };
+    };
+    let from_file = prefix.contains(": line ");
     let lower = key.to_ascii_lowercase();
-    if !["token", "secret", "password", "key"]
+    if ["token", "secret", "password", "key"]
         .iter()
         .any(|w| lower.contains(w))
     {
-        return None;
+        return format!(
+            "{prefix}`{key}` is not a setting; secrets are read from the environment only ({}, and the variables named by pagerduty_routing_key_env){}",
+            SECRET_VARS.join(", "),
+            if from_file { ": remove it from the file" } else { "" }
+        );
     }
-    let line = e.span().map_or(0, |s| {
-        text.get(..s.start)
-            .map_or(0, |before| before.matches('\n').count() + 1)
-    });
-    Some(format!(
-        "line {line}: `{key}` is not a setting; secrets are read from the environment only ({}, and the variables named by pagerduty_routing_key_env): remove it from the file",
-        SECRET_VARS.join(", ")
-    ))
+    let parent = &path[..path.len().saturating_sub(1)];
+    let place = if parent.is_empty() {
+        "at the top level".to_string()
+    } else {
+        format!("in [{}]", dotted(parent))
+    };
+    let written = match sources.line(path).and_then(|n| sources.line_text(n)) {
+        Some(line) if from_file => format!(" (`{line}`)"),
+        _ => String::new(),
+    };
+    let known: Vec<&str> = message
+        .split_once(", expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let hint = match did_you_mean(key, &known) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None if known.is_empty() => "; there are no settings here".into(),
+        None => format!("; known: {}", known.join(", ")),
+    };
+    format!("{prefix}unknown key `{key}` {place}{written}{hint}")
+}
+
+/// The known key nearest a mistyped one, when it is near enough to be what was meant.
+fn did_you_mean<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) || k.contains(key) || key.contains(k))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// `severities.SEV1`, `permissions."incident resolve"`, `postmortem.lint #2`.
+fn dotted(path: &[String]) -> String {
+    let mut s = String::new();
+    for part in path {
+        if part.starts_with('#') {
+            s.push(' ');
+            s.push_str(part);
+            continue;
+        }
+        if !s.is_empty() {
+            s.push('.');
+        }
+        if part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            s.push_str(part);
+        } else {
+            s.push_str(&format!("{part:?}"));
+        }
+    }
+    s
+}
+
+fn key_path(path: &serde_path_to_error::Path) -> KeyPath {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Seq { index } => Some(format!("#{}", index + 1)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sets aside the setting at `path` (the whole key, when the problem is inside an array), so
+/// that the rest can be read; false when there is nothing to set aside.
+fn remove_setting(root: &mut toml::Value, path: &[String]) -> bool {
+    let Some(last) = path.iter().rposition(|p| !p.starts_with('#')) else {
+        return false;
+    };
+    let mut cur = root;
+    for part in &path[..last] {
+        let next = match (part.strip_prefix('#'), cur) {
+            (Some(n), toml::Value::Array(a)) => n
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| a.get_mut(n.checked_sub(1)?)),
+            (None, toml::Value::Table(t)) => t.get_mut(part),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        cur = next;
+    }
+    cur.as_table_mut()
+        .and_then(|t| t.remove(&path[last]))
+        .is_some()
 }
 
 fn url_like(s: &str) -> Result<(), String> {
@@ -256,12 +443,15 @@ fn parse_env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-fn set_path(root: &mut toml::Value, path: &[&str], value: toml::Value) -> Result<(), String> {
+/// Sets the setting at `path` (matched without regard to case) and says which it set.
+fn set_path(root: &mut toml::Value, path: &[&str], value: toml::Value) -> Result<KeyPath, String> {
     let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut keys = Vec::new();
     let mut cur = root;
     for part in parents {
         let table = cur.as_table_mut().ok_or("not a table")?;
         let key = existing_key(table, part);
+        keys.push(key.clone());
         cur = table
             .entry(key)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -270,8 +460,12 @@ fn set_path(root: &mut toml::Value, path: &[&str], value: toml::Value) -> Result
         .as_table_mut()
         .ok_or_else(|| format!("{} is not a section", parents.join(".")))?;
     let key = existing_key(table, last);
+    if keys.first().map(String::as_str) == Some("severities") && keys.len() == 2 {
+        one_cadence(table, &key);
+    }
+    keys.push(key.clone());
     table.insert(key, value);
-    Ok(())
+    Ok(keys)
 }
 
 /// Environment names are upper case; config keys are lower case except table names like SEV1.
@@ -283,18 +477,109 @@ fn existing_key(table: &toml::Table, part: &str) -> String {
         .unwrap_or_else(|| part.to_ascii_lowercase())
 }
 
-fn merge(base: &mut toml::Value, over: toml::Value, top: bool) {
+/// A severity's cadence is `update_every` or `update_cron`: setting one drops the other it had.
+fn one_cadence(severity: &mut toml::Table, setting: &str) {
+    if setting == "update_every" || setting == "update_cron" {
+        severity.remove("update_every");
+        severity.remove("update_cron");
+    }
+}
+
+/// `update_every = "off"` takes a built-in severity's cadence away: leaving it out of the
+/// severity's table keeps the built-in one, as for every setting the table does not list.
+fn no_cadence_where_off(root: &mut toml::Value) {
+    let Some(toml::Value::Table(severities)) = root.get_mut("severities") else {
+        return;
+    };
+    for (_, severity) in severities.iter_mut() {
+        let Some(severity) = severity.as_table_mut() else {
+            continue;
+        };
+        let off = |s: &str| s.trim().eq_ignore_ascii_case("off");
+        if severity
+            .get("update_every")
+            .and_then(toml::Value::as_str)
+            .is_some_and(off)
+        {
+            severity.remove("update_every");
+        }
+    }
+}
+
+/// Lays the file over the defaults. A table for a built-in severity or role changes only what it
+/// sets; `replace = true` in `[severities]` or `[roles]` makes the file's set the whole set.
+/// Returns the problems of `replace` itself.
+fn merge_file(base: &mut toml::Value, file: toml::Table) -> Vec<(KeyPath, String)> {
+    let mut problems = Vec::new();
+    let Some(base) = base.as_table_mut() else {
+        return problems;
+    };
+    for (section, over) in file {
+        let toml::Value::Table(mut set) = over else {
+            merge_into(base, section, over);
+            continue;
+        };
+        if section != "severities" && section != "roles" {
+            merge_into(base, section, toml::Value::Table(set));
+            continue;
+        }
+        // A role may be called `replace`; only `replace = <bool>` is the switch.
+        let replace = match set.get("replace") {
+            Some(toml::Value::Table(_)) | None => false,
+            Some(toml::Value::Boolean(b)) => {
+                let b = *b;
+                set.remove("replace");
+                b
+            }
+            Some(_) => {
+                set.remove("replace");
+                problems.push((
+                    vec![section.clone(), "replace".into()],
+                    format!("[{section}] replace must be true (the file's {section} are the whole set) or false (they change and add to the built-in ones)"),
+                ));
+                false
+            }
+        };
+        if replace {
+            base.insert(section, toml::Value::Table(set));
+            continue;
+        }
+        let Some(toml::Value::Table(defaults)) = base.get_mut(&section) else {
+            base.insert(section, toml::Value::Table(set));
+            continue;
+        };
+        for (name, entry) in set {
+            if let (Some(toml::Value::Table(d)), toml::Value::Table(e)) =
+                (defaults.get_mut(&name), &entry)
+            {
+                if section == "severities" {
+                    for setting in ["update_every", "update_cron"] {
+                        if e.contains_key(setting) {
+                            one_cadence(d, setting);
+                        }
+                    }
+                }
+            }
+            merge_into(defaults, name, entry);
+        }
+    }
+    problems
+}
+
+fn merge_into(base: &mut toml::Table, key: String, over: toml::Value) {
+    match base.get_mut(&key) {
+        Some(existing) => merge(existing, over),
+        None => {
+            base.insert(key, over);
+        }
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
     match (base, over) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
-                // A file that lists severities or roles replaces the defaults, not adds to them.
-                let replace = top && (k == "severities" || k == "roles");
-                match b.get_mut(&k) {
-                    Some(existing) if !replace => merge(existing, v, false),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
+                merge_into(b, k, v);
             }
         }
         (b, o) => *b = o,
@@ -330,6 +615,8 @@ pub(super) mod tests {
             incident_mode = "thread"
             incident_parent_channel_id = 33
 
+            [severities]
+            replace = true
             [severities.SEV1]
             name = "Everything is on fire"
             colour = "#ff0000"
@@ -395,5 +682,176 @@ pub(super) mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("guild = 1"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_its_line() {
+        let toml = r##"[discord]
+api_bsae = "http://x"
+guild_id = "not-an-id"
+token = "MTMw.pasted-by-mistake"
+
+[severities.SEV2]
+update_every = "soon"
+
+[severities.SEV7]
+colour = "#000000"
+
+[stroage]
+path = "x"
+
+[roles.commander]
+discord_roles = [1, -2]
+"##;
+        let loaded = Config::read_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        let all = loaded.problems.join("\n");
+        for needle in [
+            "a.toml: line 2: unknown key `api_bsae` in [discord] (`api_bsae = \"http://x\"`); did you mean `api_base`?",
+            "a.toml: line 3: [discord] guild_id: invalid type: string \"not-an-id\"",
+            "a.toml: line 4: `token` is not a setting; secrets are read from the environment only",
+            "a.toml: line 7: [severities.SEV2] update_every: `soon` is not a duration",
+            "a.toml: line 9: [severities.SEV7] missing field `name`",
+            "a.toml: line 12: unknown key `stroage` at the top level (`[stroage]`); did you mean `storage`?",
+            "a.toml: line 16: [roles.commander] discord_roles #2: invalid value: integer `-2`",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert_eq!(loaded.problems.len(), 7, "{all}");
+        assert!(!all.contains("pasted-by-mistake"), "{all}");
+        assert!(!format!("{loaded:?}").contains("pasted-by-mistake"));
+        // What has no problem is still read.
+        assert_eq!(loaded.config.severities["SEV2"].name, "Major");
+        // The whole list is the error of a plain load.
+        let err = Config::from_parts(Some(("a.toml", toml)), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, all);
+    }
+
+    #[test]
+    fn unknown_keys_far_from_any_setting_list_the_known_ones() {
+        let err = Config::from_parts(Some(("a.toml", "[storage]\nwhatever = 1\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `whatever` in [storage]"), "{err}");
+        assert!(err.contains("known: path"), "{err}");
+        assert!(!err.contains("did you mean"), "{err}");
+        let err = Config::from_parts(None, &env(&[("SITREP_STORAGE__PATHH", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("environment variable SITREP_STORAGE__PATHH: unknown key `pathh`")
+                && err.contains("did you mean `path`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_built_in_severity_or_role_is_changed_not_replaced() {
+        let toml = r##"
+            [severities.SEV3]
+            update_cron = "0 0 * * * *"
+            [severities.SEV5]
+            name = "Cosmetic"
+            colour = "#cccccc"
+            [roles.commander]
+            discord_roles = [7]
+            [roles.liaison]
+            description = "Talks to the vendor"
+        "##;
+        let c = Config::from_parts(
+            Some(("a.toml", toml)),
+            &env(&[("SITREP_SEVERITIES__SEV1__UPDATE_EVERY", "1m")]),
+        )
+        .unwrap();
+        let d = Config::default();
+        assert_eq!(
+            c.severities.keys().collect::<Vec<_>>(),
+            ["SEV1", "SEV2", "SEV3", "SEV4", "SEV5"]
+        );
+        let sev3 = &c.severities["SEV3"];
+        assert_eq!(sev3.name, d.severities["SEV3"].name);
+        assert_eq!(sev3.colour, d.severities["SEV3"].colour);
+        // The file's cron takes the place of the built-in update_every, not beside it.
+        assert_eq!(sev3.update_every, None);
+        assert_eq!(sev3.update_cron.as_deref(), Some("0 0 * * * *"));
+        assert_eq!(
+            c.severities["SEV1"].update_every,
+            Some(Dur(std::time::Duration::from_secs(60)))
+        );
+        assert_eq!(c.severities["SEV2"], d.severities["SEV2"]);
+        assert_eq!(c.severities["SEV4"], d.severities["SEV4"]);
+        assert_eq!(
+            c.roles.keys().collect::<Vec<_>>(),
+            ["commander", "communications", "liaison", "scribe"]
+        );
+        assert_eq!(c.roles["commander"].discord_roles, [7]);
+        assert_eq!(
+            c.roles["commander"].description,
+            d.roles["commander"].description
+        );
+        assert!(c.problems(&Secrets::default(), false).is_empty());
+
+        // The one key alone, as the issue has it.
+        let c = Config::from_parts(
+            Some(("a.toml", "[severities.SEV3]\nupdate_every = \"1m\"\n")),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.severities.len(), 4);
+        assert_eq!(
+            c.severities["SEV3"].update_every,
+            Some(Dur(std::time::Duration::from_secs(60)))
+        );
+
+        // "off" takes a built-in cadence away, from the file or the environment.
+        let c = Config::from_parts(
+            Some(("a.toml", "[severities.SEV2]\nupdate_every = \"off\"\n")),
+            &env(&[("SITREP_SEVERITIES__SEV3__UPDATE_EVERY", "off")]),
+        )
+        .unwrap();
+        assert_eq!(c.default_cadence(crate::domain::Severity(2)), None);
+        assert_eq!(c.default_cadence(crate::domain::Severity(3)), None);
+        assert_eq!(c.severities["SEV2"].name, "Major");
+        assert!(c
+            .summary()
+            .contains("SEV3 Minor #f8e71c · no scheduled updates"));
+    }
+
+    #[test]
+    fn replace_makes_the_files_set_the_whole_set() {
+        let toml = r##"
+            [severities]
+            replace = true
+            [severities.SEV1]
+            name = "Down"
+            colour = "#ff0000"
+            [roles]
+            replace = true
+            [roles.commander]
+        "##;
+        let c = Config::from_parts(Some(("a.toml", toml)), &env(&[])).unwrap();
+        assert_eq!(c.severities.keys().collect::<Vec<_>>(), ["SEV1"]);
+        assert_eq!(c.roles.keys().collect::<Vec<_>>(), ["commander"]);
+        // Only `replace = true` or `false` is the switch; a table is a role of that name.
+        let c = Config::from_parts(
+            Some((
+                "a.toml",
+                "[roles.replace]\ndescription = \"Swaps the runbook\"\n",
+            )),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.roles.len(), 4);
+        let err = Config::from_parts(
+            Some(("a.toml", "[severities]\nreplace = \"yes\"\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("a.toml: line 2: [severities] replace must be true"),
+            "{err}"
+        );
     }
 }

@@ -21,7 +21,8 @@ fn role(description: &str) -> RoleConfig {
     }
 }
 
-/// Commander, communications and scribe, which a file that lists its own roles replaces whole.
+/// Commander, communications and scribe; a file changes and adds to them, or replaces them with
+/// `replace = true`.
 pub(super) fn defaults() -> BTreeMap<String, RoleConfig> {
     BTreeMap::from([
         (

@@ -52,7 +52,7 @@ fn severity(name: &str, colour: &str, every: Option<u64>, description: &str) -> 
     }
 }
 
-/// SEV1 to SEV4, which a file that lists its own severities replaces whole.
+/// SEV1 to SEV4; a file changes them setting by setting, or replaces them with `replace = true`.
 pub(super) fn defaults() -> BTreeMap<String, SeverityConfig> {
     BTreeMap::from([
         (
