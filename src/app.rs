@@ -1,50 +1,16 @@
 //! The services every handler reaches (config, store, templates, chat, the clock, telemetry),
 //! and the one path that records events and re-plans jobs ([`App::record`]).
 
-use crate::chat::Chat;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{Actor, Event, EventKind, Incident, IncidentId, RuleError};
 use crate::integrations::prometheus::PrometheusClient;
+use crate::platform::Chat;
 use crate::render::Renderer;
 use crate::store::{AppendError, JobChange, Store};
 use crate::telemetry::Telemetry;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-
-/// Where "now" comes from; injected so that tests can run on tokio's paused clock.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// Wall time that advances with tokio's clock, so `tokio::time::pause` and `advance` move it.
-pub struct TokioClock {
-    base: DateTime<Utc>,
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn starting_at(base: DateTime<Utc>) -> Self {
-        TokioClock {
-            base,
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.start.elapsed()).unwrap_or_default();
-        self.base + elapsed
-    }
-}
 
 /// What every job kind plans after events were folded into an incident (`kinds::plan`).
 pub(crate) type Planner = fn(&Config, &Incident, &[Event]) -> Vec<JobChange>;

@@ -1,7 +1,7 @@
 //! Two kinds of failure: a responder's mistake (shown in chat as is) and ours (logged, with an id).
 
-use crate::chat::ChatError;
 use crate::domain::{IncidentId, RuleError};
+use crate::platform::ChatError;
 use crate::render::TemplateError;
 use crate::store::{AppendError, StoreError};
 

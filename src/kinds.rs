@@ -1,11 +1,12 @@
 //! Every timed job kind, registered once. The app is built here, with their planning, so that
 //! recording events re-plans every kind while the kinds themselves record through the app.
 
-use crate::app::{App, Clock};
-use crate::chat::Chat;
+use crate::app::App;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{Event, Incident};
 use crate::jobs::Kind;
+use crate::platform::Chat;
 use crate::render::Renderer;
 use crate::store::{JobChange, JobKind, Store};
 use std::sync::Arc;

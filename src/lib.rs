@@ -1,7 +1,11 @@
 //! sitrep: incident coordination for Discord.
 //!
-//! Data flows from the edges inwards; a layer uses only the layers below it.
+//! Data flows from the edges inwards; a module uses only the modules listed below it (no import
+//! runs back up, and none runs in a circle).
 //!
+//! - Entry: `main.rs` (the command line) and [`preflight`], the checks of a loaded configuration
+//!   that need the commands and the lint (permission keys, lint phrases); every entry point that
+//!   checks a configuration runs them.
 //! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture, the
 //!   permissions the bot needs and `sitrep doctor`'s checks of a setup against Discord),
 //!   [`chat::console`] (a terminal chat with the same commands) and [`http`] (health, the signed
@@ -11,29 +15,28 @@
 //!   ([`commands::incident`] ↔ `commands/incident.json`) and one entry per command in
 //!   [`commands::TABLE`], which every edge dispatches through. Option trees are checked against
 //!   the manifest and deserialized into typed args once per interaction ([`commands::options`]).
-//! - Services: [`app`] (what handlers reach, and [`app::App::record`], the one way events are
-//!   recorded and jobs re-planned), [`render`] (minijinja over `templates/`), [`jobs`] (what
-//!   a timed job kind is), [`kinds`] (the one list of kinds, each living beside its feature),
-//!   [`scheduler`] (the loop that runs due jobs, and the outbox), [`status`] (how an incident
-//!   reads in a post, and the scheduled status update),
-//!   [`integrations`] (Prometheus, deploy sources, PagerDuty) and [`metrics`] (baselines,
-//!   charts),
-//!   [`whats_changed`] (the post at open), [`postmortem`] (drafts from the timeline and
-//!   the channel, key moments, the blameless lint, statistics), [`escalation`] (pages to
-//!   configured roles and PagerDuty, ladders that climb until someone acknowledges).
-//! - Core: [`domain`] (pure types, the timeline events and the fold into state), [`message`]
-//!   (what the bot says: posts, embeds, buttons, who they may ping, Discord's limits) and
-//!   [`store`] (sled trees, keys, schema versions).
-//! - Across all: [`config`] (defaults → file → environment, one file per section; it uses only
-//!   [`domain`]), [`error`] (user-facing vs internal) and [`telemetry`] (the bot's own health,
-//!   served on `GET /metrics`).
-//! - Above all: [`preflight`], the checks of a loaded configuration that need the commands and
-//!   the lint (permission keys, lint phrases); every entry point that checks a configuration
-//!   runs them.
+//! - Timed work: [`scheduler`] (the loop that runs due jobs, and the outbox), over [`kinds`]
+//!   (the one list of job kinds, and `App::new`, which hands the app their planning).
+//! - Features: [`escalation`] (pages to configured roles and PagerDuty, ladders that climb until
+//!   someone acknowledges; its timeout and nudge jobs), [`whats_changed`] (the post at open),
+//!   [`status`] (how an incident reads in a post, and the scheduled status update),
+//!   [`postmortem`] (drafts from the timeline and the channel, key moments, the blameless lint,
+//!   statistics) and [`metrics`] (baselines, charts, snapshots).
+//! - Services: [`jobs`] (what a timed job kind is, and the archive and label kinds),
+//!   [`app`] (what handlers reach, and [`app::App::record`], the one way events are recorded and
+//!   jobs re-planned), [`error`] (user-facing vs internal), [`render`] (minijinja over
+//!   `templates/`), [`telemetry`] (the bot's own health, served on `GET /metrics`) and
+//!   [`integrations`] (Prometheus, deploy sources, PagerDuty).
+//! - Core: [`store`] (sled trees, keys, schema versions), [`config`] (defaults → file →
+//!   environment, one file per section), [`platform`] (the [`platform::Chat`] trait the
+//!   services post through), [`clock`] (where "now" comes from), [`domain`] (pure types, the
+//!   timeline events and the fold into state) and [`message`] (what the bot says: posts,
+//!   embeds, buttons, who they may ping, Discord's limits).
 //! - Tests only: `testkit` (one way to build an app for tests), behind the `testkit` feature.
 
 pub mod app;
 pub mod chat;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod domain;
@@ -45,6 +48,7 @@ pub mod jobs;
 pub mod kinds;
 pub mod message;
 pub mod metrics;
+pub mod platform;
 pub mod postmortem;
 pub mod preflight;
 pub mod render;

@@ -2,9 +2,10 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sitrep::app::{App, SystemClock};
+use sitrep::app::App;
 use sitrep::chat::console::{Console, ConsoleChat, Sink};
 use sitrep::chat::discord;
+use sitrep::clock::SystemClock;
 use sitrep::config::{Config, ConfigError, Secrets};
 use sitrep::domain::UserRef;
 use sitrep::integrations::pagerduty::PagerDuty;
@@ -274,7 +275,13 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
                 }
             });
         }
-        if let Err(e) = sitrep::integrations::github::spawn(&app, &secrets, stopped()) {
+        if let Err(e) = sitrep::integrations::github::spawn(
+            &app.config.github,
+            app.store.clone(),
+            app.clock.clone(),
+            &secrets,
+            stopped(),
+        ) {
             tracing::error!(error = %e, "cannot poll GitHub");
         }
         Scheduler::spawn(app.clone(), stopped());

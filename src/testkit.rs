@@ -4,12 +4,13 @@
 //! Unit tests get it under `cfg(test)`; integration tests, benches and fuzz targets through the
 //! `testkit` feature. Nothing in the bot itself uses it.
 
-use crate::app::{App, Clock, TokioClock};
+use crate::app::App;
 use crate::chat::console::{ConsoleChat, Sink};
-use crate::chat::{Chat, ChatError, Place};
+use crate::clock::{Clock, TokioClock};
 use crate::config::Config;
 use crate::domain::UserRef;
 use crate::message::Post;
+use crate::platform::{Chat, ChatError, Place};
 use crate::render::{Renderer, TimeStyle};
 use crate::scheduler::Scheduler;
 use crate::store::Store;

@@ -960,9 +960,15 @@ async fn the_poller_runs_until_shutdown() {
     config.github.poll_every = "1h".parse().unwrap();
     let app = app(config);
     assert!(
-        github::spawn(&app, &Secrets::default(), async {})
-            .unwrap()
-            .is_none(),
+        github::spawn(
+            &app.config.github,
+            app.store.clone(),
+            app.clock.clone(),
+            &Secrets::default(),
+            async {},
+        )
+        .unwrap()
+        .is_none(),
         "no token, no poller"
     );
 
@@ -985,9 +991,15 @@ async fn the_poller_runs_until_shutdown() {
     let mut env = BTreeMap::new();
     env.insert("SITREP_GITHUB_TOKEN".to_string(), TOKEN.to_string());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = github::spawn(&app, &Secrets::from_env(&env), async move {
-        let _ = stopped.await;
-    })
+    let task = github::spawn(
+        &app.config.github,
+        app.store.clone(),
+        app.clock.clone(),
+        &Secrets::from_env(&env),
+        async move {
+            let _ = stopped.await;
+        },
+    )
     .unwrap()
     .expect("configured and keyed, the poller runs");
     // The first poll runs at once; the next would be an hour away.

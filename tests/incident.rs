@@ -1,7 +1,7 @@
 //! `/incident` rules through the console adapter: every rejected command leaves the store as it was.
 
-use sitrep::app::SystemClock;
 use sitrep::chat::console::Console;
+use sitrep::clock::SystemClock;
 use sitrep::commands::options::console_user_id;
 use sitrep::domain::{IncidentId, State, UserRef};
 use sitrep::render::TimeStyle;

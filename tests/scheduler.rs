@@ -1,8 +1,8 @@
 //! Timed status updates end to end: console sessions with the real scheduler on tokio's paused
 //! clock, and the real binary sending, once, an update that came due while it was not running.
 
-use sitrep::app::{Clock, TokioClock};
 use sitrep::chat::console::{Console, ConsoleChat};
+use sitrep::clock::{Clock, TokioClock};
 use sitrep::commands::options::console_user_id;
 use sitrep::domain::UserRef;
 use sitrep::render::TimeStyle;

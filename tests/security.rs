@@ -1111,7 +1111,7 @@ fn router_paths(router: &axum::Router) -> BTreeSet<String> {
 
 /// The edge's router as the bot builds it, with every optional route switched on.
 fn edge_router() -> axum::Router {
-    use sitrep::app::SystemClock;
+    use sitrep::clock::SystemClock;
     use sitrep::config::Secrets;
     use sitrep::render::TimeStyle;
     use sitrep::testkit::TestApp;

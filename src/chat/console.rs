@@ -1,12 +1,12 @@
 //! A terminal chat, like Hubot's shell adapter: Discord's command syntax in, posts printed out.
 
-use super::{Chat, ChatError, Place};
 use crate::app::App;
 use crate::commands::options::{is_sub, manifest};
 use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation};
 use crate::domain::{IncidentId, UserRef};
 use crate::error::UserError;
 use crate::message::Post;
+use crate::platform::{Chat, ChatError, Place};
 use crate::store::StoreError;
 use async_trait::async_trait;
 use std::collections::HashMap;

@@ -3,7 +3,6 @@
 
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::chat::{place_name, ChatError, Place};
 use crate::domain::incident::{require_text, MAX_TEXT, MAX_TITLE};
 use crate::domain::{
     human_duration, Actor, Cadence, Event, EventKind, Incident, IncidentId, RuleError, Severity,
@@ -11,6 +10,7 @@ use crate::domain::{
 };
 use crate::error::{CommandError, UserError};
 use crate::message::{Button, ButtonStyle, Post};
+use crate::platform::{place_name, ChatError, Place};
 use crate::status::{effective_cadence, incident_post, next_update, place_of, status_text, view};
 use crate::store::{JobChange, JobKind};
 use chrono::{DateTime, Utc};

@@ -12,7 +12,6 @@
 pub mod jobs;
 
 use crate::app::App;
-use crate::chat::ChatError;
 use crate::config::Config;
 use crate::domain::escalation::{Escalation, Page};
 use crate::domain::{
@@ -21,6 +20,7 @@ use crate::domain::{
 use crate::error::{CommandError, UserError};
 use crate::integrations::pagerduty::{self, Alert, Link};
 use crate::message::{Button, ButtonStyle, Mentions, Post};
+use crate::platform::ChatError;
 use crate::render::TemplateError;
 use crate::status::{incident_post, view};
 use crate::store::{AppendError, Job, JobChange, JobKind, StoreError};

@@ -5,7 +5,7 @@
 //! followed through its statuses until it settles (success, failure, error, inactive) or is a
 //! day old; its record is replaced as its status changes, never duplicated.
 
-use crate::app::{App, Clock};
+use crate::clock::Clock;
 use crate::config::{GitHubConfig, Secrets};
 use crate::integrations::deploys::check_url;
 use crate::store::{Deploy, DeploySource, Store, StoreError};
@@ -450,11 +450,12 @@ pub async fn poll(
 /// Starts polling when `[github] repositories` are configured and the token is set; `None` when
 /// GitHub is not configured (check-config reports a missing token).
 pub fn spawn(
-    app: &App,
+    config: &GitHubConfig,
+    store: Store,
+    clock: Arc<dyn Clock>,
     secrets: &Secrets,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, GitHubError> {
-    let config = &app.config.github;
     if config.repositories.is_empty() {
         return Ok(None);
     }
@@ -465,8 +466,8 @@ pub fn spawn(
     let poller = GitHubPoller::new(config, token)?;
     Ok(Some(tokio::spawn(poll(
         poller,
-        app.store.clone(),
-        app.clock.clone(),
+        store,
+        clock,
         config.poll_every.0,
         shutdown,
     ))))

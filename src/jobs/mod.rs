@@ -9,9 +9,9 @@ pub mod archive;
 pub mod labels;
 
 use crate::app::App;
-use crate::chat::ChatError;
 use crate::config::Config;
 use crate::domain::{Event, Incident, StableHash};
+use crate::platform::ChatError;
 use crate::render::TemplateError;
 use crate::store::{AppendError, Job, JobKind, StoreError};
 use chrono::{DateTime, Utc};

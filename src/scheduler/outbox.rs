@@ -14,10 +14,10 @@
 //! messages per five seconds still hears every incident within the tick.
 
 use super::Scheduler;
-use crate::chat::ChatError;
 use crate::domain::Backoff;
 use crate::jobs::{job_nonce, JobError};
 use crate::message::{Embed, Post, MAX_EMBED_TOTAL};
+use crate::platform::ChatError;
 use crate::store::{Job, JobChange, JobKind, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

@@ -13,12 +13,12 @@ mod places;
 mod responder;
 mod threads;
 
-use super::{Chat, ChatError, Place};
 use crate::app::App;
 use crate::commands::options;
 use crate::config::{Config, IncidentMode, Secrets, DISCORD_API};
 use crate::domain::UserRef;
 use crate::message::Post;
+use crate::platform::{Chat, ChatError, Place};
 use crate::telemetry::Telemetry;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};

@@ -8,8 +8,8 @@
 
 use super::{capture, outgoing, DiscordChat};
 use crate::app::App;
-use crate::chat::{ChatError, Place};
 use crate::domain::{Actor, EventKind};
+use crate::platform::{ChatError, Place};
 use serenity::all::{
     ChannelId, ChannelType, CreateChannel, EditChannel, GuildChannel, GuildId, PermissionOverwrite,
 };

@@ -1,10 +1,10 @@
 //! Incident threads and forum posts: Discord's archive rules, forum tags and the active-thread cap.
 
 use super::{outgoing, DiscordChat};
-use crate::chat::{ChatError, Place};
 use crate::config::IncidentMode;
 use crate::domain::State;
 use crate::message::truncate;
+use crate::platform::{ChatError, Place};
 use crate::store::Store;
 use serde_json::{json, Value};
 use serenity::all::{Channel, ChannelId, ChannelType, GuildChannel, GuildId, UserId};
