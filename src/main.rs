@@ -334,7 +334,15 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         .into_iter()
         .filter_map(|i| Some((i.channel?, i.channel_name?)));
     let out: Sink = Arc::new(Mutex::new(std::io::stdout()));
-    let chat = Arc::new(ConsoleChat::new(out, known));
+    // A page mentions roles by id; the console names them after the targets that hold them.
+    let roles: Vec<(u64, String)> = config
+        .escalation
+        .targets
+        .iter()
+        .rev()
+        .flat_map(|(name, t)| t.roles.iter().map(move |r| (*r, name.clone())))
+        .collect();
+    let chat = Arc::new(ConsoleChat::new(out, known).with_roles(roles));
     let prometheus = prometheus_client(&config)?;
     let env = environment();
     let pagerduty = PagerDuty::from_config(

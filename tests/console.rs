@@ -4,10 +4,17 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn console(db: &std::path::Path, script: &str) -> (String, String, i32) {
+    console_with(db, &[], script)
+}
+
+/// [`console`] with more arguments, in UTC so that local times can be asserted.
+fn console_with(db: &std::path::Path, args: &[&str], script: &str) -> (String, String, i32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sitrep"))
         .args(["console", "--db"])
         .arg(db)
+        .args(args)
         .env("USER", "alice")
+        .env("TZ", "UTC")
         .env_remove("SITREP_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -102,4 +109,55 @@ fn bad_lines_print_errors_and_the_console_goes_on() {
     assert!(out.contains("[error] unbalanced quote"), "{out}");
     assert!(out.contains("[error] which incident?"), "{out}");
     assert!(out.contains("[reply] Opened INC-1 (SEV3)"), "{out}");
+}
+
+#[test]
+fn buttons_are_numbered_and_pressed_from_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sitrep.toml");
+    std::fs::write(&config, "[escalation.targets.dba]\nroles = [4242]\n").unwrap();
+    let script = r#"
+/incident open title:"DB down" severity:SEV1
+press 2
+press 2 message:"Rolling back" state:identified
+1
+/escalate target:dba reason:"Replica lag"
+press 3
+7
+/deploys since:2h
+"#;
+    let db = dir.path().join("db");
+    let (out, err, code) = console_with(&db, &["--config", config.to_str().unwrap()], script);
+    assert_eq!(code, 0, "stderr: {err}");
+    let expect_in_order = [
+        "[#inc-1-db-down] INC-1 · DB down",
+        "[1] Join  [2] Post update",
+        // Post update opens a form on Discord; here its fields follow the number.
+        "[reply] Say what you know after the number",
+        "press 2 message:",
+        "[reply] alice posted an update to INC-1 (investigating → identified): Rolling back",
+        "[#stakeholders] Update · INC-1 · DB down",
+        "[reply] You joined INC-1.",
+        // A page names the role after its target, and Acknowledge is the next button.
+        "[#inc-1-db-down] @dba you are needed on **INC-1** (SEV1).",
+        "[3] Acknowledge",
+        "[reply] alice escalated INC-1 to **dba**.",
+        "[#inc-1-db-down] (edited) @dba you are needed on **INC-1** (SEV1).",
+        "**Acknowledged** by @alice",
+        "[reply] You acknowledged escalation #1 of INC-1",
+        "[error] there is no button [7] to press",
+        // Discord's relative timestamp, as a local time and how long ago.
+        "[reply] No deploys since ",
+        " (2 hours ago).",
+    ];
+    let mut at = 0;
+    for needle in expect_in_order {
+        match out[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => panic!("{needle:?} missing (or out of order) in:\n{out}"),
+        }
+    }
+    for raw in ["<t:", "<@", "<#"] {
+        assert!(!out.contains(raw), "{raw} in:\n{out}");
+    }
 }
