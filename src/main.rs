@@ -38,6 +38,12 @@ enum Cmd {
         /// The name you appear under.
         #[arg(long, env = "USER", default_value = "you")]
         user: String,
+        /// Where the status page and the incident browser listen (default: [http] listen).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Serve no status page or incident browser.
+        #[arg(long, conflicts_with = "http")]
+        no_http: bool,
     },
     /// Run the bot on Discord (needs SITREP_DISCORD_TOKEN and a config file).
     Run {
@@ -111,7 +117,16 @@ fn main() -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = match cli.command {
-        Cmd::Console { config, db, user } => runtime.block_on(console(config, db, user)),
+        Cmd::Console {
+            config,
+            db,
+            user,
+            http,
+            no_http,
+        } => {
+            let listen = (!no_http).then_some(http);
+            runtime.block_on(console(config, db, user, listen))
+        }
         Cmd::CheckConfig { config, console } => check_config(config, console),
         Cmd::Run { config } => runtime.block_on(run(config)),
         Cmd::Export {
@@ -319,7 +334,13 @@ async fn register(path: Option<PathBuf>, guild: Option<u64>) -> anyhow::Result<(
     Ok(())
 }
 
-async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> anyhow::Result<()> {
+/// `listen`: `None` serves no web pages; `Some(None)` serves them where `[http] listen` says.
+async fn console(
+    config: Option<PathBuf>,
+    db: Option<PathBuf>,
+    user: String,
+    listen: Option<Option<String>>,
+) -> anyhow::Result<()> {
     let config = load_config(config.as_ref())?;
     let problems = config.problems(&Secrets::default(), false);
     if !problems.is_empty() {
@@ -369,6 +390,15 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
     let timed = Scheduler::spawn(console.app.clone(), async {
         let _ = stopped.await;
     });
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web = match listen {
+        Some(addr) => console_web(&console, addr, async {
+            let _ = web_stopped.await;
+        })
+        .await?
+        .map(tokio::spawn),
+        None => None,
+    };
 
     let interactive = std::io::stdin().is_terminal();
     if interactive {
@@ -404,7 +434,65 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         }
     }
     let _ = stop.send(());
+    let _ = web_stop.send(());
     timed.await?;
+    if let Some(web) = web {
+        // A browser holding a connection open must not keep the console from exiting.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), web).await;
+    }
     console.app.store.flush().await?;
     Ok(())
+}
+
+/// The console's status page and incident browser, on the HTTP edge the bot serves, with the
+/// addresses (and an admin token made for this run, when the environment has none) printed
+/// once. A busy port is said and the console goes on without them.
+async fn console_web(
+    console: &Console,
+    addr: Option<String>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<impl std::future::Future<Output = ()>>> {
+    let addr = addr.unwrap_or_else(|| console.app.config.http.listen.clone());
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            console.chat.print(
+                "web",
+                &format!("cannot listen on {addr} ({e}): no status page this time; `--http 127.0.0.1:8181` picks another place"),
+            );
+            return Ok(None);
+        }
+    };
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut secrets = Secrets::from_env(&environment());
+    let token_note = match &secrets.http_admin_token {
+        Some(_) => "sign in with SITREP_HTTP_ADMIN_TOKEN".to_string(),
+        None => {
+            let mut bytes = [0u8; 24];
+            let random = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+            match random {
+                Ok(()) => {
+                    let token = hex::encode(bytes);
+                    let note = format!("admin token for this run: {token}");
+                    secrets.http_admin_token = Some(token);
+                    note
+                }
+                Err(e) => format!("no admin token could be made ({e}); set SITREP_HTTP_ADMIN_TOKEN to open the browser"),
+            }
+        }
+    };
+    console.chat.print(
+        "web",
+        &format!("status page {url}/status · incident browser {url}/incidents ({token_note})"),
+    );
+    let edge = sitrep::http::serve(console.app.clone(), listener, secrets, stopped);
+    Ok(Some(async move {
+        if let Err(e) = edge.await {
+            tracing::error!(error = %e, "the HTTP edge stopped");
+        }
+    }))
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn console(db: &std::path::Path, script: &str) -> (String, String, i32) {
-    console_with(db, &[], script)
+    console_with(db, &["--no-http"], script)
 }
 
 /// [`console`] with more arguments, in UTC so that local times can be asserted.
@@ -127,7 +127,11 @@ press 3
 /deploys since:2h
 "#;
     let db = dir.path().join("db");
-    let (out, err, code) = console_with(&db, &["--config", config.to_str().unwrap()], script);
+    let (out, err, code) = console_with(
+        &db,
+        &["--no-http", "--config", config.to_str().unwrap()],
+        script,
+    );
     assert_eq!(code, 0, "stderr: {err}");
     let expect_in_order = [
         "[#inc-1-db-down] INC-1 · DB down",
@@ -160,4 +164,110 @@ press 3
     for raw in ["<t:", "<@", "<#"] {
         assert!(!out.contains(raw), "{raw} in:\n{out}");
     }
+}
+
+/// `GET path` on the console's HTTP edge, as a browser holding `token` would: status and body.
+fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::Read;
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    (status, answer)
+}
+
+#[test]
+fn the_console_serves_its_incidents_on_the_status_page_and_the_browser() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sitrep"))
+        .args(["console", "--http", "127.0.0.1:0", "--db"])
+        .arg(dir.path())
+        .env("USER", "alice")
+        .env_remove("SITREP_HTTP_ADMIN_TOKEN")
+        .env_remove("SITREP_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sitrep binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"/incident open title:"Checkout returns 500" severity:SEV2 summary:"EU checkout fails""#
+    )
+    .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut web = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("[web]") {
+            web = Some(line.clone());
+        }
+        if line.starts_with("[#stakeholders]") {
+            break;
+        }
+    }
+    // Printed once, before the first command: where to look, and the token made for this run.
+    let web = web.expect("the console prints where its web pages are");
+    let base = web
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix("/status"))
+        .expect("the status page's address")
+        .to_string();
+    let token = web
+        .split("admin token for this run: ")
+        .nth(1)
+        .and_then(|t| t.strip_suffix(')'))
+        .expect("the admin token");
+    assert!(token.len() >= 32, "{web}");
+
+    let (status, page) = get(&base, "/status", Some(token));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Checkout returns 500"), "{page}");
+    let (status, page) = get(&base, "/incidents", Some(token));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("INC-1"), "{page}");
+    let (status, page) = get(&base, "/incidents/INC-1", Some(token));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Checkout returns 500"), "{page}");
+    // Without the token the browser stays shut.
+    let (status, _) = get(&base, "/incidents", None);
+    assert_ne!(status, 200);
+    let (status, _) = get(&base, "/incidents", Some("not-the-token-at-all"));
+    assert_eq!(status, 401);
+
+    // The page follows the console live: an update typed now is on it at once.
+    writeln!(
+        stdin,
+        r#"/incident update state:identified message:"Bad deploy of checkout v2.3""#
+    )
+    .unwrap();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("[#stakeholders] Update") {
+            break;
+        }
+    }
+    let (_, page) = get(&base, "/status", Some(token));
+    assert!(page.contains("Bad deploy of checkout v2.3"), "{page}");
+
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn the_web_pages_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err, code) = console_with(dir.path(), &["--no-http"], "/incident list\n");
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(!out.contains("[web]"), "{out}");
 }
