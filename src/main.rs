@@ -45,6 +45,18 @@ enum Cmd {
         #[arg(long, conflicts_with = "http")]
         no_http: bool,
     },
+    /// Play a whole incident in the console, into a throwaway database, then go on as the
+    /// console does: its status page, browser and post-mortem draft stay up until you exit.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the status page and the incident browser listen (default: [http] listen).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Serve no status page or incident browser.
+        #[arg(long, conflicts_with = "http")]
+        no_http: bool,
+    },
     /// Run the bot on Discord (needs SITREP_DISCORD_TOKEN and a config file).
     Run {
         #[arg(long)]
@@ -125,7 +137,25 @@ fn main() -> anyhow::Result<()> {
             no_http,
         } => {
             let listen = (!no_http).then_some(http);
-            runtime.block_on(console(config, db, user, listen))
+            runtime.block_on(console(config, db, user, listen, false))
+        }
+        Cmd::Demo {
+            config,
+            http,
+            no_http,
+        } => {
+            let listen = (!no_http).then_some(http);
+            let db = std::env::temp_dir().join(format!("sitrep-demo-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&db);
+            let result = runtime.block_on(console(
+                config,
+                Some(db.clone()),
+                "alice".into(),
+                listen,
+                true,
+            ));
+            let _ = std::fs::remove_dir_all(&db);
+            result
         }
         Cmd::CheckConfig { config, console } => check_config(config, console),
         Cmd::Run { config } => runtime.block_on(run(config)),
@@ -340,8 +370,17 @@ async fn console(
     db: Option<PathBuf>,
     user: String,
     listen: Option<Option<String>>,
+    demo: bool,
 ) -> anyhow::Result<()> {
-    let config = load_config(config.as_ref())?;
+    let mut env = environment();
+    if demo {
+        // The demo pages someone: a target of its own, whatever the configuration has.
+        env.insert(
+            "SITREP_ESCALATION__TARGETS__PAYMENTS_ONCALL__ROLES".into(),
+            "[4242]".into(),
+        );
+    }
+    let config = Config::load(config.as_deref(), &env)?;
     let problems = config.problems(&Secrets::default(), false);
     if !problems.is_empty() {
         bail!("configuration problems:\n  {}", problems.join("\n  "));
@@ -396,12 +435,16 @@ async fn console(
             let _ = web_stopped.await;
         })
         .await?
-        .map(tokio::spawn),
+        .map(|(url, edge)| (url, tokio::spawn(edge))),
         None => None,
     };
+    if demo {
+        play_demo(&console, web.as_ref().map(|(url, _)| url.as_str())).await;
+    }
+    let web = web.map(|(_, task)| task);
 
     let interactive = std::io::stdin().is_terminal();
-    if interactive {
+    if interactive && !demo {
         println!("sitrep console: type `help` for examples, `exit` to leave.");
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
@@ -451,7 +494,7 @@ async fn console_web(
     console: &Console,
     addr: Option<String>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Option<impl std::future::Future<Output = ()>>> {
+) -> anyhow::Result<Option<(String, impl std::future::Future<Output = ()>)>> {
     let addr = addr.unwrap_or_else(|| console.app.config.http.listen.clone());
     if addr.is_empty() {
         return Ok(None);
@@ -490,9 +533,42 @@ async fn console_web(
         &format!("status page {url}/status · incident browser {url}/incidents ({token_note})"),
     );
     let edge = sitrep::http::serve(console.app.clone(), listener, secrets, stopped);
-    Ok(Some(async move {
+    Ok(Some((url, async move {
         if let Err(e) = edge.await {
             tracing::error!(error = %e, "the HTTP edge stopped");
         }
-    }))
+    })))
+}
+
+/// The demo's incident, typed as a responder would: a bad deploy found, roles handed out, a
+/// page acknowledged (button 3 is the page's Acknowledge), an action item, the resolve and the
+/// post-mortem draft.
+const DEMO: &[&str] = &[
+    r#"/incident open title:"Checkout returns 500" severity:SEV2 service:checkout started:"25m ago" summary:"EU customers cannot pay; about 30% of checkouts fail""#,
+    "/incident role role:communications user:@bob",
+    r#"/incident note text:"Errors began at the same minute checkout v2.3 went out""#,
+    r#"/incident update state:identified message:"Bad deploy of checkout v2.3: the new payment client times out. Rolling back.""#,
+    r#"/escalate target:payments_oncall reason:"Card payments time out too; need the payments on-call""#,
+    "press 3",
+    r#"/incident action text:"Add a canary stage to checkout deploys" owner:@carol due:7d"#,
+    r#"/incident update state:monitoring message:"Rollback done; error rate back to baseline, watching for 15 minutes""#,
+    r#"/incident resolve summary:"Rolled back checkout v2.3; payments client timeout fixed in v2.3.1""#,
+    "/postmortem draft",
+];
+
+/// Plays [`DEMO`] line by line, as if typed, and says where to look next.
+async fn play_demo(console: &Console, web: Option<&str>) {
+    for line in DEMO {
+        console.chat.print("demo", &format!("sitrep> {line}"));
+        console.line(line).await;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    let mut next = String::from("That was INC-1, start to finish, in a throwaway database.");
+    if let Some(url) = web {
+        next.push_str(&format!(
+            "\nIts post-mortem draft: {url}/incidents/INC-1/postmortem · timeline: {url}/incidents/INC-1 · status page: {url}/status"
+        ));
+    }
+    next.push_str("\nGo on typing commands (`help` for examples), or `exit` to leave; the database goes with it.");
+    console.chat.print("demo", &next);
 }

@@ -271,3 +271,72 @@ fn the_web_pages_can_be_turned_off() {
     assert_eq!(code, 0, "stderr: {err}");
     assert!(!out.contains("[web]"), "{out}");
 }
+
+#[test]
+fn the_demo_plays_a_whole_incident_and_leaves_no_database_behind() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sitrep"))
+        .args(["demo", "--http", "127.0.0.1:0"])
+        .env("TMPDIR", tmp.path())
+        .env_remove("SITREP_HTTP_ADMIN_TOKEN")
+        .env_remove("SITREP_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sitrep binary runs");
+    let stdin = child.stdin.take().unwrap();
+    let mut out = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains("Its post-mortem draft:") {
+            break;
+        }
+    }
+    let expect_in_order = [
+        "[web] status page http://127.0.0.1:",
+        "[reply] Opened INC-1 (SEV2)",
+        "[reply] bob is now communications lead for INC-1.",
+        "[reply] Noted in INC-1's timeline",
+        "(investigating → identified)",
+        "@payments_oncall you are needed on **INC-1**",
+        "[reply] You acknowledged escalation #1 of INC-1",
+        "[reply] Action item added to INC-1",
+        "(identified → monitoring)",
+        "[reply] INC-1 is resolved after 25m.",
+        "[reply] Post-mortem draft **version 1** of INC-1 compiled",
+        "[demo] That was INC-1, start to finish",
+    ];
+    let mut at = 0;
+    for needle in expect_in_order {
+        match out[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => panic!("{needle:?} missing (or out of order) in:\n{out}"),
+        }
+    }
+    assert!(!out.contains("[error]"), "{out}");
+
+    // The draft it points at is there, in the browser, with the token it printed.
+    let draft = out
+        .split_whitespace()
+        .find(|w| w.ends_with("/incidents/INC-1/postmortem"))
+        .expect("the draft's address");
+    let (base, path) = draft.split_at(draft.find("/incidents").unwrap());
+    let token = out
+        .split("admin token for this run: ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .expect("the admin token");
+    let (status, page) = get(base, path, Some(token));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Checkout returns 500"), "{page}");
+    assert!(page.contains("Add a canary stage"), "{page}");
+
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "the demo's database stayed: {left:?}");
+}
