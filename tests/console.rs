@@ -140,6 +140,8 @@ press 3
         "[reply] Say what you know after the number",
         "press 2 message:",
         "[reply] alice posted an update to INC-1 (investigating → identified): Rolling back",
+        // A state just reached is said so, not "Identified for 0s".
+        "**Status:** Identified just now · SEV1",
         "[#stakeholders] Update · INC-1 · DB down",
         "[reply] You joined INC-1.",
         // A page names the role after its target, and Acknowledge is the next button.
