@@ -540,13 +540,15 @@ async fn console_web(
     })))
 }
 
-/// The demo's incident, typed as a responder would: a bad deploy found, roles handed out, a
+/// The demo's incident, typed as a responder would: a bad deploy found (the "what changed"
+/// post lists it), roles handed out, a
 /// page acknowledged (button 3 is the page's Acknowledge), an action item, the resolve and the
 /// post-mortem draft.
 const DEMO: &[&str] = &[
     r#"/incident open title:"Checkout returns 500" severity:SEV2 service:checkout started:"25m ago" summary:"EU customers cannot pay; about 30% of checkouts fail""#,
     "/incident role role:communications user:@bob",
     r#"/incident note text:"Errors began at the same minute checkout v2.3 went out""#,
+    "/deploys service:checkout since:1h",
     r#"/incident update state:identified message:"Bad deploy of checkout v2.3: the new payment client times out. Rolling back.""#,
     r#"/escalate target:payments_oncall reason:"Card payments time out too; need the payments on-call""#,
     "press 3",
@@ -558,6 +560,22 @@ const DEMO: &[&str] = &[
 
 /// Plays [`DEMO`] line by line, as if typed, and says where to look next.
 async fn play_demo(console: &Console, web: Option<&str>) {
+    // What CI would have told the deploy webhook: the release the incident turns out to be.
+    let deployed = sitrep::store::Deploy {
+        source: sitrep::store::DeploySource::Webhook,
+        id: "demo-checkout-v2.3".into(),
+        service: "checkout".into(),
+        version: "v2.3".into(),
+        commit: Some("4f2a9c1".into()),
+        author: Some("dave".into()),
+        environment: Some("production".into()),
+        status: Some("success".into()),
+        url: None,
+        time: console.app.now() - chrono::Duration::minutes(27),
+    };
+    if let Err(e) = console.app.store.put_deploy(&deployed) {
+        console.chat.print("error", &e.to_string());
+    }
     for line in DEMO {
         console.chat.print("demo", &format!("sitrep> {line}"));
         console.line(line).await;

@@ -301,8 +301,14 @@ fn the_demo_plays_a_whole_incident_and_leaves_no_database_behind() {
     let expect_in_order = [
         "[web] status page http://127.0.0.1:",
         "[reply] Opened INC-1 (SEV2)",
+        // The deploy the demo recorded before the open is what changed.
+        "**What changed** since",
+        "**checkout** v2.3 to production by dave",
         "[reply] bob is now communications lead for INC-1.",
         "[reply] Noted in INC-1's timeline",
+        "[reply] **Deploys of checkout since ",
+        " (1 hour ago)**, newest first:",
+        " (27 minutes ago) · **checkout** v2.3",
         "(investigating → identified)",
         "@payments_oncall you are needed on **INC-1**",
         "[reply] You acknowledged escalation #1 of INC-1",
