@@ -11,8 +11,8 @@ pub enum Mention {
 }
 
 /// `text` with Discord's markup spelt out: `<t:1796657685:R>` becomes `14:05 (3 minutes ago)`
-/// in `tz`, mentions become `@name` / `#name` where `name` knows them. Anything that only looks
-/// like markup is left as typed.
+/// in `tz`, mentions become `@name` / `#name` where `name` knows them. Unknown mentions and
+/// anything that only looks like markup are left as typed.
 pub fn for_terminal(
     text: &str,
     now: DateTime<Utc>,
@@ -65,21 +65,14 @@ fn token(
         }
         return Some((time(t, style, now, tz), len));
     }
+    // A mention the console cannot name stays as typed, so that text someone wrote is never
+    // shown as something it was not.
     let word = if let Some(n) = id("@!").or_else(|| id("@")) {
-        format!(
-            "@{}",
-            name(Mention::User(n)).unwrap_or_else(|| format!("user-{n}"))
-        )
+        format!("@{}", name(Mention::User(n))?)
     } else if let Some(n) = id("@&") {
-        format!(
-            "@{}",
-            name(Mention::Role(n)).unwrap_or_else(|| format!("role-{n}"))
-        )
+        format!("@{}", name(Mention::Role(n))?)
     } else if let Some(n) = id("#") {
-        format!(
-            "#{}",
-            name(Mention::Channel(n)).unwrap_or_else(|| format!("channel-{n}"))
-        )
+        format!("#{}", name(Mention::Channel(n))?)
     } else {
         return None;
     };
@@ -209,11 +202,15 @@ mod tests {
             for_terminal("<@7> and <@!7> page <@&42> in <#1001>", now, utc, names),
             "@bob and @bob page @dba in #inc-1-db-down"
         );
-        assert_eq!(
-            for_terminal("<@8> <@&9> <#10>", now, utc, names),
-            "@user-8 @role-9 #channel-10"
-        );
-        for typed in ["a < b", "<@x>", "<t:soon:R>", "<b>bold</b>", "<", "x <@1"] {
+        for typed in [
+            "<@8> <@&9> <#10>",
+            "a < b",
+            "<@x>",
+            "<t:soon:R>",
+            "<b>bold</b>",
+            "<",
+            "x <@1",
+        ] {
             assert_eq!(for_terminal(typed, now, utc, names), typed);
         }
     }
