@@ -39,6 +39,24 @@ enum Cmd {
         /// The name you appear under.
         #[arg(long, env = "USER", default_value = "you")]
         user: String,
+        /// Where the status page and the incident browser listen (default: [http] listen).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Serve no status page or incident browser.
+        #[arg(long, conflicts_with = "http")]
+        no_http: bool,
+    },
+    /// Play a whole incident in the console, into a throwaway database, then go on as the
+    /// console does: its status page, browser and post-mortem draft stay up until you exit.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the status page and the incident browser listen (default: [http] listen).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Serve no status page or incident browser.
+        #[arg(long, conflicts_with = "http")]
+        no_http: bool,
     },
     /// Run the bot on Discord (needs SITREP_DISCORD_TOKEN and a config file).
     Run {
@@ -112,7 +130,34 @@ fn main() -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = match cli.command {
-        Cmd::Console { config, db, user } => runtime.block_on(console(config, db, user)),
+        Cmd::Console {
+            config,
+            db,
+            user,
+            http,
+            no_http,
+        } => {
+            let listen = (!no_http).then_some(http);
+            runtime.block_on(console(config, db, user, listen, false))
+        }
+        Cmd::Demo {
+            config,
+            http,
+            no_http,
+        } => {
+            let listen = (!no_http).then_some(http);
+            let db = std::env::temp_dir().join(format!("sitrep-demo-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&db);
+            let result = runtime.block_on(console(
+                config,
+                Some(db.clone()),
+                "alice".into(),
+                listen,
+                true,
+            ));
+            let _ = std::fs::remove_dir_all(&db);
+            result
+        }
         Cmd::CheckConfig { config, console } => check_config(config, console),
         Cmd::Run { config } => runtime.block_on(run(config)),
         Cmd::Export {
@@ -331,8 +376,23 @@ async fn register(path: Option<PathBuf>, guild: Option<u64>) -> anyhow::Result<(
     Ok(())
 }
 
-async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> anyhow::Result<()> {
-    let config = load_config(config.as_ref())?;
+/// `listen`: `None` serves no web pages; `Some(None)` serves them where `[http] listen` says.
+async fn console(
+    config: Option<PathBuf>,
+    db: Option<PathBuf>,
+    user: String,
+    listen: Option<Option<String>>,
+    demo: bool,
+) -> anyhow::Result<()> {
+    let mut env = environment();
+    if demo {
+        // The demo pages someone: a target of its own, whatever the configuration has.
+        env.insert(
+            "SITREP_ESCALATION__TARGETS__PAYMENTS_ONCALL__ROLES".into(),
+            "[4242]".into(),
+        );
+    }
+    let config = Config::load(config.as_deref(), &env)?;
     let problems = sitrep::preflight::problems(&config, &Secrets::default(), false);
     if !problems.is_empty() {
         bail!("configuration problems:\n  {}", problems.join("\n  "));
@@ -346,7 +406,15 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         .into_iter()
         .filter_map(|i| Some((i.channel?, i.channel_name?)));
     let out: Sink = Arc::new(Mutex::new(std::io::stdout()));
-    let chat = Arc::new(ConsoleChat::new(out, known));
+    // A page mentions roles by id; the console names them after the targets that hold them.
+    let roles: Vec<(u64, String)> = config
+        .escalation
+        .targets
+        .iter()
+        .rev()
+        .flat_map(|(name, t)| t.roles.iter().map(move |r| (*r, name.clone())))
+        .collect();
+    let chat = Arc::new(ConsoleChat::new(out, known).with_roles(roles));
     let prometheus = prometheus_client(&config)?;
     let env = environment();
     let pagerduty = PagerDuty::from_config(
@@ -373,9 +441,22 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
     let timed = Scheduler::spawn(console.app.clone(), async {
         let _ = stopped.await;
     });
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web = match listen {
+        Some(addr) => console_web(&console, addr, async {
+            let _ = web_stopped.await;
+        })
+        .await?
+        .map(|(url, edge)| (url, tokio::spawn(edge))),
+        None => None,
+    };
+    if demo {
+        play_demo(&console, web.as_ref().map(|(url, _)| url.as_str())).await;
+    }
+    let web = web.map(|(_, task)| task);
 
     let interactive = std::io::stdin().is_terminal();
-    if interactive {
+    if interactive && !demo {
         println!("sitrep console: type `help` for examples, `exit` to leave.");
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
@@ -408,7 +489,116 @@ async fn console(config: Option<PathBuf>, db: Option<PathBuf>, user: String) -> 
         }
     }
     let _ = stop.send(());
+    let _ = web_stop.send(());
     timed.await?;
+    if let Some(web) = web {
+        // A browser holding a connection open must not keep the console from exiting.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), web).await;
+    }
     console.app.store.flush().await?;
     Ok(())
+}
+
+/// The console's status page and incident browser, on the HTTP edge the bot serves, with the
+/// addresses (and an admin token made for this run, when the environment has none) printed
+/// once. A busy port is said and the console goes on without them.
+async fn console_web(
+    console: &Console,
+    addr: Option<String>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<(String, impl std::future::Future<Output = ()>)>> {
+    let addr = addr.unwrap_or_else(|| console.app.config.http.listen.clone());
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            console.chat.print(
+                "web",
+                &format!("cannot listen on {addr} ({e}): no status page this time; `--http 127.0.0.1:8181` picks another place"),
+            );
+            return Ok(None);
+        }
+    };
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut secrets = Secrets::from_env(&environment());
+    let token_note = match &secrets.http_admin_token {
+        Some(_) => "sign in with SITREP_HTTP_ADMIN_TOKEN".to_string(),
+        None => {
+            let mut bytes = [0u8; 24];
+            let random = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+            match random {
+                Ok(()) => {
+                    let token = hex::encode(bytes);
+                    let note = format!("admin token for this run: {token}");
+                    secrets.http_admin_token = Some(token);
+                    note
+                }
+                Err(e) => format!("no admin token could be made ({e}); set SITREP_HTTP_ADMIN_TOKEN to open the browser"),
+            }
+        }
+    };
+    console.chat.print(
+        "web",
+        &format!("status page {url}/status · incident browser {url}/incidents ({token_note})"),
+    );
+    let edge = sitrep::http::serve(console.app.clone(), listener, secrets, stopped);
+    Ok(Some((url, async move {
+        if let Err(e) = edge.await {
+            tracing::error!(error = %e, "the HTTP edge stopped");
+        }
+    })))
+}
+
+/// The demo's incident, typed as a responder would: a bad deploy found (the "what changed"
+/// post lists it), roles handed out, a
+/// page acknowledged (button 3 is the page's Acknowledge), an action item, the resolve and the
+/// post-mortem draft.
+const DEMO: &[&str] = &[
+    r#"/incident open title:"Checkout returns 500" severity:SEV2 service:checkout started:"25m ago" summary:"EU customers cannot pay; about 30% of checkouts fail""#,
+    "/incident role role:communications user:@bob",
+    r#"/incident note text:"Errors began at the same minute checkout v2.3 went out""#,
+    "/deploys service:checkout since:1h",
+    r#"/incident update state:identified message:"Bad deploy of checkout v2.3: the new payment client times out. Rolling back.""#,
+    r#"/escalate target:payments_oncall reason:"Card payments time out too; need the payments on-call""#,
+    "press 3",
+    r#"/incident action text:"Add a canary stage to checkout deploys" owner:@carol due:7d"#,
+    r#"/incident update state:monitoring message:"Rollback done; error rate back to baseline, watching for 15 minutes""#,
+    r#"/incident resolve summary:"Rolled back checkout v2.3; payments client timeout fixed in v2.3.1""#,
+    "/postmortem draft",
+];
+
+/// Plays [`DEMO`] line by line, as if typed, and says where to look next.
+async fn play_demo(console: &Console, web: Option<&str>) {
+    // What CI would have told the deploy webhook: the release the incident turns out to be.
+    let deployed = sitrep::store::Deploy {
+        source: sitrep::store::DeploySource::Webhook,
+        id: "demo-checkout-v2.3".into(),
+        service: "checkout".into(),
+        version: "v2.3".into(),
+        commit: Some("4f2a9c1".into()),
+        author: Some("dave".into()),
+        environment: Some("production".into()),
+        status: Some("success".into()),
+        url: None,
+        time: console.app.now() - chrono::Duration::minutes(27),
+    };
+    if let Err(e) = console.app.store.put_deploy(&deployed) {
+        console.chat.print("error", &e.to_string());
+    }
+    for line in DEMO {
+        console.chat.print("demo", &format!("sitrep> {line}"));
+        console.line(line).await;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    let mut next = String::from("That was INC-1, start to finish, in a throwaway database.");
+    if let Some(url) = web {
+        next.push_str(&format!(
+            "\nIts post-mortem draft: {url}/incidents/INC-1/postmortem · timeline: {url}/incidents/INC-1 · status page: {url}/status"
+        ));
+    }
+    next.push_str("\nGo on typing commands (`help` for examples), or `exit` to leave; the database goes with it.");
+    console.chat.print("demo", &next);
 }

@@ -143,7 +143,7 @@ async fn registers_every_manifest_and_runs_a_whole_incident() {
         ),
         (
             json!({"role": {"role": "communications", "user": bob.to_string()}}),
-            "is now the communications of INC-1",
+            "is now communications lead for INC-1",
         ),
         (
             json!({"note": {"text": "rollback started"}}),

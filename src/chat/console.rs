@@ -1,14 +1,18 @@
 //! A terminal chat, like Hubot's shell adapter: Discord's command syntax in, posts printed out.
 
+pub mod markup;
+
 use crate::app::App;
 use crate::commands::options::{is_sub, manifest};
-use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation};
+use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, Outcome, Target};
 use crate::domain::{IncidentId, UserRef};
-use crate::error::UserError;
+use crate::error::{CommandError, UserError};
 use crate::message::Post;
 use crate::platform::{Chat, ChatError, Place};
 use crate::store::StoreError;
 use async_trait::async_trait;
+use chrono::{Offset, Utc};
+use markup::Mention;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,12 @@ pub struct ConsoleChat {
     out: Sink,
     channels: Mutex<HashMap<u64, String>>,
     next_id: Mutex<u64>,
+    /// People the bot has named, so that a `<@id>` reads as their name.
+    users: Mutex<HashMap<u64, String>>,
+    /// Role ids as the configuration names them (escalation targets).
+    roles: HashMap<u64, String>,
+    /// Every button printed so far, as (custom id, channel): button `[n]` is `buttons[n - 1]`.
+    buttons: Mutex<Vec<(String, u64)>>,
 }
 
 impl ConsoleChat {
@@ -35,7 +45,56 @@ impl ConsoleChat {
             out,
             channels: Mutex::new(channels),
             next_id: Mutex::new(next),
+            users: Mutex::new(HashMap::new()),
+            roles: HashMap::new(),
+            buttons: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Names for role ids, so that a page to `<@&123>` reads `@dba`.
+    pub fn with_roles(mut self, roles: impl IntoIterator<Item = (u64, String)>) -> Self {
+        self.roles.extend(roles);
+        self
+    }
+
+    /// Someone the console speaks as, so that a mention of them reads as their name.
+    pub fn know_user(&self, user: &UserRef) {
+        self.users
+            .lock()
+            .expect("user map")
+            .insert(user.id, user.name.clone());
+    }
+
+    /// The custom id and channel of button `[n]`, if one was printed.
+    pub fn button(&self, n: usize) -> Option<(String, u64)> {
+        let buttons = self.buttons.lock().expect("button list");
+        n.checked_sub(1).and_then(|i| buttons.get(i)).cloned()
+    }
+
+    /// Prints a post sent to (or answered in) `channel`: Discord's markup spelt out, and its
+    /// buttons as numbered choices that `press N` presses.
+    pub fn show(&self, prefix: &str, channel: Option<u64>, post: &Post, edited: bool) {
+        let mut text = post_text(post);
+        if edited {
+            text = format!("(edited) {text}");
+        }
+        if !post.buttons.is_empty() {
+            let mut buttons = self.buttons.lock().expect("button list");
+            let first = buttons.len() + 1;
+            buttons.extend(
+                post.buttons
+                    .iter()
+                    .map(|b| (b.custom_id.clone(), channel.unwrap_or(STAKEHOLDERS))),
+            );
+            let labels = post.buttons.iter().map(|b| b.label.as_str());
+            let line = markup::choices((first..).zip(labels));
+            text = if text.is_empty() {
+                line
+            } else {
+                format!("{text}\n{line}")
+            };
+        }
+        self.print(prefix, &text);
     }
 
     fn name(&self, channel: u64) -> String {
@@ -47,7 +106,9 @@ impl ConsoleChat {
             .unwrap_or_else(|| format!("channel-{channel}"))
     }
 
+    /// Prints `text` under `[prefix]`, Discord's markup spelt out for a terminal.
     pub fn print(&self, prefix: &str, text: &str) {
+        let text = self.for_terminal(text);
         let mut out = self.out.lock().expect("console output");
         let mut lines = text.lines();
         let first = lines.next().unwrap_or("");
@@ -59,7 +120,20 @@ impl ConsoleChat {
     }
 }
 
-/// A post as a terminal shows it: embed title, body, buttons and attachments.
+impl ConsoleChat {
+    fn for_terminal(&self, text: &str) -> String {
+        let now = Utc::now();
+        let tz = chrono::Local::now().offset().fix();
+        markup::for_terminal(text, now, tz, |m| match m {
+            Mention::User(id) => self.users.lock().expect("user map").get(&id).cloned(),
+            Mention::Role(id) => self.roles.get(&id).cloned(),
+            Mention::Channel(id) => self.channels.lock().expect("channel map").get(&id).cloned(),
+        })
+    }
+}
+
+/// A post as a terminal shows it: embed title, body and attachments (buttons are printed by
+/// [`ConsoleChat::show`], numbered).
 pub fn post_text(post: &Post) -> String {
     let mut parts = Vec::new();
     if !post.content.is_empty() {
@@ -68,14 +142,6 @@ pub fn post_text(post: &Post) -> String {
     for e in post.embeds() {
         parts.push(e.title.clone());
         parts.push(e.description.clone());
-    }
-    if !post.buttons.is_empty() {
-        let labels: Vec<String> = post
-            .buttons
-            .iter()
-            .map(|b| format!("[{}]", b.label))
-            .collect();
-        parts.push(labels.join(" "));
     }
     for f in &post.files {
         parts.push(format!(
@@ -107,7 +173,12 @@ impl Chat for ConsoleChat {
     }
 
     async fn post(&self, channel: u64, post: Post) -> Result<u64, ChatError> {
-        self.print(&format!("#{}", self.name(channel)), &post_text(&post));
+        self.show(
+            &format!("#{}", self.name(channel)),
+            Some(channel),
+            &post,
+            false,
+        );
         Ok(fastrand::u64(1..u64::MAX / 2))
     }
 
@@ -121,6 +192,7 @@ impl Chat for ConsoleChat {
     }
 
     fn user_mention(&self, user: &UserRef) -> String {
+        self.know_user(user);
         format!("@{}", user.name)
     }
 
@@ -129,8 +201,12 @@ impl Chat for ConsoleChat {
     }
 
     async fn edit(&self, channel: u64, _message: u64, post: Post) -> Result<(), ChatError> {
-        let text = format!("(edited) {}", post_text(&post));
-        self.print(&format!("#{}", self.name(channel)), &text);
+        self.show(
+            &format!("#{}", self.name(channel)),
+            Some(channel),
+            &post,
+            true,
+        );
         Ok(())
     }
 }
@@ -222,6 +298,10 @@ impl Console {
             self.chat.print("reply", HELP);
             return true;
         }
+        if let Some((n, rest)) = markup::pressed(line) {
+            self.press(n, rest).await;
+            return true;
+        }
         let input = match parse_line(line) {
             Ok(i) => i,
             Err(e) => {
@@ -236,32 +316,113 @@ impl Console {
                 return true;
             }
         };
-        let inv = Invocation {
+        self.invoke(self.invocation(channel, input), Run::Command(None))
+            .await;
+        true
+    }
+
+    fn invocation(&self, channel: Option<u64>, input: CommandInput) -> Invocation {
+        self.chat.know_user(&self.user);
+        Invocation {
             user: self.user.clone(),
             member_roles: Vec::new(),
             channel,
             input,
+        }
+    }
+
+    /// Presses button `[n]` the way a click on Discord does: an escalation button through
+    /// escalation's handler, any other through the command it stands for, pointed at the
+    /// incident whose post holds it. Discord's "Post update" opens a form; here its fields follow
+    /// the number (`press 2 message:"Rolling back"`).
+    async fn press(&self, n: usize, rest: &str) {
+        let Some((custom_id, channel)) = self.chat.button(n) else {
+            self.chat
+                .print("error", &format!("there is no button [{n}] to press"));
+            return;
         };
+        let mut parts = custom_id.splitn(3, ':');
+        let (group, action, arg) = (parts.next(), parts.next(), parts.next());
+        let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
+        let input = |name: &str| CommandInput {
+            name: name.into(),
+            options: Vec::new(),
+        };
+        match (group, action, id) {
+            (Some("escalation"), _, _) => {
+                let inv = self.invocation(Some(channel), input("escalate"));
+                self.invoke(inv, Run::Escalation(&custom_id)).await;
+            }
+            (Some("incident"), Some("update"), Some(id)) if rest.is_empty() => {
+                self.chat.print(
+                    "reply",
+                    &format!(
+                        "Say what you know after the number, as you would in the form: press {n} message:\"…\" (and state:identified, investigating or monitoring); it runs /incident update incident:{id}."
+                    ),
+                );
+            }
+            (Some("incident"), Some("update"), Some(id)) => {
+                match parse_line(&format!("/incident update incident:{id} {rest}")) {
+                    Ok(input) => {
+                        let inv = self.invocation(Some(channel), input);
+                        self.invoke(inv, Run::Command(None)).await;
+                    }
+                    Err(e) => self.chat.print("error", &e.to_string()),
+                }
+            }
+            (Some(group), Some(action), Some(id))
+                if commands::table::button(&format!("{group} {action}")).is_some() =>
+            {
+                let inv = self.invocation(Some(channel), input(&format!("{group} {action}")));
+                self.invoke(inv, Run::Command(Some(Target::Incident(id))))
+                    .await;
+            }
+            _ => self.chat.print("error", "This button is no longer in use."),
+        }
+    }
+
+    /// Runs `inv`, prints its reply or error, then the posts it made and its follow-up.
+    async fn invoke(&self, inv: Invocation, how: Run<'_>) {
+        let typed = matches!(how, Run::Command(_));
         let result = {
             // The command's posts are queued with its events; holding the outbox until the
             // reply is printed keeps the scheduler from printing them first.
             let _turn = self.app.store.outbox_turn().await;
-            let result = commands::run(&self.app, &inv).await;
+            let result: Result<Outcome, CommandError> = match how {
+                Run::Command(target) => match commands::prepare_on(&self.app, &inv, target) {
+                    Ok(prepared) => prepared.run(&self.app, &inv).await,
+                    Err(e) => Err(e),
+                },
+                Run::Escalation(custom_id) => {
+                    commands::escalate::on_button(
+                        &self.app,
+                        custom_id,
+                        inv.user.clone(),
+                        inv.member_roles.clone(),
+                        inv.channel,
+                    )
+                    .await
+                }
+            };
             match &result {
-                Ok(outcome) => self.chat.print("reply", &post_text(&outcome.reply.post)),
+                Ok(outcome) => self
+                    .chat
+                    .show("reply", inv.channel, &outcome.reply.post, false),
                 Err(e) => self.chat.print("error", &e.to_chat(&inv.input.path())),
             }
             result
         };
         if let Ok(outcome) = result {
             self.deliver().await;
-            commands::after(&self.app, &inv, &outcome).await;
-            self.deliver().await;
+            // As on Discord, where an escalation button's press has no follow-up.
+            if typed {
+                commands::after(&self.app, &inv, &outcome).await;
+                self.deliver().await;
+            }
             if let Some(id) = outcome.incident {
                 let _ = self.app.store.meta_set(CURRENT, &id.0.to_string());
             }
         }
-        true
     }
 
     /// Prints what waits in the outbox now, so that a command's posts come before the prompt.
@@ -287,11 +448,20 @@ impl Console {
     }
 }
 
+/// How a console line runs: as a typed command (or a button standing for one), or as a press
+/// of an escalation button.
+enum Run<'a> {
+    Command(Option<Target>),
+    Escalation(&'a str),
+}
+
 pub const HELP: &str = "Type commands as in Discord, e.g.
 /incident open title:\"Checkout returns 500\" severity:SEV2 service:checkout
 /incident update state:identified message:\"Bad deploy of v2.3\"
 /incident status
-Commands apply to the incident last opened or named (incident:INC-2). `exit` quits.";
+Commands apply to the incident last opened or named (incident:INC-2).
+Buttons print as numbered choices, [1] Join  [2] Post update: type `press 1` (or just `1`) to press one.
+`exit` quits.";
 
 #[cfg(test)]
 mod tests {

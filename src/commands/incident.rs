@@ -531,6 +531,16 @@ where
     })
 }
 
+/// A role as people say it in a sentence: "bob is now communications lead for INC-1". Roles
+/// the configuration adds are said as named, dashes read as spaces.
+fn role_title(role: &str) -> String {
+    match role {
+        "commander" => "incident commander".into(),
+        "communications" | "comms" => "communications lead".into(),
+        other => other.replace(['-', '_'], " "),
+    }
+}
+
 /// " (was bob)" when `events` hand a role over from someone.
 fn handed_over(events: &[Event]) -> Option<String> {
     events.iter().find_map(|e| match &e.kind {
@@ -566,8 +576,9 @@ fn change_posts(
         }
         Some(EventKind::RoleAssigned { role, user }) => {
             let mut post = Post::text(format!(
-                "{} is now the **{role}** of {id}{}.",
+                "{} is now **{}** for {id}{}.",
                 app.chat.user_mention(user),
+                role_title(role),
                 handed_over(events).unwrap_or_default()
             ));
             // Being given a role is the one thing here that should notify that person.
@@ -613,8 +624,9 @@ fn change_reply(
             cadence_note(app, inc, now)?
         )),
         Some(EventKind::RoleAssigned { role, user }) => Reply::public(format!(
-            "{} is now the {role} of {id}{}.",
+            "{} is now {} for {id}{}.",
             user.name,
+            role_title(role),
             handed_over(events).unwrap_or_default()
         )),
         Some(EventKind::NoteAdded { text }) => {
@@ -773,6 +785,14 @@ fn stats(app: &App, since: Option<&str>) -> Result<Outcome, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_read_as_people_say_them() {
+        assert_eq!(role_title("commander"), "incident commander");
+        assert_eq!(role_title("communications"), "communications lead");
+        assert_eq!(role_title("scribe"), "scribe");
+        assert_eq!(role_title("customer-liaison"), "customer liaison");
+    }
 
     #[test]
     fn args_structs_refuse_options_the_manifest_lacks() {
