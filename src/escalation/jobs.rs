@@ -1,6 +1,6 @@
 //! Escalation's timed jobs: a level's acknowledgement timer, and the stuck nudge.
 
-use super::{cancel_timeout, nudge, resume_pages, timeout, to_chrono, wants_nudge, JobFailed};
+use super::{cancel_timeout, nudge, resume_pages, timeout, to_chrono, wants_nudge};
 use crate::app::App;
 use crate::config::Config;
 use crate::domain::{Event, EventKind, Incident};
@@ -8,12 +8,6 @@ use crate::jobs::{JobError, Kind};
 use crate::store::{Job, JobChange, JobKind};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-
-impl From<JobFailed> for JobError {
-    fn from(e: JobFailed) -> Self {
-        JobError::Other(Box::new(e))
-    }
-}
 
 /// Nobody acknowledged a level in time: page the next one, or tell the commander.
 pub struct Timeout;
@@ -49,7 +43,7 @@ impl Kind for Timeout {
     }
 
     fn run<'a>(&'a self, app: &'a App, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move { Ok(timeout(app, job).await?) })
+        Box::pin(timeout(app, job))
     }
 
     /// A page cut off by a stop goes out ahead of the next level.
@@ -107,6 +101,6 @@ impl Kind for StuckNudge {
     }
 
     fn run<'a>(&'a self, app: &'a App, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move { Ok(nudge(app, job).await?) })
+        Box::pin(nudge(app, job))
     }
 }

@@ -19,8 +19,8 @@ use crate::domain::{
 };
 use crate::error::{CommandError, UserError};
 use crate::integrations::pagerduty::{self, Alert, Link};
+use crate::jobs::JobError;
 use crate::message::{Button, ButtonStyle, Mentions, Post};
-use crate::platform::ChatError;
 use crate::render::TemplateError;
 use crate::status::{incident_post, view};
 use crate::store::{AppendError, Job, JobChange, JobKind, StoreError};
@@ -28,30 +28,6 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde_json::json;
 use std::time::Duration;
-
-/// A timed escalation job that could not finish; the scheduler retries it with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum JobFailed {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Append(#[from] AppendError),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
-    #[error("posting to the incident channel: {0}")]
-    Chat(#[from] ChatError),
-}
-
-impl From<JobFailed> for CommandError {
-    fn from(e: JobFailed) -> Self {
-        match e {
-            JobFailed::Store(e) => e.into(),
-            JobFailed::Append(e) => e.into(),
-            JobFailed::Template(e) => e.into(),
-            JobFailed::Chat(e) => e.into(),
-        }
-    }
-}
 
 /// Who is paged, in order, and how long each level has to acknowledge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,7 +324,7 @@ async fn post_page(
     n: u32,
     level: u32,
     ladder: &Ladder,
-) -> Result<Option<u64>, JobFailed> {
+) -> Result<Option<u64>, JobError> {
     let (Some(channel), Some(esc)) = (inc.channel, inc.escalations.get(n)) else {
         return Ok(None);
     };
@@ -357,7 +333,11 @@ async fn post_page(
     };
     let mut post = page_post(app, inc, esc, page, Some(ladder))?;
     post.nonce = Some(step_nonce(inc.id, n, level, 'p'));
-    let message = app.chat.post(channel, post).await?;
+    let message = app
+        .chat
+        .post(channel, post)
+        .await
+        .map_err(|source| JobError::Chat { channel, source })?;
     app.store
         .meta_set(&message_key(inc.id, n, level), &message.to_string())?;
     Ok(Some(message))
@@ -369,7 +349,7 @@ async fn post_page(
 /// (only its id unrecorded) is not posted twice while Discord remembers the nonce. Run once at
 /// start, before any timer fires. Only pages recorded `before` the process started count: a
 /// page recorded since is being posted by the command that recorded it.
-async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobFailed> {
+async fn resume_pages(app: &App, before: DateTime<Utc>) -> Result<usize, JobError> {
     let mut posted = 0;
     for job in app.store.jobs()? {
         let JobKind::EscalationTimeout {
@@ -557,7 +537,7 @@ fn drop_job(app: &App, job: &Job) -> Result<(), StoreError> {
 /// Runs an escalation's timer: the level it stands for went unacknowledged, so the next level is
 /// paged, or, past the last one, the commander is told. A timer whose escalation moved on
 /// (acknowledged, resolved, already further) pages nobody.
-async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
+async fn timeout(app: &App, job: &Job) -> Result<(), JobError> {
     let JobKind::EscalationTimeout {
         escalation: n,
         level,
@@ -618,7 +598,12 @@ async fn timeout(app: &App, job: &Job) -> Result<(), JobFailed> {
             p.nonce = Some(step_nonce(inc.id, n, level, 'x'));
             p
         };
-        posted = Some(app.chat.post(channel, post).await?);
+        posted = Some(
+            app.chat
+                .post(channel, post)
+                .await
+                .map_err(|source| JobError::Chat { channel, source })?,
+        );
     }
     let due = now + to_chrono(ladder.ack_timeout);
     let res = app.record_with(
@@ -690,7 +675,7 @@ fn exhausted_post(app: &App, inc: &Incident, esc: &Escalation, ladder: &Ladder) 
 
 /// Runs the stuck nudge: an incident still investigating at a nudged severity is shown buttons
 /// that escalate to each configured target.
-async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
+async fn nudge(app: &App, job: &Job) -> Result<(), JobError> {
     let done = JobChange::Cancel {
         incident: job.incident,
         kind: JobKind::StuckNudge,
@@ -736,7 +721,10 @@ async fn nudge(app: &App, job: &Job) -> Result<(), JobFailed> {
     );
     post.mentions = Mentions::users(&commander.map(|u| u.id).into_iter().collect::<Vec<_>>());
     post.nonce = Some(crate::jobs::job_nonce(job, 'n', channel));
-    app.chat.post(channel, post).await?;
+    app.chat
+        .post(channel, post)
+        .await
+        .map_err(|source| JobError::Chat { channel, source })?;
     app.store.apply_jobs(&[done])?;
     tracing::info!(incident = %inc.id, "suggested escalating a stuck incident");
     Ok(())

@@ -52,31 +52,42 @@ fn config() -> Config {
 
 /// The test kit's app on the recording chat (no stakeholder channel), with the scheduler running
 /// on tokio's paused clock.
-struct Harness(TestApp);
+type Harness = TestApp;
 
-impl std::ops::Deref for Harness {
-    type Target = TestApp;
-    fn deref(&self) -> &TestApp {
-        &self.0
-    }
+/// What these tests do with the kit's app.
+trait EscalationHarness {
+    fn new(config: Config) -> Self;
+
+    fn channel(&self) -> u64;
+
+    /// Runs a command as alice in `channel` (the latest incident's when `None`).
+    async fn run_in(&self, line: &str, channel: Option<u64>) -> Result<Outcome, CommandError>;
+
+    /// Waits (without letting the paused clock move) until the running scheduler has sent the
+    /// posts a command queued, so that what a test sees next does not depend on when that task
+    /// happened to be polled.
+    async fn drain_outbox(&self);
+
+    async fn ok(&self, line: &str) -> Outcome;
+
+    async fn err(&self, line: &str, channel: Option<u64>) -> String;
+
+    /// Pages sent so far: when, and the roles they pinged.
+    fn pages(&self) -> Vec<(i64, Vec<u64>)>;
+
+    fn incident(&self) -> Incident;
+
+    fn steps(&self) -> Vec<String>;
 }
 
-impl std::ops::DerefMut for Harness {
-    fn deref_mut(&mut self) -> &mut TestApp {
-        &mut self.0
-    }
-}
-
-impl Harness {
-    fn new(config: Config) -> Harness {
-        Harness(
-            TestApp::builder()
-                .config(config)
-                .paused_clock_at(t0())
-                .stakeholders(None)
-                .scheduler()
-                .build(),
-        )
+impl EscalationHarness for TestApp {
+    fn new(config: Config) -> Self {
+        TestApp::builder()
+            .config(config)
+            .paused_clock_at(t0())
+            .stakeholders(None)
+            .scheduler()
+            .build()
     }
 
     fn channel(&self) -> u64 {
@@ -88,7 +99,6 @@ impl Harness {
             .unwrap()
     }
 
-    /// Runs a command as alice in `channel` (the latest incident's when `None`).
     async fn run_in(&self, line: &str, channel: Option<u64>) -> Result<Outcome, CommandError> {
         let channel = channel.or_else(|| {
             self.app
@@ -124,9 +134,6 @@ impl Harness {
         out
     }
 
-    /// Waits (without letting the paused clock move) until the running scheduler has sent the
-    /// posts a command queued, so that what a test sees next does not depend on when that task
-    /// happened to be polled.
     async fn drain_outbox(&self) {
         if !self.scheduler_running() {
             return;
@@ -151,7 +158,6 @@ impl Harness {
         }
     }
 
-    /// Pages sent so far: when, and the roles they pinged.
     fn pages(&self) -> Vec<(i64, Vec<u64>)> {
         self.sent()
             .into_iter()

@@ -11,6 +11,7 @@ pub mod labels;
 use crate::app::App;
 use crate::config::Config;
 use crate::domain::{Event, Incident, StableHash};
+use crate::error::CommandError;
 use crate::platform::ChatError;
 use crate::render::TemplateError;
 use crate::store::{AppendError, Job, JobKind, StoreError};
@@ -28,9 +29,19 @@ pub enum JobError {
     Template(#[from] TemplateError),
     #[error("posting to channel {channel}: {source}")]
     Chat { channel: u64, source: ChatError },
-    /// A kind's own error, as it words it.
-    #[error(transparent)]
-    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A job's steps also run inside commands (an escalation's first page): their failure is then
+/// the command's, and the responder gets the apology with an error id.
+impl From<JobError> for CommandError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Store(e) => e.into(),
+            JobError::Append(e) => e.into(),
+            JobError::Template(e) => e.into(),
+            JobError::Chat { source, .. } => source.into(),
+        }
+    }
 }
 
 /// One kind of timed job. A kind owns the slots of its [`JobKind`] variant: it plans them from

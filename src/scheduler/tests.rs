@@ -20,39 +20,46 @@ fn m(minutes: i64) -> i64 {
 }
 
 /// The test kit's app on the recording chat, with the scheduler running on tokio's paused clock.
-struct Harness(TestApp);
+type Harness = TestApp;
 
-impl std::ops::Deref for Harness {
-    type Target = TestApp;
-    fn deref(&self) -> &TestApp {
-        &self.0
-    }
+/// What these tests do with the kit's app.
+trait SchedulerHarness {
+    fn new(config: Config) -> Self;
+
+    fn on(config: Config, store: Store) -> Self;
+
+    /// Runs a command as alice, typed in the incident's channel when there is one.
+    async fn run(&self, line: &str) -> Result<Outcome, CommandError>;
+
+    async fn ok(&self, line: &str) -> Outcome;
+
+    /// When scheduled status updates reached `channel`.
+    fn updates(&self, channel: u64) -> Vec<i64>;
+
+    /// Reminders to the commander (the opening post has the same button, in an embed).
+    fn reminders(&self) -> Vec<Sent>;
+
+    /// The timed jobs, without the posts waiting in the outbox.
+    fn timed_jobs(&self) -> Vec<Job>;
+
+    fn channel_of(&self, id: u64) -> u64;
 }
 
-impl std::ops::DerefMut for Harness {
-    fn deref_mut(&mut self) -> &mut TestApp {
-        &mut self.0
-    }
-}
-
-impl Harness {
-    fn new(config: Config) -> Harness {
+impl SchedulerHarness for TestApp {
+    fn new(config: Config) -> Self {
         Self::on(config, Store::temporary().unwrap())
     }
 
-    fn on(config: Config, store: Store) -> Harness {
-        Harness(
-            TestApp::builder()
-                .config(config)
-                .store(store)
-                .paused_clock_at(t0())
-                .stakeholders(Some(STAKEHOLDERS))
-                .scheduler()
-                .build(),
-        )
+    fn on(config: Config, store: Store) -> Self {
+        TestApp::builder()
+            .config(config)
+            .store(store)
+            .paused_clock_at(t0())
+            .stakeholders(Some(STAKEHOLDERS))
+            .scheduler()
+            .build()
     }
 
-    /// Runs a command as alice, typed in the incident's channel when there is one.
     async fn run(&self, line: &str) -> Result<Outcome, CommandError> {
         let channel = self
             .app
@@ -76,7 +83,6 @@ impl Harness {
         }
     }
 
-    /// When scheduled status updates reached `channel`.
     fn updates(&self, channel: u64) -> Vec<i64> {
         self.sent()
             .into_iter()
@@ -85,7 +91,6 @@ impl Harness {
             .collect()
     }
 
-    /// Reminders to the commander (the opening post has the same button, in an embed).
     fn reminders(&self) -> Vec<Sent> {
         self.sent()
             .into_iter()
@@ -95,7 +100,6 @@ impl Harness {
             .collect()
     }
 
-    /// The timed jobs, without the posts waiting in the outbox.
     fn timed_jobs(&self) -> Vec<Job> {
         let all = self.app.store.jobs().unwrap();
         all.into_iter()
