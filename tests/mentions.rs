@@ -483,8 +483,7 @@ fn check_everything(h: &Harness, t: &Typed) {
     let reminder = reminder_post(app, &inc, now, Some(now)).unwrap();
     assert_post_ok(&reminder, &[COMMANDER], &[]);
     let inc = app
-        .store
-        .append(id, &Actor::User(commander.clone()), now, |_| {
+        .record(id, &Actor::User(commander.clone()), now, |_| {
             Ok(vec![EventKind::Escalated {
                 escalation: 1,
                 target: "dba".into(),

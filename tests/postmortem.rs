@@ -138,8 +138,8 @@ impl Harness {
     fn append(&self, t: DateTime<Utc>, who: &str, kind: EventKind) {
         self.set(t);
         let inc = self.store().latest_incident().unwrap().unwrap();
-        self.store()
-            .append(inc.id, &Actor::User(user(who)), t, move |_| {
+        self.app
+            .record(inc.id, &Actor::User(user(who)), t, move |_| {
                 Ok(vec![kind.clone()])
             })
             .unwrap();

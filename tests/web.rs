@@ -118,8 +118,8 @@ impl Harness {
     fn append(&self, id: IncidentId, t: DateTime<Utc>, actor: Actor, kind: EventKind) -> u32 {
         self.set(t);
         let (inc, _) = self
-            .store()
-            .append(id, &actor, t, move |_| Ok(vec![kind.clone()]))
+            .app
+            .record(id, &actor, t, move |_| Ok(vec![kind.clone()]))
             .unwrap();
         inc.events - 1
     }
