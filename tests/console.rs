@@ -85,7 +85,10 @@ fn a_whole_incident_in_the_terminal_survives_a_restart() {
     );
     assert!(again.contains("**Status:** Resolved"), "{again}");
     assert!(again.contains("TTR 15m"), "{again}");
-    assert!(again.contains("communications: bob"), "{again}");
+    assert!(
+        again.contains("**Incident commander:** alice · **Communications lead:** bob"),
+        "{again}"
+    );
 
     // And numbering goes on from there.
     let (third, _, _) = console(
