@@ -358,6 +358,11 @@ fn the_demo_plays_a_whole_incident_and_leaves_no_database_behind() {
         "{page}"
     );
     assert!(page.contains(" % now, "), "{page}");
+    // The query is named once, not again at the head of its summary.
+    assert!(
+        !page.contains("error_rate service=checkout: error_rate"),
+        "{page}"
+    );
 
     // ...and in the browser's, with its chart kept and served.
     let (status, page) = get(base, "/incidents/INC-1", Some(token));
