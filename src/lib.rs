@@ -5,7 +5,8 @@
 //!
 //! - Entry: `main.rs` (the command line) and [`preflight`], the checks of a loaded configuration
 //!   that need the commands and the lint (permission keys, lint phrases); every entry point that
-//!   checks a configuration runs them.
+//!   checks a configuration runs them; and [`demo`], the incident `sitrep demo` plays into the
+//!   console, with a stand-in Prometheus for its metric snapshot.
 //! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture, the
 //!   permissions the bot needs and `sitrep doctor`'s checks of a setup against Discord),
 //!   [`chat::console`] (a terminal chat with the same commands) and [`http`] (health, the signed
@@ -39,6 +40,7 @@ pub mod chat;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod escalation;

@@ -7,6 +7,7 @@ use sitrep::chat::console::{Console, ConsoleChat, Sink};
 use sitrep::chat::discord;
 use sitrep::clock::SystemClock;
 use sitrep::config::{Config, ConfigError, Secrets};
+use sitrep::demo::Demo;
 use sitrep::domain::UserRef;
 use sitrep::integrations::pagerduty::PagerDuty;
 use sitrep::integrations::prometheus::{self, PrometheusClient};
@@ -385,12 +386,14 @@ async fn console(
     demo: bool,
 ) -> anyhow::Result<()> {
     let mut env = environment();
-    if demo {
-        // The demo pages someone: a target of its own, whatever the configuration has.
-        env.insert(
-            "SITREP_ESCALATION__TARGETS__PAYMENTS_ONCALL__ROLES".into(),
-            "[4242]".into(),
-        );
+    // The demo brings its own metrics and someone to page, whatever the configuration has.
+    let demo = if demo {
+        Some(Demo::start().await.context("starting the demo's metrics")?)
+    } else {
+        None
+    };
+    if let Some(demo) = &demo {
+        env.extend(demo.settings());
     }
     let config = Config::load(config.as_deref(), &env)?;
     let problems = sitrep::preflight::problems(&config, &Secrets::default(), false);
@@ -450,13 +453,14 @@ async fn console(
         .map(|(url, edge)| (url, tokio::spawn(edge))),
         None => None,
     };
-    if demo {
-        play_demo(&console, web.as_ref().map(|(url, _)| url.as_str())).await;
+    if let Some(demo) = &demo {
+        demo.play(&console, web.as_ref().map(|(url, _)| url.as_str()))
+            .await;
     }
     let web = web.map(|(_, task)| task);
 
     let interactive = std::io::stdin().is_terminal();
-    if interactive && !demo {
+    if interactive && demo.is_none() {
         println!("sitrep console: type `help` for examples, `exit` to leave.");
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
@@ -550,55 +554,4 @@ async fn console_web(
             tracing::error!(error = %e, "the HTTP edge stopped");
         }
     })))
-}
-
-/// The demo's incident, typed as a responder would: a bad deploy found (the "what changed"
-/// post lists it), roles handed out, a
-/// page acknowledged (button 3 is the page's Acknowledge), an action item, the resolve and the
-/// post-mortem draft.
-const DEMO: &[&str] = &[
-    r#"/incident open title:"Checkout returns 500" severity:SEV2 service:checkout started:"25m ago" summary:"EU customers cannot pay; about 30% of checkouts fail""#,
-    "/incident role role:communications user:@bob",
-    r#"/incident note text:"Errors began at the same minute checkout v2.3 went out""#,
-    "/deploys service:checkout since:1h",
-    r#"/incident update state:identified message:"Bad deploy of checkout v2.3: the new payment client times out. Rolling back.""#,
-    r#"/escalate target:payments_oncall reason:"Card payments time out too; need the payments on-call""#,
-    "press 3",
-    r#"/incident action text:"Add a canary stage to checkout deploys" owner:@carol due:7d"#,
-    r#"/incident update state:monitoring message:"Rollback done; error rate back to baseline, watching for 15 minutes""#,
-    r#"/incident resolve summary:"Rolled back checkout v2.3; payments client timeout fixed in v2.3.1""#,
-    "/postmortem draft",
-];
-
-/// Plays [`DEMO`] line by line, as if typed, and says where to look next.
-async fn play_demo(console: &Console, web: Option<&str>) {
-    // What CI would have told the deploy webhook: the release the incident turns out to be.
-    let deployed = sitrep::store::Deploy {
-        source: sitrep::store::DeploySource::Webhook,
-        id: "demo-checkout-v2.3".into(),
-        service: "checkout".into(),
-        version: "v2.3".into(),
-        commit: Some("4f2a9c1".into()),
-        author: Some("dave".into()),
-        environment: Some("production".into()),
-        status: Some("success".into()),
-        url: None,
-        time: console.app.now() - chrono::Duration::minutes(27),
-    };
-    if let Err(e) = console.app.store.put_deploy(&deployed) {
-        console.chat.print("error", &e.to_string());
-    }
-    for line in DEMO {
-        console.chat.print("demo", &format!("sitrep> {line}"));
-        console.line(line).await;
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    }
-    let mut next = String::from("That was INC-1, start to finish, in a throwaway database.");
-    if let Some(url) = web {
-        next.push_str(&format!(
-            "\nIts post-mortem draft: {url}/incidents/INC-1/postmortem · timeline: {url}/incidents/INC-1 · status page: {url}/status"
-        ));
-    }
-    next.push_str("\nGo on typing commands (`help` for examples), or `exit` to leave; the database goes with it.");
-    console.chat.print("demo", &next);
 }

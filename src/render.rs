@@ -1,6 +1,7 @@
 //! Renders posts from minijinja templates: the built-in ones, or an operator's replacements.
 
 use crate::config::Config;
+use crate::domain::incident::role_title;
 use crate::domain::{human_duration, Incident};
 use chrono::{DateTime, Utc};
 use minijinja::Environment;
@@ -125,9 +126,20 @@ impl Renderer {
     }
 }
 
+/// The first letter in upper case and the rest as written, so that "SRE lead" stays so.
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {
     pub role: String,
+    /// The role as people say it, capitalized to lead a line: "Incident commander".
+    pub title: String,
     pub user: String,
 }
 
@@ -194,6 +206,7 @@ impl IncidentView {
                 .into_iter()
                 .map(|r| RoleView {
                     role: r.role.clone(),
+                    title: capitalized(&role_title(&r.role)),
                     user: r.user.name.clone(),
                 })
                 .collect(),
@@ -298,7 +311,7 @@ mod tests {
             "**Status:** Investigating",
             "**Impact:** Checkout fails",
             "**Current understanding:** No update",
-            "**Roles:** commander: alice",
+            "**Incident commander:** alice",
         ] {
             assert!(out.contains(part), "missing {part:?} in:\n{out}");
         }

@@ -85,7 +85,10 @@ fn a_whole_incident_in_the_terminal_survives_a_restart() {
     );
     assert!(again.contains("**Status:** Resolved"), "{again}");
     assert!(again.contains("TTR 15m"), "{again}");
-    assert!(again.contains("communications: bob"), "{again}");
+    assert!(
+        again.contains("**Incident commander:** alice · **Communications lead:** bob"),
+        "{again}"
+    );
 
     // And numbering goes on from there.
     let (third, _, _) = console(
@@ -181,8 +184,10 @@ fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
         "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    // Bytes, as a chart is no text; its head and its PNG signature's letters survive.
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).unwrap();
+    let answer = String::from_utf8_lossy(&bytes).into_owned();
     let status = answer[9..12].parse().unwrap();
     (status, answer)
 }
@@ -314,6 +319,11 @@ fn the_demo_plays_a_whole_incident_and_leaves_no_database_behind() {
         "[reply] You acknowledged escalation #1 of INC-1",
         "[reply] Action item added to INC-1",
         "(identified → monitoring)",
+        // The demo's own Prometheus answers, and the snapshot comes with its chart.
+        "[demo] sitrep> /metrics name:error_rate service:checkout range:1h",
+        "[reply] **error_rate** · service=checkout",
+        "against 1d and 1w earlier · unit: %",
+        "(attached chart.png, ",
         "[reply] INC-1 is resolved after 25m.",
         "[reply] Post-mortem draft **version 1** of INC-1 compiled",
         "[demo] That was INC-1, start to finish",
@@ -342,6 +352,33 @@ fn the_demo_plays_a_whole_incident_and_leaves_no_database_behind() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Checkout returns 500"), "{page}");
     assert!(page.contains("Add a canary stage"), "{page}");
+    // The metric snapshot is in the draft's timeline...
+    assert!(
+        page.contains("Metric · error_rate service=checkout: "),
+        "{page}"
+    );
+    assert!(page.contains(" % now, "), "{page}");
+    // The query is named once, not again at the head of its summary.
+    assert!(
+        !page.contains("error_rate service=checkout: error_rate"),
+        "{page}"
+    );
+
+    // ...and in the browser's, with its chart kept and served.
+    let (status, page) = get(base, "/incidents/INC-1", Some(token));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Metric snapshot"), "{page}");
+    let chart = page
+        .split("<img src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the snapshot's chart")
+        .replace("&#x2f;", "/");
+    assert!(chart.starts_with("/incidents/INC-1/charts/"), "{chart}");
+    let (status, png) = get(base, &chart, Some(token));
+    assert_eq!(status, 200, "{png}");
+    assert!(png.contains("content-type: image/png"), "{png}");
+    assert!(png.contains("PNG\r\n"), "not a PNG");
 
     drop(stdin);
     assert!(child.wait().unwrap().success());

@@ -147,7 +147,7 @@ async fn named_query_compares_with_a_day_and_a_week_before() {
     );
     assert_eq!(
         a.summary(),
-        "error_rate service=checkout: 4.5 req/s now, 1.5 req/s 1d ago (3.0×▲), 1.5 req/s 1w ago (3.0×▲)"
+        "4.5 req/s now, 1.5 req/s 1d ago (3.0×▲), 1.5 req/s 1w ago (3.0×▲)"
     );
 
     // A steady service is compared too, and not flagged.

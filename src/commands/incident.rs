@@ -3,7 +3,7 @@
 
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
-use crate::domain::incident::{require_text, MAX_TEXT, MAX_TITLE};
+use crate::domain::incident::{require_text, role_title, MAX_TEXT, MAX_TITLE};
 use crate::domain::{
     human_duration, Actor, Cadence, Event, EventKind, Incident, IncidentId, RuleError, Severity,
     State, UserRef,
@@ -531,16 +531,6 @@ where
     })
 }
 
-/// A role as people say it in a sentence: "bob is now communications lead for INC-1". Roles
-/// the configuration adds are said as named, dashes read as spaces.
-fn role_title(role: &str) -> String {
-    match role {
-        "commander" => "incident commander".into(),
-        "communications" | "comms" => "communications lead".into(),
-        other => other.replace(['-', '_'], " "),
-    }
-}
-
 /// " (was bob)" when `events` hand a role over from someone.
 fn handed_over(events: &[Event]) -> Option<String> {
     events.iter().find_map(|e| match &e.kind {
@@ -785,14 +775,6 @@ fn stats(app: &App, since: Option<&str>) -> Result<Outcome, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roles_read_as_people_say_them() {
-        assert_eq!(role_title("commander"), "incident commander");
-        assert_eq!(role_title("communications"), "communications lead");
-        assert_eq!(role_title("scribe"), "scribe");
-        assert_eq!(role_title("customer-liaison"), "customer liaison");
-    }
 
     #[test]
     fn args_structs_refuse_options_the_manifest_lacks() {

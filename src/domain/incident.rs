@@ -574,10 +574,28 @@ impl Incident {
     }
 }
 
+/// A role as people say it in a sentence: "bob is now communications lead for INC-1". Roles
+/// the configuration adds are said as named, dashes read as spaces.
+pub fn role_title(role: &str) -> String {
+    match role {
+        COMMANDER => "incident commander".into(),
+        "communications" | "comms" => "communications lead".into(),
+        other => other.replace(['-', '_'], " "),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn roles_read_as_people_say_them() {
+        assert_eq!(role_title("commander"), "incident commander");
+        assert_eq!(role_title("communications"), "communications lead");
+        assert_eq!(role_title("scribe"), "scribe");
+        assert_eq!(role_title("customer-liaison"), "customer liaison");
+    }
 
     fn t(min: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap() + Duration::minutes(min)

@@ -151,16 +151,15 @@ impl MetricAnswer {
         }
     }
 
-    /// One line for the timeline and for "what changed" posts.
+    /// One line for the timeline, beside [`Self::query_label`] (which it does not repeat).
     pub fn summary(&self) -> String {
-        let label = self.query_label();
         let unit = self
             .unit
             .as_deref()
             .map(|u| format!(" {u}"))
             .unwrap_or_default();
         let Some(top) = self.rows.first() else {
-            return format!("{label}: no data");
+            return "no data".to_string();
         };
         let value = |v: Option<f64>| match v {
             Some(v) => format!("{}{unit}", format_value(v)),
@@ -178,11 +177,11 @@ impl MetricAnswer {
         }
         let count = self.series_count();
         if count == 1 {
-            format!("{label}: {}", parts.join(", "))
+            parts.join(", ")
         } else {
             let flagged = self.rows.iter().filter(|r| r.flagged).count() + self.rest_flagged;
             format!(
-                "{label}: {count} series, {flagged} flagged; top {}: {}",
+                "{count} series, {flagged} flagged; top {}: {}",
                 series_label(&top.labels, self),
                 parts.join(", ")
             )
@@ -432,7 +431,7 @@ mod tests {
         );
         assert_eq!(
             a.summary(),
-            "error_rate service=checkout: 4.5 req/s now, 1.5 req/s 1d ago (3.0×▲), 4.5 req/s 1w ago (1.0×)"
+            "4.5 req/s now, 1.5 req/s 1d ago (3.0×▲), 4.5 req/s 1w ago (1.0×)"
         );
     }
 
@@ -450,7 +449,7 @@ mod tests {
             md.contains("**No data** for this query now. Nothing at the earlier times either."),
             "{md}"
         );
-        assert_eq!(a.summary(), "error_rate service=checkout: no data");
+        assert_eq!(a.summary(), "no data");
     }
 
     #[test]
