@@ -1,5 +1,7 @@
 //! The console end to end: the real binary, piped input, a database reopened by a new process.
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -67,13 +69,7 @@ fn a_whole_incident_in_the_terminal_survives_a_restart() {
         "[#stakeholders] Resolved · INC-1",
         "[reply] Status · INC-1 · Checkout returns 500",
     ];
-    let mut at = 0;
-    for needle in expect_in_order {
-        match out[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => panic!("{needle:?} missing (or out of order) in:\n{out}"),
-        }
-    }
+    support::assert_in_order(&out, &expect_in_order);
     assert!(!out.contains("[error]"), "{out}");
 
     // A new process on the same database sees the same incident, resolved, with its TTR.
@@ -159,13 +155,7 @@ press 3
         "[reply] No deploys since ",
         " (2 hours ago).",
     ];
-    let mut at = 0;
-    for needle in expect_in_order {
-        match out[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => panic!("{needle:?} missing (or out of order) in:\n{out}"),
-        }
-    }
+    support::assert_in_order(&out, &expect_in_order);
     for raw in ["<t:", "<@", "<#"] {
         assert!(!out.contains(raw), "{raw} in:\n{out}");
     }
@@ -328,13 +318,7 @@ fn the_demo_plays_a_whole_incident_and_leaves_no_database_behind() {
         "[reply] Post-mortem draft **version 1** of INC-1 compiled",
         "[demo] That was INC-1, start to finish",
     ];
-    let mut at = 0;
-    for needle in expect_in_order {
-        match out[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => panic!("{needle:?} missing (or out of order) in:\n{out}"),
-        }
-    }
+    support::assert_in_order(&out, &expect_in_order);
     assert!(!out.contains("[error]"), "{out}");
 
     // The draft it points at is there, in the browser, with the token it printed.

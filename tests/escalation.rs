@@ -394,30 +394,6 @@ fn pd_env() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Opens an incident as the owner (its commander) and returns its channel.
-async fn open(fake: &FakeDiscord, title: &str, severity: &str) -> u64 {
-    let i = fake.slash(
-        OWNER_ID,
-        GENERAL_CHANNEL_ID,
-        "incident",
-        json!({ "open": { "title": title, "severity": severity } }),
-    );
-    let original = fake
-        .wait_until(Duration::from_secs(10), |f| {
-            f.original(&i)
-                .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
-        })
-        .await
-        .expect("the incident opens");
-    let content = original["content"].as_str().unwrap();
-    content
-        .split("<#")
-        .nth(1)
-        .and_then(|r| r.split('>').next())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no channel link in {content}"))
-}
-
 /// Runs `/escalate` and returns the text it answered with (after the deferral, when deferred).
 async fn escalate(
     fake: &FakeDiscord,
@@ -545,7 +521,7 @@ async fn a_page_pings_exactly_its_roles_and_a_role_holder_acknowledges() {
     fake.wait_ready().await;
     let dana = fake.add_member("dana", &[r.dba]);
     let bob = fake.add_member("bob", &[r.other]);
-    let channel = open(&fake, "Checkout @everyone down", "SEV1").await;
+    let channel = fake.open_incident("Checkout @everyone down", "SEV1").await;
 
     let reason = format!("@everyone @here <@&{}> <@{bob}> replica lag 40s", r.other);
     let (kind, private, reply) = escalate(
@@ -683,7 +659,7 @@ async fn an_unanswered_page_climbs_and_a_restart_continues_at_the_right_level() 
     let extra = escalation_toml(&r, "3s", None);
     let mut bot = Bot::start(&fake, w, Mode::Proxy, &extra);
     fake.wait_ready().await;
-    let channel = open(&fake, "Search slow", "SEV2").await;
+    let channel = fake.open_incident("Search slow", "SEV2").await;
     escalate(
         &fake,
         OWNER_ID,
@@ -757,7 +733,7 @@ async fn resolving_stops_the_ladder_and_resolves_pagerduty() {
         &env,
     );
     fake.wait_ready().await;
-    let channel = open(&fake, "Payments failing", "SEV2").await;
+    let channel = fake.open_incident("Payments failing", "SEV2").await;
     escalate(
         &fake,
         OWNER_ID,
@@ -837,7 +813,7 @@ async fn pagerduty_failures_are_retried_or_shown_in_the_channel() {
         &env,
     );
     fake.wait_ready().await;
-    let channel = open(&fake, "Queue backlog", "SEV3").await;
+    let channel = fake.open_incident("Queue backlog", "SEV3").await;
     escalate(
         &fake,
         OWNER_ID,
@@ -893,7 +869,7 @@ async fn bad_escalations_are_refused_privately_and_page_nobody() {
     let w = world(&fake);
     let _bot = Bot::start(&fake, w, Mode::Proxy, &escalation_toml(&r, "1m", None));
     fake.wait_ready().await;
-    let channel = open(&fake, "DB down", "SEV1").await;
+    let channel = fake.open_incident("DB down", "SEV1").await;
     // The opening posts go out first, so that the refusal injected below meets the page.
     for ch in [channel, w.stakeholders] {
         fake.wait_message(|m| in_channel(m, ch) && m["author"]["bot"] == true)
@@ -1013,7 +989,7 @@ async fn a_stuck_incident_gets_a_nudge_whose_buttons_escalate() {
     let _bot = Bot::start(&fake, w, Mode::Proxy, &extra);
     fake.wait_ready().await;
     let carol = fake.add_member("carol", &[]);
-    let channel = open(&fake, "Logins failing", "SEV1").await;
+    let channel = fake.open_incident("Logins failing", "SEV1").await;
     let nudge = fake
         .wait_message(|m| {
             in_channel(m, channel)

@@ -19,8 +19,8 @@ use sitrep::store::Store;
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot, Mode, World};
 use support::discord::{
-    ChannelKind, Direction, FakeDiscord, FakeOptions, Fault, GatewayFault, Interaction,
-    GENERAL_CHANNEL_ID, OWNER_ID,
+    channel_link, ChannelKind, Direction, FakeDiscord, FakeOptions, Fault, GatewayFault,
+    Interaction, GENERAL_CHANNEL_ID, OWNER_ID,
 };
 
 /// Discord's deadline for an interaction's first response.
@@ -69,11 +69,6 @@ async fn open(fake: &FakeDiscord, title: &str, severity: &str) -> u64 {
         .await
         .expect("the incident opens");
     channel_link(original["content"].as_str().unwrap()).expect("a channel link")
-}
-
-/// The first `<#id>` in a text.
-fn channel_link(text: &str) -> Option<u64> {
-    text.split("<#").nth(1)?.split('>').next()?.parse().ok()
 }
 
 /// Callbacks the bot made for one interaction, whatever the fake answered.

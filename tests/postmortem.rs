@@ -150,20 +150,6 @@ impl Harness {
     }
 }
 
-/// Checks that every needle is in `text`, each after the one before.
-fn in_order(text: &str, needles: &[&str]) {
-    let mut from = 0;
-    for n in needles {
-        match text[from..].find(n) {
-            Some(i) => from += i + n.len(),
-            None => panic!(
-                "{n:?} is missing or out of order; after byte {from} the draft reads:\n{}\n\nwhole draft:\n{text}",
-                &text[from..]
-            ),
-        }
-    }
-}
-
 /// The checkout incident: declared at 10:00 for impact since 09:50, resolved at 10:30.
 async fn checkout_incident(h: &Harness) -> IncidentId {
     h.store()
@@ -292,7 +278,7 @@ async fn draft_contains_all_of_it_in_order() {
     assert!(reply.contains("2 key moments"), "{reply}");
     assert!(reply.contains("1 phrase to reword"), "{reply}");
     let md = h.latest_markdown(id);
-    in_order(
+    support::assert_in_order(
         &md,
         &[
             "# Post-mortem: Checkout returns 500 (INC-1)",
@@ -396,7 +382,7 @@ async fn the_transcript_keeps_everything_said() {
     // "@bob forgot" once (the key moment, not again in the transcript), and "careless".
     assert!(reply.contains("2 phrases to reword"), "{reply}");
     let md = h.latest_markdown(id);
-    in_order(
+    support::assert_in_order(
         &md,
         &[
             "## Timeline",
@@ -471,7 +457,7 @@ async fn key_moments_sit_where_they_were_said() {
     h.set(at(10, 20));
     h.run("alice", "/postmortem draft").await;
     let md = h.latest_markdown(id);
-    in_order(
+    support::assert_in_order(
         &md,
         &[
             "## Timeline",
@@ -589,7 +575,7 @@ async fn open_and_unknown_incidents() {
     );
     let record = h.store().postmortem(IncidentId(1), None).unwrap().unwrap();
     assert!(record.incident_open);
-    in_order(
+    support::assert_in_order(
         &record.markdown,
         &[
             "> ⚠️ **Incident still open** (investigating)",
@@ -670,7 +656,7 @@ async fn anonymized_drafts_name_roles_not_people() {
             "{name} is named in the anonymized draft:\n{md}"
         );
     }
-    in_order(
+    support::assert_in_order(
         &md,
         &[
             "compiled 2026-11-21 11:00:00 UTC by Commander |",
@@ -795,7 +781,7 @@ async fn stats_count_real_incidents_by_severity() {
     .await;
     h.set(at(12, 0));
     let text = h.reply("bob", "/incident stats since:3h").await;
-    in_order(
+    support::assert_in_order(
         &text,
         &[
             "**Incidents, since 2026-11-21 09:00 UTC:** 2 (1 resolved, 1 open) · 1 drill left out",
@@ -838,7 +824,7 @@ async fn edits_and_deletes_of_key_moments_reach_the_draft() {
     h.store().delete_message(id, 3002, at(10, 4)).unwrap();
     h.set(at(10, 30));
     h.run("alice", "/postmortem draft").await;
-    in_order(
+    support::assert_in_order(
         &h.latest_markdown(id),
         &[
             "- **2026-11-21 10:01:00 UTC** · Key moment · restarting search-3 and search-4 (edited) · _bob_",
@@ -1040,7 +1026,7 @@ async fn a_big_channel_is_read_in_full_with_progress_before_the_draft() {
         })
         .await;
     let md = String::from_utf8(upload.files[0].bytes.clone()).unwrap();
-    in_order(
+    support::assert_in_order(
         &md,
         &[
             "· Key moment · queue depth is 40k · _ana_",

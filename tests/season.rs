@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use support::bot::{world, Bot, Mode, World};
 use support::discord::{
-    ChannelKind, FakeDiscord, FakeOptions, GENERAL_CHANNEL_ID, INTENT_MESSAGE_CONTENT, OWNER_ID,
+    channel_link, ChannelKind, FakeDiscord, FakeOptions, GENERAL_CHANNEL_ID,
+    INTENT_MESSAGE_CONTENT, OWNER_ID,
 };
 
 /// Incidents worked at the same time, as in a bad week.
@@ -28,14 +29,6 @@ enum Places {
     Threads,
     Forum,
 }
-
-fn channel_link(text: &str) -> Option<u64> {
-    text.split("<#")
-        .nth(1)
-        .and_then(|r| r.split('>').next())
-        .and_then(|id| id.parse().ok())
-}
-
 /// The deferred answer to an interaction, once it is filled in.
 async fn answer(fake: &FakeDiscord, i: &support::discord::Interaction, what: &str) -> String {
     let first = fake.wait_response(i).await;

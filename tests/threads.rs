@@ -35,30 +35,6 @@ async fn started(mode: &str, env: &[(&str, &str)]) -> (FakeDiscord, World, u64, 
     (fake, w, parent, bot)
 }
 
-/// Opens an incident from #general and returns the id of its thread.
-async fn open(fake: &FakeDiscord, title: &str, severity: &str) -> u64 {
-    let i = fake.slash(
-        OWNER_ID,
-        GENERAL_CHANNEL_ID,
-        "incident",
-        json!({ "open": { "title": title, "severity": severity } }),
-    );
-    let original = fake
-        .wait_until(Duration::from_secs(10), |f| {
-            f.original(&i)
-                .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
-        })
-        .await
-        .unwrap_or_else(|| panic!("{title} was not opened: {:?}", fake.original(&i)));
-    let content = original["content"].as_str().unwrap();
-    content
-        .split("<#")
-        .nth(1)
-        .and_then(|r| r.split('>').next())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no channel link in {content}"))
-}
-
 /// Runs `/incident <options>` from #general and returns what the responder read last.
 async fn run(fake: &FakeDiscord, options: Value) -> String {
     let i = fake.slash(OWNER_ID, GENERAL_CHANNEL_ID, "incident", options);
@@ -115,7 +91,7 @@ async fn join_button(fake: &FakeDiscord, thread: u64) -> u64 {
 async fn threads_get_the_configured_auto_archive_period_and_other_periods_are_refused() {
     let (fake, w, parent, _bot) =
         started("thread", &[("SITREP_DISCORD__THREAD_AUTO_ARCHIVE", "1d")]).await;
-    let thread = open(&fake, "Payments lag", "SEV2").await;
+    let thread = fake.open_incident("Payments lag", "SEV2").await;
     let create = fake.requests_to("POST /channels/{channel}/threads");
     assert_eq!(create.len(), 1);
     assert_eq!(create[0].body["auto_archive_duration"], 1440);
@@ -146,7 +122,7 @@ async fn threads_get_the_configured_auto_archive_period_and_other_periods_are_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_a_moderator_locked_and_archived_is_unarchived_before_the_bot_posts() {
     let (fake, _w, _parent, _bot) = started("thread", &[]).await;
-    let thread = open(&fake, "Queue backlog", "SEV2").await;
+    let thread = fake.open_incident("Queue backlog", "SEV2").await;
     fake.archive_thread(thread, true);
     assert!(archived(&fake, thread));
 
@@ -189,7 +165,7 @@ async fn a_thread_a_moderator_locked_and_archived_is_unarchived_before_the_bot_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_adds_the_responder_to_a_thread_that_went_quiet() {
     let (fake, _w, _parent, _bot) = started("thread", &[]).await;
-    let thread = open(&fake, "Search slow", "SEV3").await;
+    let thread = fake.open_incident("Search slow", "SEV3").await;
     let button = join_button(&fake, thread).await;
     let bob = fake.add_member("bob", &[]);
     // Discord's inactivity timer archives it; adding a member to it is refused until unarchived.
@@ -212,7 +188,7 @@ async fn join_adds_the_responder_to_a_thread_that_went_quiet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_says_so_when_discord_does_not_add_the_responder() {
     let (fake, _w, _parent, _bot) = started("thread", &[]).await;
-    let thread = open(&fake, "Cache misses", "SEV3").await;
+    let thread = fake.open_incident("Cache misses", "SEV3").await;
     let button = join_button(&fake, thread).await;
     let bob = fake.add_member("bob", &[]);
     // A moderator locked the thread, and the bot was invited without Manage Threads: Discord
@@ -263,7 +239,7 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
     // A moderator's tags: one of them already names a severity, in its own case.
     let question = fake.add_forum_tags(forum, &["question", "sev4"])[0];
     fake.require_forum_tag(forum);
-    let post = open(&fake, "Checkout returns 500", "SEV2").await;
+    let post = fake.open_incident("Checkout returns 500", "SEV2").await;
     let ch = fake.channel(post).unwrap();
     assert_eq!(ch["parent_id"], forum.to_string());
     assert_eq!(ch["thread_metadata"]["auto_archive_duration"], 4320);
@@ -342,9 +318,9 @@ async fn forum_posts_carry_severity_and_state_tags_and_are_archived_after_resolv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
     let (fake, _w, _parent, bot) = started("thread", &[]).await;
-    let first = open(&fake, "One", "SEV3").await;
-    let second = open(&fake, "Two", "SEV3").await;
-    let third = open(&fake, "Three", "SEV3").await;
+    let first = fake.open_incident("One", "SEV3").await;
+    let second = fake.open_incident("Two", "SEV3").await;
+    let third = fake.open_incident("Three", "SEV3").await;
     for (inc, thread) in [("INC-2", second), ("INC-1", first)] {
         let said = run(
             &fake,
@@ -360,7 +336,7 @@ async fn at_the_active_thread_cap_the_oldest_resolved_incidents_make_room() {
     fake.fill_active_threads(GENERAL_CHANNEL_ID, room);
     assert_eq!(fake.active_threads(), 1000);
 
-    let fourth = open(&fake, "Four", "SEV3").await;
+    let fourth = fake.open_incident("Four", "SEV3").await;
     assert!(archived(&fake, first) && archived(&fake, second));
     assert!(!archived(&fake, third), "an open incident keeps its thread");
     assert!(!archived(&fake, fourth));
@@ -416,7 +392,7 @@ async fn a_thread_made_while_discord_did_not_answer_is_found_not_made_twice() {
         "POST /channels/{channel}/threads",
         Fault::LateAnswer(Duration::from_secs(5)),
     );
-    let thread = open(&fake, "Disk full", "SEV2").await;
+    let thread = fake.open_incident("Disk full", "SEV2").await;
     assert_eq!(
         fake.requests_to("POST /channels/{channel}/threads").len(),
         1

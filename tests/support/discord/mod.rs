@@ -446,6 +446,11 @@ pub struct FakeDiscord {
     _guard: Arc<Guard>,
 }
 
+/// The first `<#id>` in a text.
+pub fn channel_link(text: &str) -> Option<u64> {
+    text.split("<#").nth(1)?.split('>').next()?.parse().ok()
+}
+
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         Self::start_with(FakeOptions::default()).await
@@ -1113,6 +1118,26 @@ impl FakeDiscord {
                     latency: a.latency,
                 })
         })
+    }
+
+    /// The owner declares an incident in #general; returns its channel (or thread), read from
+    /// the link in the filled-in answer.
+    pub async fn open_incident(&self, title: &str, severity: &str) -> u64 {
+        let i = self.slash(
+            OWNER_ID,
+            GENERAL_CHANNEL_ID,
+            "incident",
+            serde_json::json!({ "open": { "title": title, "severity": severity } }),
+        );
+        let original = self
+            .wait_until(Duration::from_secs(10), |f| {
+                f.original(&i)
+                    .filter(|m| m["content"].as_str().is_some_and(|c| c.contains("Opened")))
+            })
+            .await
+            .unwrap_or_else(|| panic!("{title} was not opened: {:?}", self.original(&i)));
+        let content = original["content"].as_str().unwrap();
+        channel_link(content).unwrap_or_else(|| panic!("no channel link in {content}"))
     }
 
     /// Waits for the bot's first answer to an interaction.
