@@ -485,6 +485,9 @@ async fn a_full_server_makes_room_from_incidents_resolved_before_archiving_was_o
         &[("SITREP_DISCORD__ARCHIVE_AFTER", "1s"), content],
     );
     fake.wait_ready().await;
+    // The old channel may go once its archival is due: `archive_after` (1s) past its
+    // resolution, which a fast machine has not yet reached at this point.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let new = open(&fake, "after the upgrade").await;
     assert!(
         fake.channel(old).is_none(),
