@@ -28,6 +28,8 @@ pub struct App {
     pub prometheus: Option<Arc<PrometheusClient>>,
     /// Present when an escalation target has a PagerDuty routing key.
     pub pagerduty: Option<Arc<crate::integrations::pagerduty::PagerDuty>>,
+    /// Present when `[trackers]` sets up GitHub Issues or Jira.
+    pub trackers: Option<Arc<crate::integrations::trackers::Trackers>>,
     /// The bot's own health, served on `GET /metrics`.
     pub telemetry: Arc<Telemetry>,
     plan: Planner,
@@ -51,6 +53,7 @@ impl App {
             clock,
             prometheus: None,
             pagerduty: None,
+            trackers: None,
             telemetry: Arc::default(),
             plan,
         }
@@ -72,6 +75,11 @@ impl App {
         client: Option<crate::integrations::pagerduty::PagerDuty>,
     ) -> App {
         self.pagerduty = client.map(Arc::new);
+        self
+    }
+
+    pub fn with_trackers(mut self, client: Option<crate::integrations::trackers::Trackers>) -> App {
+        self.trackers = client.map(Arc::new);
         self
     }
 

@@ -22,12 +22,13 @@
 //!   someone acknowledges; its timeout and nudge jobs), [`whats_changed`] (the post at open),
 //!   [`status`] (how an incident reads in a post, and the scheduled status update),
 //!   [`postmortem`] (drafts from the timeline and the channel, key moments, the blameless lint,
-//!   statistics) and [`metrics`] (baselines, charts, snapshots).
+//!   statistics), [`metrics`] (baselines, charts, snapshots) and [`action_items`] (items filed
+//!   as issues in GitHub or Jira, their state read back, overdue ones brought up).
 //! - Services: [`jobs`] (what a timed job kind is, and the archive and label kinds),
 //!   [`app`] (what handlers reach, and [`app::App::record`], the one way events are recorded and
 //!   jobs re-planned), [`error`] (user-facing vs internal), [`render`] (minijinja over
 //!   `templates/`), [`telemetry`] (the bot's own health, served on `GET /metrics`) and
-//!   [`integrations`] (Prometheus, deploy sources, PagerDuty).
+//!   [`integrations`] (Prometheus, deploy sources, PagerDuty, GitHub Issues and Jira).
 //! - Core: [`store`] (sled trees, keys, schema versions), [`config`] (defaults → file →
 //!   environment, one file per section), [`platform`] (the [`platform::Chat`] trait the
 //!   services post through), [`clock`] (where "now" comes from), [`domain`] (pure types, the
@@ -35,6 +36,7 @@
 //!   embeds, buttons, who they may ping, Discord's limits).
 //! - Tests only: `testkit` (one way to build an app for tests), behind the `testkit` feature.
 
+pub mod action_items;
 pub mod app;
 pub mod chat;
 pub mod clock;

@@ -11,6 +11,7 @@ use sitrep::demo::Demo;
 use sitrep::domain::UserRef;
 use sitrep::integrations::pagerduty::PagerDuty;
 use sitrep::integrations::prometheus::{self, PrometheusClient};
+use sitrep::integrations::trackers::Trackers;
 use sitrep::render::{Renderer, TimeStyle};
 use sitrep::scheduler::Scheduler;
 use sitrep::store::Store;
@@ -302,6 +303,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let app_config = config.clone();
     let prometheus = prometheus_client(&app_config)?;
     let pagerduty = PagerDuty::from_config(&app_config, &secrets)?;
+    let trackers = Trackers::new(&app_config.trackers, &secrets)?;
     let make_app = move |chat| {
         let app = App::new(
             app_config,
@@ -312,6 +314,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         )
         .with_prometheus(prometheus)
         .with_pagerduty(pagerduty)
+        .with_trackers(trackers)
         .with_telemetry(app_telemetry);
         if let Some(listener) = listener {
             let edge = sitrep::http::serve(app.clone(), listener, secrets.clone(), stopped());
@@ -330,6 +333,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         ) {
             tracing::error!(error = %e, "cannot poll GitHub");
         }
+        sitrep::action_items::spawn(app.clone(), stopped());
         Scheduler::spawn(app.clone(), stopped());
         app
     };
@@ -420,10 +424,9 @@ async fn console(
     let chat = Arc::new(ConsoleChat::new(out, known).with_roles(roles));
     let prometheus = prometheus_client(&config)?;
     let env = environment();
-    let pagerduty = PagerDuty::from_config(
-        &config,
-        &Secrets::from_env(&env).with_routing_keys(&config, &env),
-    )?;
+    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
+    let pagerduty = PagerDuty::from_config(&config, &secrets)?;
+    let trackers = Trackers::new(&config.trackers, &secrets)?;
     let app = App::new(
         Arc::new(config),
         store,
@@ -432,7 +435,8 @@ async fn console(
         Arc::new(SystemClock),
     )
     .with_prometheus(prometheus)
-    .with_pagerduty(pagerduty);
+    .with_pagerduty(pagerduty)
+    .with_trackers(trackers);
     let console = Console {
         app,
         chat,
@@ -440,9 +444,19 @@ async fn console(
     };
     // What came due while the console was closed goes out once, before the first command.
     Scheduler::new(console.app.clone()).fire_due().await?;
+    // So are the issues closed meanwhile: read once, before the first command.
+    if let Err(e) = sitrep::action_items::read_back(&console.app).await {
+        tracing::warn!(error = %e, "reading action items back failed");
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let timed = Scheduler::spawn(console.app.clone(), async {
         let _ = stopped.await;
+    });
+    // Filed items' issues are read back while the console is open; the read-back stops when
+    // this function drops `_read_back_stop`.
+    let (_read_back_stop, read_back_stopped) = tokio::sync::oneshot::channel::<()>();
+    sitrep::action_items::spawn(console.app.clone(), async {
+        let _ = read_back_stopped.await;
     });
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web = match listen {

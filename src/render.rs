@@ -148,6 +148,29 @@ pub struct ActionView {
     pub text: String,
     pub owner: Option<String>,
     pub due: Option<DateTime<Utc>>,
+    /// Its issue in a tracker, once filed.
+    pub issue: Option<IssueView>,
+    /// Closed in its tracker.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IssueView {
+    pub key: String,
+    /// Only an http(s) address: it becomes a link.
+    pub url: Option<String>,
+    pub state: String,
+}
+
+impl IssueView {
+    pub fn of(i: &crate::domain::FiledIssue) -> IssueView {
+        IssueView {
+            key: i.key.clone(),
+            url: Some(i.url.clone())
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            state: i.state.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,6 +240,8 @@ impl IncidentView {
                     text: a.text.clone(),
                     owner: a.owner.as_ref().map(|o| o.name.clone()),
                     due: a.due,
+                    issue: a.issue.as_ref().map(IssueView::of),
+                    done: a.done,
                 })
                 .collect(),
             last_update: inc.last_update.as_ref().map(|u| UpdateView {

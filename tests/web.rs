@@ -797,6 +797,71 @@ async fn the_incident_page_shows_the_whole_timeline() {
     assert_eq!(h.admin("/incidents/2").await.status(), 200);
 }
 
+/// Each action item shows its issue, linked, and its state; a closed one reads done.
+#[tokio::test]
+async fn the_incident_page_shows_each_items_issue_and_state() {
+    let h = Harness::start(Config::default(), Some(TOKEN)).await;
+    h.run(
+        "alice",
+        "/incident open title:\"Queue backlog\" severity:SEV2",
+    )
+    .await;
+    h.run(
+        "alice",
+        "/incident action text:\"Alert on queue age\" owner:@bob",
+    )
+    .await;
+    h.run("alice", "/incident action text:\"Autoscale consumers\"")
+        .await;
+    let id = IncidentId(1);
+    let t = at(10, 5);
+    h.append(
+        id,
+        t,
+        Actor::User(user("alice")),
+        EventKind::ActionItemFiled {
+            item: 0,
+            tracker: "jira".into(),
+            key: "OPS-7".into(),
+            url: "https://acme.atlassian.net/browse/OPS-7".into(),
+        },
+    );
+    h.append(
+        id,
+        t,
+        Actor::User(user("alice")),
+        EventKind::ActionItemFiled {
+            item: 1,
+            tracker: "github".into(),
+            key: "acme/app#3".into(),
+            url: "javascript:alert(1)".into(),
+        },
+    );
+    h.append(
+        id,
+        at(10, 6),
+        Actor::Scheduler,
+        EventKind::ActionItemTracked {
+            item: 0,
+            state: "Done".into(),
+            done: true,
+        },
+    );
+    let page = h.admin_text("/incidents/INC-1").await;
+    for needle in [
+        "<s>Alert on queue age</s> <strong>done</strong>",
+        "href=\"https:&#x2f;&#x2f;acme.atlassian.net&#x2f;browse&#x2f;OPS-7\"",
+        "<span class=\"issue-state\">Done</span>",
+        "Autoscale consumers · acme&#x2f;app#3 <span class=\"issue-state\">open</span>",
+        "Action item #1 done (Done in the tracker)",
+        "Action item filed",
+    ] {
+        assert!(page.contains(needle), "missing {needle:?} in:\n{page}");
+    }
+    // Only http(s) addresses become links.
+    assert!(!page.contains("href=\"javascript"), "{page}");
+}
+
 #[tokio::test]
 async fn the_postmortem_page_renders_the_draft_and_its_versions() {
     let h = Harness::start(public_config(), Some(TOKEN)).await;

@@ -341,8 +341,8 @@ impl Console {
                 .print("error", &format!("there is no button [{n}] to press"));
             return;
         };
-        let mut parts = custom_id.splitn(3, ':');
-        let (group, action, arg) = (parts.next(), parts.next(), parts.next());
+        let mut parts = custom_id.splitn(4, ':');
+        let (group, action, arg, extra) = (parts.next(), parts.next(), parts.next(), parts.next());
         let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
         let input = |name: &str| CommandInput {
             name: name.into(),
@@ -373,7 +373,8 @@ impl Console {
             (Some(group), Some(action), Some(id))
                 if commands::table::button(&format!("{group} {action}")).is_some() =>
             {
-                let inv = self.invocation(Some(channel), input(&format!("{group} {action}")));
+                let name = format!("{group} {action}");
+                let inv = self.invocation(Some(channel), CommandInput::button(&name, extra));
                 self.invoke(inv, Run::Command(Some(Target::Incident(id))))
                     .await;
             }

@@ -85,6 +85,9 @@ pub struct ActionArgs {
     pub text: String,
     pub owner: Option<UserRef>,
     pub due: Option<String>,
+    /// Also file it as an issue in the configured tracker.
+    #[serde(default)]
+    pub file: bool,
     pub incident: Option<String>,
 }
 
@@ -198,11 +201,37 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
                 .map(|d| when::parse_due(d, app.now()))
                 .transpose()
                 .map_err(UserError::BadTime)?;
-            let (text, owner) = (a.text, a.owner);
-            change(app, inv, a.incident, move |i| {
+            if a.file && app.trackers.is_none() {
+                return Err(no_tracker().into());
+            }
+            let (text, owner, file) = (a.text, a.owner, a.file);
+            let (mut outcome, inc) = change_returning(app, inv, a.incident, move |i| {
                 i.decide_action(&text, owner.clone(), due)
             })
-            .await
+            .await?;
+            let item = inc.action_items.len() - 1;
+            let filed = if file {
+                let actor = Actor::User(inv.user.clone());
+                Some(crate::action_items::file(app, &actor, inc.id, item).await)
+            } else {
+                None
+            };
+            let post = &mut outcome.reply.post;
+            match filed {
+                Some(Ok(f)) => post
+                    .content
+                    .push_str(&format!(" · filed as {} <{}>", f.key, f.url)),
+                Some(Err(e)) => {
+                    post.content.push_str(&format!(
+                        "\n{} Press the button to try again.",
+                        e.to_chat("incident action")
+                    ));
+                    post.buttons = vec![file_button(inc.id, item)];
+                }
+                None if app.trackers.is_some() => post.buttons = vec![file_button(inc.id, item)],
+                None => {}
+            }
+            Ok(outcome)
         }
         IncidentArgs::Status(a) => status(app, inv, a.incident),
         IncidentArgs::List(a) => list(app, a.filter.as_deref()),
@@ -318,6 +347,7 @@ fn check_open(app: &App, a: &OpenArgs) -> Result<CheckedOpen, CommandError> {
 pub fn precheck(app: &App, args: &IncidentArgs) -> Result<(), CommandError> {
     match args {
         IncidentArgs::Open(a) => check_open(app, a).map(|_| ()),
+        IncidentArgs::Action(a) if a.file && app.trackers.is_none() => Err(no_tracker().into()),
         _ => Ok(()),
     }
 }
@@ -499,6 +529,22 @@ fn planned_next_update(
         .unwrap_or(before)
 }
 
+/// The "File in tracker" button under action item `item` (from 0) of incident `id`.
+pub fn file_button(id: IncidentId, item: usize) -> Button {
+    Button {
+        custom_id: format!("incident:file:{}:{}", id.0, item + 1),
+        label: format!("File #{} in tracker", item + 1),
+        style: ButtonStyle::Secondary,
+    }
+}
+
+pub fn no_tracker() -> UserError {
+    UserError::Line(
+        "No tracker is set up to file in; an operator adds GitHub Issues or Jira under [trackers] in the configuration."
+            .into(),
+    )
+}
+
 /// Appends what `decide` makes of the target incident with the posts that tell of it, flushes,
 /// and words the reply.
 async fn change<F>(
@@ -507,6 +553,21 @@ async fn change<F>(
     named: Option<String>,
     decide: F,
 ) -> Result<Outcome, CommandError>
+where
+    F: Fn(&Incident) -> Result<Vec<EventKind>, RuleError>,
+{
+    change_returning(app, inv, named, decide)
+        .await
+        .map(|(o, _)| o)
+}
+
+/// As [`change`], with the incident as the change left it.
+async fn change_returning<F>(
+    app: &App,
+    inv: &Invocation,
+    named: Option<String>,
+    decide: F,
+) -> Result<(Outcome, Incident), CommandError>
 where
     F: Fn(&Incident) -> Result<Vec<EventKind>, RuleError>,
 {
@@ -524,11 +585,14 @@ where
     })?;
     app.store.flush().await?;
     let posts = worded.take()?;
-    Ok(Outcome {
-        reply: change_reply(app, who, &inc, &events, now)?,
-        posts,
-        incident: Some(inc.id),
-    })
+    Ok((
+        Outcome {
+            reply: change_reply(app, who, &inc, &events, now)?,
+            posts,
+            incident: Some(inc.id),
+        },
+        inc,
+    ))
 }
 
 /// " (was bob)" when `events` hand a role over from someone.

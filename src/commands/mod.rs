@@ -2,6 +2,7 @@
 
 pub mod deploys;
 pub mod escalate;
+pub mod file;
 pub mod incident;
 pub mod join;
 pub mod metrics;
@@ -181,8 +182,9 @@ pub fn prepare_on(
     let command = table::find(&inv.input.name).ok_or_else(unknown)?;
     let mut json = match command.manifest {
         Some(_) => options::to_json(&inv.input)?,
-        // A button is pressed, not typed: it takes nothing but its target.
-        None if target.is_some() && inv.input.options.is_empty() => serde_json::json!({}),
+        // A button is pressed, not typed: it takes nothing but its target and the `arg` its
+        // custom id names.
+        None if target.is_some() => button_json(&inv.input).ok_or_else(unknown)?,
         None => return Err(unknown().into()),
     };
     let leaf = command.leaf(&path).ok_or_else(unknown)?;
@@ -203,6 +205,18 @@ pub fn prepare_on(
         json,
         args,
     })
+}
+
+/// A button's options: none, or its `arg`.
+fn button_json(input: &CommandInput) -> Option<serde_json::Value> {
+    match input.options.as_slice() {
+        [] => Some(serde_json::json!({})),
+        [InputOption {
+            name,
+            value: InputValue::String(arg),
+        }] if name == "arg" => Some(serde_json::json!({ "arg": arg })),
+        _ => None,
+    }
 }
 
 /// Checks `[permissions]` before anything runs. A command listed there needs one of its roles;

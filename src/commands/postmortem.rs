@@ -1,4 +1,5 @@
-//! `/postmortem`: draft, show, export, lint; and the "Add to timeline" message command.
+//! `/postmortem`: draft, show, export, lint, file (the action items, as issues); and the "Add to
+//! timeline" message command.
 
 use super::incident::target;
 use super::{Invocation, Outcome, Reply, Target};
@@ -18,6 +19,7 @@ pub enum PostmortemArgs {
     Show(VersionArgs),
     Export(VersionArgs),
     Lint(LintArgs),
+    File(DraftArgs),
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,7 @@ pub async fn run(
         PostmortemArgs::Show(a) => show(app, inv, a),
         PostmortemArgs::Export(a) => export(app, inv, a),
         PostmortemArgs::Lint(a) => lint(app, inv, a),
+        PostmortemArgs::File(a) => file(app, inv, a).await,
     }
 }
 
@@ -72,6 +75,25 @@ pub async fn run(
 pub fn precheck(app: &App, inv: &Invocation, args: &PostmortemArgs) -> Result<(), CommandError> {
     match args {
         PostmortemArgs::Draft(a) => target(app, inv, a.incident.as_deref()).map(drop),
+        PostmortemArgs::File(a) => {
+            let inc = target(app, inv, a.incident.as_deref())?;
+            if app.trackers.is_none() {
+                return Err(super::incident::no_tracker().into());
+            }
+            if inc.action_items.iter().all(|i| i.issue.is_some()) {
+                return Err(UserError::Postmortem(format!(
+                    "{} has no action items left to file{}.",
+                    inc.id,
+                    if inc.action_items.is_empty() {
+                        "; add them with `/incident action`"
+                    } else {
+                        "; every one has its issue"
+                    }
+                ))
+                .into());
+            }
+            Ok(())
+        }
         PostmortemArgs::Show(a) | PostmortemArgs::Export(a) => {
             let inc = target(app, inv, a.incident.as_deref())?;
             let Some(v) = version(a.version)? else {
@@ -108,6 +130,37 @@ fn version(v: Option<i64>) -> Result<Option<u32>, CommandError> {
         })
     })
     .transpose()
+}
+
+/// Files every action item of the incident that has no issue yet, and lists where each went.
+async fn file(app: &App, inv: &Invocation, a: DraftArgs) -> Result<Outcome, CommandError> {
+    let inc = target(app, inv, a.incident.as_deref())?;
+    let actor = Actor::User(inv.user.clone());
+    let (filed, failed) = crate::action_items::file_all(app, &actor, inc.id).await;
+    if filed.is_empty() {
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    let mut text = format!(
+        "Filed {} action item{} of {}:",
+        filed.len(),
+        if filed.len() == 1 { "" } else { "s" },
+        inc.id
+    );
+    for f in &filed {
+        text.push_str(&format!("\n#{} → {} <{}>", f.number, f.key, f.url));
+    }
+    if let Some(e) = failed {
+        text.push_str(&format!(
+            "\nThe rest were not filed: {} Run `/postmortem file` again once that is fixed.",
+            e.to_chat("postmortem file")
+        ));
+    }
+    Ok(outcome(
+        Reply::public(truncate(&text, MAX_CONTENT)),
+        Some(inc.id),
+    ))
 }
 
 async fn draft(app: &App, inv: &Invocation, a: DraftArgs) -> Result<Outcome, CommandError> {

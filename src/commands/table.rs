@@ -1,6 +1,6 @@
 //! The command table: every command sitrep runs, with everything the edges need to know of it.
 
-use super::{deploys, escalate, incident, join, metrics, postmortem};
+use super::{deploys, escalate, file, incident, join, metrics, postmortem};
 use super::{Invocation, Outcome};
 use crate::app::App;
 use crate::domain::IncidentId;
@@ -24,7 +24,8 @@ pub static TABLE: &[Command] = &[
             Leaf::new("incident severity").commander_only(),
             Leaf::new("incident role").commander_only(),
             Leaf::new("incident note"),
-            Leaf::new("incident action"),
+            // Filing waits on the tracker.
+            Leaf::new("incident action").defers(),
             Leaf::new("incident status"),
             Leaf::new("incident list"),
             Leaf::new("incident stats"),
@@ -71,6 +72,7 @@ pub static TABLE: &[Command] = &[
             Leaf::new("postmortem show"),
             Leaf::new("postmortem export").defers(),
             Leaf::new("postmortem lint"),
+            Leaf::new("postmortem file").defers().commander_only(),
         ],
         handler: &Typed::<postmortem::PostmortemArgs> {
             precheck: Some(postmortem::precheck),
@@ -109,6 +111,18 @@ pub static TABLE: &[Command] = &[
         handler: &Typed::<join::JoinArgs> {
             precheck: None,
             run: |app, inv, args| Box::pin(join::run(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    // The "File in tracker" button under an action item. Anyone who may add an item may file
+    // it, so `[permissions]` does not name it either.
+    Command {
+        name: file::NAME,
+        manifest: None,
+        leaves: &[Leaf::new(file::NAME).defers().open_to_everyone()],
+        handler: &Typed::<file::FileArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(file::run(app, inv, args)),
             autocomplete: None,
         },
     },

@@ -22,6 +22,7 @@ mod status_page;
 mod storage;
 mod templates;
 mod threads;
+mod trackers;
 
 pub use deploys::{DeploysConfig, GitHubConfig, GITHUB_API};
 pub use discord::{ConnectTo, DiscordConfig, IncidentMode, DISCORD_API};
@@ -42,6 +43,10 @@ pub use status_page::StatusPageConfig;
 pub use storage::{HttpConfig, StorageConfig};
 pub use templates::TemplatesConfig;
 pub use threads::AutoArchive;
+pub use trackers::{
+    GitHubIssuesConfig, JiraConfig, TrackerKind, TrackerPerson, TrackersConfig, JIRA_EMAIL_ENV,
+    JIRA_TOKEN_ENV,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +92,8 @@ pub struct Config {
     pub escalation: EscalationConfig,
     /// PagerDuty's Events API, for escalation targets with a routing key.
     pub pagerduty: PagerDutyConfig,
+    /// Where action items are filed as issues, and whose they are there.
+    pub trackers: TrackersConfig,
 }
 
 impl Default for Config {
@@ -108,6 +115,7 @@ impl Default for Config {
             status_page: StatusPageConfig::default(),
             escalation: EscalationConfig::default(),
             pagerduty: PagerDutyConfig::default(),
+            trackers: TrackersConfig::default(),
         }
     }
 }
@@ -276,6 +284,7 @@ impl Config {
                 .problems(&self.severity_levels(), secrets, for_discord),
         );
         out.extend(self.pagerduty.problems());
+        out.extend(self.trackers.problems(secrets, for_discord));
         out.extend(self.templates.problems());
         out
     }
@@ -289,6 +298,7 @@ impl Config {
         s.push_str(&roles::summary(&self.roles));
         s.push_str(&deploys::summary(&self.deploys, &self.github));
         s.push_str(&self.escalation.summary(&self.pagerduty));
+        s.push_str(&self.trackers.summary());
         s.push_str(&self.templates.summary());
         s
     }

@@ -11,6 +11,8 @@ pub(super) const SECRET_VARS: &[&str] = &[
     "SITREP_GITHUB_TOKEN",
     "SITREP_HTTP_ADMIN_TOKEN",
     "SITREP_PROMETHEUS_TOKEN",
+    "SITREP_JIRA_EMAIL",
+    "SITREP_JIRA_TOKEN",
 ];
 
 /// Secrets, read from the environment only; `Debug` never shows them.
@@ -25,6 +27,9 @@ pub struct Secrets {
     /// PagerDuty routing keys by the variable that holds them, for the variables
     /// `[escalation.targets.*] pagerduty_routing_key_env` names; see [`Secrets::with_routing_keys`].
     pub pagerduty_routing_keys: BTreeMap<String, String>,
+    /// The Jira Cloud account that files issues, and its API token (basic auth).
+    pub jira_email: Option<String>,
+    pub jira_token: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -43,6 +48,8 @@ impl fmt::Debug for Secrets {
                 "http_admin_token",
                 &self.http_admin_token.as_ref().map(|_| "<set>"),
             )
+            .field("jira_email", &self.jira_email.as_ref().map(|_| "<set>"))
+            .field("jira_token", &self.jira_token.as_ref().map(|_| "<set>"))
             .field(
                 "pagerduty_routing_keys",
                 &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
@@ -60,6 +67,8 @@ impl Secrets {
             github_token: secret("SITREP_GITHUB_TOKEN"),
             http_admin_token: secret("SITREP_HTTP_ADMIN_TOKEN"),
             pagerduty_routing_keys: BTreeMap::new(),
+            jira_email: secret("SITREP_JIRA_EMAIL"),
+            jira_token: secret("SITREP_JIRA_TOKEN"),
         }
     }
 

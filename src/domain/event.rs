@@ -170,6 +170,27 @@ pub enum EventKind {
         channel: u64,
         messages: usize,
     },
+    /// Action item `item` (its place among the incident's items, from 0) got an issue in a
+    /// tracker: `tracker` is `github` or `jira`, `key` what the tracker calls it (`acme/app#12`,
+    /// `OPS-7`), `url` where people read it.
+    ActionItemFiled {
+        item: usize,
+        tracker: String,
+        key: String,
+        url: String,
+    },
+    /// The tracker reports a new state for item `item`'s issue; `done` when it was closed or
+    /// resolved, which marks the item done.
+    ActionItemTracked {
+        item: usize,
+        state: String,
+        #[serde(default)]
+        done: bool,
+    },
+    /// The owner of item `item` was reminded that it is due, or overdue.
+    ActionItemReminded {
+        item: usize,
+    },
 }
 
 impl EventKind {
@@ -196,6 +217,9 @@ impl EventKind {
             EventKind::UpdateReminderSent { .. } => "update_reminder_sent",
             EventKind::PublicChanged { .. } => "public_changed",
             EventKind::ChannelRemoved { .. } => "channel_removed",
+            EventKind::ActionItemFiled { .. } => "action_item_filed",
+            EventKind::ActionItemTracked { .. } => "action_item_tracked",
+            EventKind::ActionItemReminded { .. } => "action_item_reminded",
         }
     }
 
@@ -278,6 +302,20 @@ impl EventKind {
             EventKind::ChannelRemoved { messages, .. } => format!(
                 "Channel removed to make room in the server; its {messages} messages are kept in the record"
             ),
+            EventKind::ActionItemFiled { item, key, url, .. } => {
+                format!("Action item #{} filed as {key}: {url}", item + 1)
+            }
+            EventKind::ActionItemTracked {
+                item,
+                state,
+                done: true,
+            } => format!("Action item #{} done ({state} in the tracker)", item + 1),
+            EventKind::ActionItemTracked { item, state, .. } => {
+                format!("Action item #{} is {state} in the tracker", item + 1)
+            }
+            EventKind::ActionItemReminded { item } => {
+                format!("Reminded the owner of action item #{} that it is due", item + 1)
+            }
         }
     }
 }

@@ -48,6 +48,10 @@ pub enum RuleError {
     StartedInFuture(String),
     #[error("{0}")]
     BadCadence(String),
+    #[error("{id} has no action item #{number}; `/incident status` lists them")]
+    NoSuchActionItem { id: IncidentId, number: usize },
+    #[error("action item #{number} is already filed as {key}")]
+    AlreadyFiled { number: usize, key: String },
     #[error("{0} is more often than once a minute; the shortest cadence is 1m")]
     CadenceTooShort(String),
     #[error("{severity} incidents must keep their scheduled updates (allow_cadence_off = false); set a slower cadence instead, e.g. `every:1h`")]
@@ -71,6 +75,42 @@ pub struct ActionItem {
     pub owner: Option<UserRef>,
     pub due: Option<DateTime<Utc>>,
     pub added: DateTime<Utc>,
+    /// Its issue in a tracker, once filed.
+    #[serde(default)]
+    pub issue: Option<FiledIssue>,
+    /// Closed in its tracker.
+    #[serde(default)]
+    pub done: bool,
+    /// When its owner was last reminded of it.
+    #[serde(default)]
+    pub reminded: Option<DateTime<Utc>>,
+}
+
+/// An action item's issue, as its tracker last reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiledIssue {
+    pub tracker: String,
+    pub key: String,
+    pub url: String,
+    /// The tracker's own word for it: `open`, `closed`, `In Progress`, `Done`...
+    pub state: String,
+}
+
+impl ActionItem {
+    /// Past its due date and not done.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        !self.done && self.due.is_some_and(|d| d <= now)
+    }
+
+    /// Due (or overdue), not done, owned, and its owner not yet reminded today (UTC): owners
+    /// hear of an item once a day from its due date until it is done.
+    pub fn needs_reminder(&self, now: DateTime<Utc>) -> bool {
+        self.owner.is_some()
+            && self.overdue(now)
+            && self
+                .reminded
+                .map_or(true, |r| r.date_naive() < now.date_naive())
+    }
 }
 
 /// The moments the metrics derive from.
@@ -262,7 +302,38 @@ impl Incident {
                 owner: owner.clone(),
                 due: *due,
                 added: event.at,
+                issue: None,
+                done: false,
+                reminded: None,
             }),
+            EventKind::ActionItemFiled {
+                item,
+                tracker,
+                key,
+                url,
+            } => {
+                if let Some(a) = self.action_items.get_mut(*item) {
+                    a.issue = Some(FiledIssue {
+                        tracker: tracker.clone(),
+                        key: key.clone(),
+                        url: url.clone(),
+                        state: "open".into(),
+                    });
+                }
+            }
+            EventKind::ActionItemTracked { item, state, done } => {
+                if let Some(a) = self.action_items.get_mut(*item) {
+                    a.done = *done;
+                    if let Some(i) = a.issue.as_mut() {
+                        i.state = state.clone();
+                    }
+                }
+            }
+            EventKind::ActionItemReminded { item } => {
+                if let Some(a) = self.action_items.get_mut(*item) {
+                    a.reminded = Some(event.at);
+                }
+            }
             EventKind::Resolved { summary } => {
                 self.enter(State::Resolved, event.at);
                 self.resolution = Some(summary.clone());
@@ -503,6 +574,71 @@ impl Incident {
             owner,
             due,
         }])
+    }
+
+    /// Item `item` (from 0) was filed as `key`, readable at `url`.
+    pub fn decide_filed(
+        &self,
+        item: usize,
+        tracker: &str,
+        key: &str,
+        url: &str,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        let a = self.action_item(item)?;
+        if let Some(i) = &a.issue {
+            return Err(RuleError::AlreadyFiled {
+                number: item + 1,
+                key: i.key.clone(),
+            });
+        }
+        Ok(vec![EventKind::ActionItemFiled {
+            item,
+            tracker: tracker.into(),
+            key: key.into(),
+            url: url.into(),
+        }])
+    }
+
+    /// The tracker reports `state` for item `item`'s issue; nothing when that is no news.
+    pub fn decide_tracked(
+        &self,
+        item: usize,
+        state: &str,
+        done: bool,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        let a = self.action_item(item)?;
+        let same = a.done == done && a.issue.as_ref().is_some_and(|i| i.state == state);
+        Ok(if same {
+            Vec::new()
+        } else {
+            vec![EventKind::ActionItemTracked {
+                item,
+                state: state.into(),
+                done,
+            }]
+        })
+    }
+
+    /// Item `item`'s owner is reminded of it at `now`: nothing when it needs no reminder.
+    pub fn decide_reminded(
+        &self,
+        item: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventKind>, RuleError> {
+        Ok(if self.action_item(item)?.needs_reminder(now) {
+            vec![EventKind::ActionItemReminded { item }]
+        } else {
+            Vec::new()
+        })
+    }
+
+    fn action_item(&self, item: usize) -> Result<&ActionItem, RuleError> {
+        self.action_items
+            .get(item)
+            .ok_or(RuleError::NoSuchActionItem {
+                id: self.id,
+                number: item + 1,
+            })
     }
 
     pub fn decide_resolve(&self, summary: &str) -> Result<Vec<EventKind>, RuleError> {
@@ -806,5 +942,72 @@ mod tests {
         assert_eq!(inc.last_update, None);
         assert_eq!(inc.last_status_post, Some(t(15)));
         assert_eq!(inc.times.acknowledged, None);
+    }
+
+    #[test]
+    fn an_item_is_filed_once_and_done_when_its_issue_closes() {
+        let mut inc = opened();
+        let ev = inc.decide_action("Alert on lag", None, None).unwrap();
+        apply(&mut inc, 1, alice(), ev);
+        assert_eq!(
+            inc.decide_filed(1, "github", "a/b#1", "https://x")
+                .unwrap_err(),
+            RuleError::NoSuchActionItem {
+                id: IncidentId(1),
+                number: 2
+            }
+        );
+        let ev = inc
+            .decide_filed(
+                0,
+                "github",
+                "acme/app#12",
+                "https://github.com/acme/app/issues/12",
+            )
+            .unwrap();
+        apply(&mut inc, 2, alice(), ev);
+        let issue = inc.action_items[0].issue.clone().unwrap();
+        assert_eq!(
+            (issue.key.as_str(), issue.state.as_str()),
+            ("acme/app#12", "open")
+        );
+        assert!(matches!(
+            inc.decide_filed(0, "jira", "OPS-1", "https://x"),
+            Err(RuleError::AlreadyFiled { number: 1, .. })
+        ));
+        // The same state again is no news.
+        assert!(inc.decide_tracked(0, "open", false).unwrap().is_empty());
+        let ev = inc.decide_tracked(0, "closed", true).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            ev[0].describe(),
+            "Action item #1 done (closed in the tracker)"
+        );
+        apply(&mut inc, 3, alice(), ev);
+        assert!(inc.action_items[0].done);
+        assert_eq!(inc.action_items[0].issue.as_ref().unwrap().state, "closed");
+        // A reopened issue makes the item not done again.
+        let ev = inc.decide_tracked(0, "open", false).unwrap();
+        apply(&mut inc, 4, alice(), ev);
+        assert!(!inc.action_items[0].done);
+    }
+
+    #[test]
+    fn items_stored_before_trackers_read_back() {
+        // An incident state cached before items had issues.
+        let json = r#"{"text":"x","owner":null,"due":null,"added":"2026-11-21T10:00:00Z"}"#;
+        let a: ActionItem = serde_json::from_str(json).unwrap();
+        assert!(a.issue.is_none() && !a.done && a.reminded.is_none());
+        let ev: EventKind =
+            serde_json::from_str(r#"{"event":"action_item_tracked","item":0,"state":"Done"}"#)
+                .unwrap();
+        assert_eq!(
+            ev,
+            EventKind::ActionItemTracked {
+                item: 0,
+                state: "Done".into(),
+                done: false
+            }
+        );
     }
 }

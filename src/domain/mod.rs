@@ -10,7 +10,7 @@ pub use backoff::Backoff;
 pub use cadence::{Cadence, MIN_CADENCE_SECS};
 pub use escalation::{Escalation, Escalations};
 pub use event::{Actor, Event, EventKind, UserRef};
-pub use incident::{ActionItem, Incident, RoleAssignment, RuleError, Times};
+pub use incident::{ActionItem, FiledIssue, Incident, RoleAssignment, RuleError, Times};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

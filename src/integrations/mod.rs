@@ -1,5 +1,7 @@
-//! Clients for the outside systems sitrep reads from or pages: Prometheus, deploy sources, PagerDuty.
+//! Clients for the outside systems sitrep reads from, pages or files in: Prometheus, deploy
+//! sources, PagerDuty, issue trackers.
 pub mod deploys;
 pub mod github;
 pub mod pagerduty;
 pub mod prometheus;
+pub mod trackers;

@@ -103,6 +103,8 @@ pub struct ActionRow {
     pub action: String,
     pub owner: String,
     pub due: String,
+    /// `[OPS-7](url) · Done`, or `—` while not filed.
+    pub issue: String,
 }
 
 /// Facts from the timeline that belong in a section humans write; suggestions, not findings.
@@ -814,6 +816,10 @@ impl Read {
                 None
             }
             EventKind::CadenceChanged { .. } => None,
+            // Follow-up work after the incident: the action table says where each item stands.
+            EventKind::ActionItemFiled { .. }
+            | EventKind::ActionItemTracked { .. }
+            | EventKind::ActionItemReminded { .. } => None,
             // Kinds added later read as their own description until they are worded here.
             #[allow(unreachable_patterns)]
             other => Some(entry(e.at, "Event", people.text(&other.describe()), by)),
@@ -933,6 +939,23 @@ fn action_items(inc: &Incident, people: &People) -> Vec<ActionRow> {
             due: a
                 .due
                 .map_or_else(|| "—".into(), |d| d.format("%Y-%m-%d").to_string()),
+            issue: a.issue.as_ref().map_or_else(
+                || "—".into(),
+                |i| {
+                    let view = crate::render::IssueView::of(i);
+                    let key = cell(&i.key);
+                    let link = match &view.url {
+                        Some(u) => format!("[{key}]({})", cell(u)),
+                        None => key,
+                    };
+                    let state = if a.done {
+                        "done".to_string()
+                    } else {
+                        cell(&i.state)
+                    };
+                    format!("{link} · {state}")
+                },
+            ),
         })
         .collect()
 }

@@ -346,6 +346,17 @@ fn timeline(
                 EventKind::CadenceChanged { .. } => ("cadence", "Cadence"),
                 EventKind::UpdateReminderSent { .. } => ("reminder", "Reminder"),
                 EventKind::PublicChanged { .. } => ("public", "Status page"),
+                EventKind::ActionItemFiled { key, url, .. } => {
+                    if let Some(url) = safe_url(url) {
+                        row.links.push(Link {
+                            name: key.clone(),
+                            url,
+                        });
+                    }
+                    ("action", "Action item filed")
+                }
+                EventKind::ActionItemTracked { .. } => ("action", "Action item"),
+                EventKind::ActionItemReminded { .. } => ("reminder", "Reminder"),
                 // Kinds added later read as their own description until they are worded here.
                 #[allow(unreachable_patterns)]
                 _ => ("event", "Event"),

@@ -359,9 +359,10 @@ impl Bot {
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
-        let mut parts = c.data.custom_id.splitn(3, ':');
-        let (group, action, arg) = (parts.next(), parts.next(), parts.next());
-        // The custom id's third part is an incident's id: left out of the name.
+        let mut parts = c.data.custom_id.splitn(4, ':');
+        let (group, action, arg, extra) = (parts.next(), parts.next(), parts.next(), parts.next());
+        // The custom id's third part is an incident's id, and a fourth what the button is
+        // about within it (an action item's number): left out of the name.
         let name = [group, action].into_iter().flatten().collect::<Vec<_>>();
         let r = Responder::new(http, c.id, &c.token).metered(
             &self.app.telemetry,
@@ -407,7 +408,7 @@ impl Bot {
             (Some(group), Some(action), Some(id))
                 if commands::table::button(&format!("{group} {action}")).is_some() =>
             {
-                self.on_button(&r, &c, &format!("{group} {action}"), id, user)
+                self.on_button(&r, &c, &format!("{group} {action}"), id, extra, user)
                     .await;
             }
             _ => {
@@ -424,16 +425,14 @@ impl Bot {
         c: &ComponentInteraction,
         name: &str,
         id: IncidentId,
+        arg: Option<&str>,
         user: UserRef,
     ) {
         let inv = Invocation {
             user,
             member_roles: member_roles(c.member.as_ref()),
             channel: Some(c.channel_id.get()),
-            input: CommandInput {
-                name: name.into(),
-                options: Vec::new(),
-            },
+            input: CommandInput::button(name, arg),
         };
         let prepared =
             match commands::prepare_on(&self.app, &inv, Some(commands::Target::Incident(id))) {
