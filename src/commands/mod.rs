@@ -182,9 +182,8 @@ pub fn prepare_on(
     let command = table::find(&inv.input.name).ok_or_else(unknown)?;
     let mut json = match command.manifest {
         Some(_) => options::to_json(&inv.input)?,
-        // A button is pressed, not typed: it takes nothing but its target and the `arg` its
-        // custom id names.
-        None if target.is_some() => button_json(&inv.input).ok_or_else(unknown)?,
+        // A button is pressed, not typed: it takes its target and the `arg` of its custom id.
+        None if target.is_some() => button_options(&inv.input).ok_or_else(unknown)?,
         None => return Err(unknown().into()),
     };
     let leaf = command.leaf(&path).ok_or_else(unknown)?;
@@ -207,16 +206,16 @@ pub fn prepare_on(
     })
 }
 
-/// A button's options: none, or its `arg`.
-fn button_json(input: &CommandInput) -> Option<serde_json::Value> {
-    match input.options.as_slice() {
-        [] => Some(serde_json::json!({})),
-        [InputOption {
-            name,
-            value: InputValue::String(arg),
-        }] if name == "arg" => Some(serde_json::json!({ "arg": arg })),
-        _ => None,
+/// A button's options object: at most its `arg`, a string.
+fn button_options(input: &CommandInput) -> Option<serde_json::Value> {
+    let mut json = serde_json::json!({});
+    for o in &input.options {
+        match (&*o.name, &o.value) {
+            ("arg", InputValue::String(s)) => json["arg"] = s.clone().into(),
+            _ => return None,
+        }
     }
+    Some(json)
 }
 
 /// Checks `[permissions]` before anything runs. A command listed there needs one of its roles;

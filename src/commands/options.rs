@@ -113,21 +113,6 @@ pub struct CommandInput {
 }
 
 impl CommandInput {
-    /// A button `group action` pressed; `arg` is what its custom id names after the incident
-    /// (`incident:file:7:2` → `2`), handed to the handler as option `arg`.
-    pub fn button(name: &str, arg: Option<&str>) -> CommandInput {
-        CommandInput {
-            name: name.into(),
-            options: arg
-                .map(|a| InputOption {
-                    name: "arg".into(),
-                    value: InputValue::String(a.into()),
-                })
-                .into_iter()
-                .collect(),
-        }
-    }
-
     /// `incident open`, for logs, permissions and error messages.
     pub fn path(&self) -> String {
         let mut parts = vec![self.name.clone()];
