@@ -2,13 +2,17 @@
 //! timeline, and overdue ones brought up until they are done.
 
 use crate::app::App;
+use crate::config::Config;
 use crate::config::TrackerKind;
+use crate::domain::Event;
 use crate::domain::{ActionItem, Actor, Cadence, Incident, IncidentId};
 use crate::error::{CommandError, UserError};
 use crate::integrations::trackers::{NewIssue, ReadReport};
+use crate::jobs::{JobError, Kind};
 use crate::message::{Mentions, Post};
-use crate::store::JobChange;
+use crate::store::{Job, JobChange, JobKind};
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
 /// The link back to incident `id` in the incident browser, when its address is configured.
@@ -288,46 +292,32 @@ pub fn digest(incidents: &[Incident], now: DateTime<Utc>) -> Option<Post> {
     Some(Post::text(text).fit_limits())
 }
 
-const DIGEST_SENT: &str = "trackers:digest_sent";
-
-/// Posts the digest when `[trackers] digest_cron` came due since the last one. The first run
-/// only notes the time, so that starting the bot never posts one.
-pub async fn send_digest_if_due(app: &App, now: DateTime<Utc>) -> Result<bool, CommandError> {
+/// Posts the digest of overdue items to `[trackers] digest_channel`; `false` when there is no
+/// channel or nothing is overdue.
+pub async fn send_digest(app: &App, now: DateTime<Utc>) -> Result<bool, CommandError> {
     let Some(channel) = app.config.trackers.digest_channel else {
         return Ok(false);
     };
-    let Ok(Cadence::Cron { expr, .. }) = Cadence::cron(&app.config.trackers.digest_cron) else {
-        return Ok(false);
-    };
-    let Ok(schedule) = expr.parse::<cron::Schedule>() else {
-        return Ok(false);
-    };
-    let last = app
-        .store
-        .meta_get(DIGEST_SENT)?
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    let Some(last) = last else {
-        app.store.meta_set(DIGEST_SENT, &now.to_rfc3339())?;
-        return Ok(false);
-    };
-    if schedule.after(&last).next().map_or(true, |due| due > now) {
-        return Ok(false);
-    }
-    let sent = match digest(&app.store.incidents()?, now) {
+    match digest(&app.store.incidents()?, now) {
         Some(post) => {
             app.chat.post(channel, post).await?;
-            true
+            Ok(true)
         }
-        None => false,
-    };
-    app.store.meta_set(DIGEST_SENT, &now.to_rfc3339())?;
-    app.store.flush().await?;
-    Ok(sent)
+        None => Ok(false),
+    }
 }
 
-/// One round of the loop: read back, remind, digest. Each part's failure is reported and the
-/// others still run.
+/// When the digest after `after` is due, from `[trackers] digest_cron`.
+fn next_digest(app: &App, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let Ok(Cadence::Cron { expr }) = Cadence::cron(&app.config.trackers.digest_cron) else {
+        return None;
+    };
+    let schedule = expr.parse::<cron::Schedule>().ok()?;
+    let next = schedule.after(&after).next();
+    next
+}
+
+/// One round: read back, remind. Each part's failure is reported and the other still runs.
 async fn round(app: &App) -> Vec<String> {
     let mut errors = Vec::new();
     match read_back(app).await {
@@ -343,50 +333,88 @@ async fn round(app: &App) -> Vec<String> {
         }
         Err(e) => errors.push(e.to_string()),
     }
-    let now = app.now();
-    if let Err(e) = remind(app, now).await {
-        errors.push(e.to_string());
-    }
-    if let Err(e) = send_digest_if_due(app, now).await {
+    if let Err(e) = remind(app, app.now()).await {
         errors.push(e.to_string());
     }
     errors
 }
 
-/// Spawns the read-back on `[trackers] poll_every` until `shutdown`.
-pub fn spawn(
-    app: App,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if app.trackers.is_none() && app.config.trackers.digest_channel.is_none() {
-        return None;
+/// The house jobs of action items: a round of read-back and reminders every
+/// `[trackers] poll_every`, and the digest on `[trackers] digest_cron`.
+pub struct ActionItems;
+
+pub const TAG: &str = "action_items";
+const ROUND: &str = "round";
+const DIGEST: &str = "digest";
+
+fn job(key: &str, due: DateTime<Utc>) -> JobChange {
+    JobChange::Put(Job::new(
+        IncidentId::HOUSE,
+        JobKind::keyed(TAG, key, serde_json::Value::Null),
+        due,
+    ))
+}
+
+impl Kind for ActionItems {
+    fn tag(&self) -> &'static str {
+        TAG
     }
-    let every = app.config.trackers.poll_every.0;
-    Some(tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_errors: Vec<String> = Vec::new();
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tick.tick() => {}
+
+    fn plan(&self, _config: &Config, _inc: &Incident, _events: &[Event]) -> Vec<JobChange> {
+        Vec::new()
+    }
+
+    /// The round starts now; a digest already planned stands (one due while the bot was down
+    /// goes out once), else the next is planned.
+    fn start(&self, app: &App) -> Vec<JobChange> {
+        let mut out = Vec::new();
+        if app.trackers.is_some() || app.config.trackers.digest_channel.is_some() {
+            out.push(job(ROUND, app.now()));
+        }
+        let digest = JobKind::keyed(TAG, DIGEST, serde_json::Value::Null);
+        let planned = matches!(app.store.job(IncidentId::HOUSE, &digest), Ok(Some(_)));
+        if app.config.trackers.digest_channel.is_some() && !planned {
+            if let Some(at) = next_digest(app, app.now()) {
+                out.push(job(DIGEST, at));
             }
-            let errors = tokio::select! {
-                _ = &mut shutdown => break,
-                e = round(&app) => e,
+        }
+        out
+    }
+
+    fn run<'a>(&'a self, app: &'a App, job_: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let JobKind::Keyed { key, .. } = &job_.kind else {
+                app.store.finish_job(job_)?;
+                return Ok(());
             };
-            // A lasting problem is logged when it starts, not at every poll.
-            for e in &errors {
-                if last_errors.contains(e) {
-                    tracing::debug!(error = %e, "reading action items back failed again");
-                } else {
-                    tracing::warn!(error = %e, "reading action items back failed");
+            let now = app.now();
+            let next = match key.as_str() {
+                ROUND => {
+                    for e in round(app).await {
+                        tracing::warn!(error = %e, "action items: reading back or reminding failed");
+                    }
+                    let every = chrono::Duration::from_std(app.config.trackers.poll_every.0)
+                        .unwrap_or(chrono::Duration::minutes(5));
+                    Some(now + every)
+                }
+                DIGEST => {
+                    if let Err(e) = send_digest(app, now).await {
+                        tracing::warn!(error = %e, "the digest of overdue action items failed");
+                    }
+                    next_digest(app, now)
+                }
+                _ => None,
+            };
+            // The next run replaces this one in its slot; without one, the slot empties.
+            match next {
+                Some(at) => app.store.apply_jobs(&[job(key, at)])?,
+                None => {
+                    app.store.finish_job(job_)?;
                 }
             }
-            last_errors = errors;
-        }
-    }))
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -399,7 +427,7 @@ mod tests {
     use crate::testkit::{t0, TestApp};
     use chrono::Duration;
 
-    const DIGEST: u64 = 900;
+    const DIGEST_CHANNEL: u64 = 900;
 
     async fn run(kit: &TestApp, line: &str) {
         let inv = Invocation {
@@ -413,7 +441,7 @@ mod tests {
 
     async fn kit_with_item() -> TestApp {
         let kit = TestApp::builder()
-            .configure(|c| c.trackers.digest_channel = Some(DIGEST))
+            .configure(|c| c.trackers.digest_channel = Some(DIGEST_CHANNEL))
             .stakeholders(None)
             .build();
         run(&kit, "/incident open title:\"Queue backlog\" severity:SEV2").await;
@@ -441,7 +469,7 @@ mod tests {
             .unwrap();
         let posts = kit.sent()[before..]
             .iter()
-            .filter(|s| s.channel == DIGEST)
+            .filter(|s| s.channel == DIGEST_CHANNEL)
             .map(|s| s.post.clone())
             .collect();
         (n, posts)
@@ -499,18 +527,34 @@ mod tests {
     #[tokio::test]
     async fn the_digest_lists_overdue_items_weekly_and_pings_nobody() {
         let kit = kit_with_item().await;
-        // Starting notes the time; nothing is posted.
-        assert!(!send_digest_if_due(&kit.app, t0()).await.unwrap());
-        // Sunday: the Monday 09:00 digest is not due yet.
-        assert!(!send_digest_if_due(&kit.app, t0() + Duration::hours(24))
-            .await
-            .unwrap());
+        // Saturday 10:00: the next digest is Monday 09:00, planned at start and kept across
+        // restarts, so that one due while the bot was down still goes out.
         let monday = t0() + Duration::hours(47);
-        assert!(send_digest_if_due(&kit.app, monday).await.unwrap());
+        assert_eq!(next_digest(&kit.app, t0()), Some(monday));
+        let planned = ActionItems.start(&kit.app);
+        kit.store().apply_jobs(&planned).unwrap();
+        let digest = JobKind::keyed(TAG, DIGEST, serde_json::Value::Null);
+        let job_ = kit
+            .store()
+            .job(IncidentId::HOUSE, &digest)
+            .unwrap()
+            .unwrap();
+        assert_eq!(job_.due, monday);
+        assert!(ActionItems
+            .start(&kit.app)
+            .iter()
+            .all(|c| !matches!(c, JobChange::Put(j) if j.kind == digest)));
+
+        assert!(
+            !send_digest(&kit.app, t0()).await.unwrap(),
+            "nothing overdue yet"
+        );
+        kit.set(monday);
+        ActionItems.run(&kit.app, &job_).await.unwrap();
         let sent: Vec<_> = kit
             .sent()
             .into_iter()
-            .filter(|s| s.channel == DIGEST)
+            .filter(|s| s.channel == DIGEST_CHANNEL)
             .collect();
         assert_eq!(sent.len(), 1);
         let text = &sent[0].post.content;
@@ -520,10 +564,13 @@ mod tests {
             "{text}"
         );
         assert_eq!(sent[0].post.mentions, Mentions::none());
-        // Not again that week.
-        assert!(!send_digest_if_due(&kit.app, monday + Duration::hours(3))
-            .await
-            .unwrap());
+        // The next one is a week later.
+        let next = kit
+            .store()
+            .job(IncidentId::HOUSE, &digest)
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.due, monday + Duration::days(7));
     }
 
     #[test]

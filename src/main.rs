@@ -333,7 +333,6 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         ) {
             tracing::error!(error = %e, "cannot poll GitHub");
         }
-        sitrep::action_items::spawn(app.clone(), stopped());
         Scheduler::spawn(app.clone(), stopped());
         app
     };
@@ -451,12 +450,6 @@ async fn console(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let timed = Scheduler::spawn(console.app.clone(), async {
         let _ = stopped.await;
-    });
-    // Filed items' issues are read back while the console is open; the read-back stops when
-    // this function drops `_read_back_stop`.
-    let (_read_back_stop, read_back_stopped) = tokio::sync::oneshot::channel::<()>();
-    sitrep::action_items::spawn(console.app.clone(), async {
-        let _ = read_back_stopped.await;
     });
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web = match listen {
