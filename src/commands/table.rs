@@ -1,6 +1,6 @@
 //! The command table: every command sitrep runs, with everything the edges need to know of it.
 
-use super::{deploys, escalate, incident, join, metrics, postmortem};
+use super::{alert, deploys, escalate, incident, join, metrics, postmortem};
 use super::{Invocation, Outcome};
 use crate::app::App;
 use crate::domain::IncidentId;
@@ -109,6 +109,74 @@ pub static TABLE: &[Command] = &[
         handler: &Typed::<join::JoinArgs> {
             precheck: None,
             run: |app, inv, args| Box::pin(join::run(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    // The triage post's buttons. Anyone who sees the triage channel may act on an alert; the
+    // declaration makes the presser its commander.
+    Command {
+        name: alert::DECLARE,
+        manifest: None,
+        leaves: &[Leaf::new(alert::DECLARE)
+            .defers()
+            .open_to_everyone()
+            .after(|app, id| Box::pin(crate::whats_changed::post(app, id)))],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::declare_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::ATTACH,
+        manifest: None,
+        leaves: &[Leaf::new(alert::ATTACH).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::attach_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::DISMISS,
+        manifest: None,
+        leaves: &[Leaf::new(alert::DISMISS).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::dismiss_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    // The commander's buttons under an incident's alert news; the handler checks the commander.
+    Command {
+        name: alert::MONITOR,
+        manifest: None,
+        leaves: &[Leaf::new(alert::MONITOR).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::commander_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::RESOLVE,
+        manifest: None,
+        leaves: &[Leaf::new(alert::RESOLVE)
+            .open_to_everyone()
+            .after(|app, id| Box::pin(crate::escalation::on_resolved(app, id)))],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::commander_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::REOPEN,
+        manifest: None,
+        leaves: &[Leaf::new(alert::REOPEN).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::commander_button(app, inv, args)),
             autocomplete: None,
         },
     },

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod alerts;
 mod deploys;
 mod discord;
 mod dur;
@@ -23,6 +24,7 @@ mod storage;
 mod templates;
 mod threads;
 
+pub use alerts::{AlertRoute, AlertsConfig, RouteAction, ALERTS_TOKEN_ENV};
 pub use deploys::{DeploysConfig, GitHubConfig, GITHUB_API};
 pub use discord::{ConnectTo, DiscordConfig, IncidentMode, DISCORD_API};
 use dur::dur_or_off;
@@ -87,6 +89,8 @@ pub struct Config {
     pub escalation: EscalationConfig,
     /// PagerDuty's Events API, for escalation targets with a routing key.
     pub pagerduty: PagerDutyConfig,
+    /// Alerts from Alertmanager and Grafana, and the routes that say what they become.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -108,6 +112,7 @@ impl Default for Config {
             status_page: StatusPageConfig::default(),
             escalation: EscalationConfig::default(),
             pagerduty: PagerDutyConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -276,6 +281,13 @@ impl Config {
                 .problems(&self.severity_levels(), secrets, for_discord),
         );
         out.extend(self.pagerduty.problems());
+        out.extend(self.alerts.problems(
+            &self.severity_levels(),
+            &self.escalation,
+            &self.http,
+            secrets,
+            for_discord,
+        ));
         out.extend(self.templates.problems());
         out
     }
@@ -289,6 +301,7 @@ impl Config {
         s.push_str(&roles::summary(&self.roles));
         s.push_str(&deploys::summary(&self.deploys, &self.github));
         s.push_str(&self.escalation.summary(&self.pagerduty));
+        s.push_str(&self.alerts.summary());
         s.push_str(&self.templates.summary());
         s
     }

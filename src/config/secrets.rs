@@ -11,6 +11,7 @@ pub(super) const SECRET_VARS: &[&str] = &[
     "SITREP_GITHUB_TOKEN",
     "SITREP_HTTP_ADMIN_TOKEN",
     "SITREP_PROMETHEUS_TOKEN",
+    "SITREP_ALERTS_TOKEN",
 ];
 
 /// Secrets, read from the environment only; `Debug` never shows them.
@@ -25,6 +26,8 @@ pub struct Secrets {
     /// PagerDuty routing keys by the variable that holds them, for the variables
     /// `[escalation.targets.*] pagerduty_routing_key_env` names; see [`Secrets::with_routing_keys`].
     pub pagerduty_routing_keys: BTreeMap<String, String>,
+    /// The bearer token Alertmanager and Grafana present to `POST /hooks/alertmanager`.
+    pub alerts_token: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -43,6 +46,7 @@ impl fmt::Debug for Secrets {
                 "http_admin_token",
                 &self.http_admin_token.as_ref().map(|_| "<set>"),
             )
+            .field("alerts_token", &self.alerts_token.as_ref().map(|_| "<set>"))
             .field(
                 "pagerduty_routing_keys",
                 &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
@@ -60,6 +64,7 @@ impl Secrets {
             github_token: secret("SITREP_GITHUB_TOKEN"),
             http_admin_token: secret("SITREP_HTTP_ADMIN_TOKEN"),
             pagerduty_routing_keys: BTreeMap::new(),
+            alerts_token: secret("SITREP_ALERTS_TOKEN"),
         }
     }
 

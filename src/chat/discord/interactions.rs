@@ -404,11 +404,18 @@ impl Bot {
                 let modal = update_modal(id);
                 r.respond(CreateInteractionResponse::Modal(modal)).await;
             }
-            (Some(group), Some(action), Some(id))
+            (Some(group), Some(action), _)
                 if commands::table::button(&format!("{group} {action}")).is_some() =>
             {
-                self.on_button(&r, &c, &format!("{group} {action}"), id, user)
-                    .await;
+                match arg.and_then(|a| commands::button_target(group, action, a)) {
+                    Some(target) => {
+                        self.on_button(&r, &c, &format!("{group} {action}"), target, user)
+                            .await
+                    }
+                    None => {
+                        r.error("This button is no longer in use.".into()).await;
+                    }
+                }
             }
             _ => {
                 r.error("This button is no longer in use.".into()).await;
@@ -416,16 +423,20 @@ impl Bot {
         }
     }
 
-    /// A button that stands for a command in the table: run as that command, pointed at the
-    /// incident whose post holds it.
+    /// A button that stands for a command in the table: run as that command, pointed at what
+    /// its post is about (an incident, an alert group).
     async fn on_button(
         &self,
         r: &Responder<'_>,
         c: &ComponentInteraction,
         name: &str,
-        id: IncidentId,
+        target: commands::Target,
         user: UserRef,
     ) {
+        let id = match &target {
+            commands::Target::Incident(id) => Some(*id),
+            _ => None,
+        };
         let inv = Invocation {
             user,
             member_roles: member_roles(c.member.as_ref()),
@@ -435,14 +446,13 @@ impl Bot {
                 options: Vec::new(),
             },
         };
-        let prepared =
-            match commands::prepare_on(&self.app, &inv, Some(commands::Target::Incident(id))) {
-                Ok(p) => p,
-                Err(e) => {
-                    r.error(r.explain(&e, name)).await;
-                    return;
-                }
-            };
+        let prepared = match commands::prepare_on(&self.app, &inv, Some(target)) {
+            Ok(p) => p,
+            Err(e) => {
+                r.error(r.explain(&e, name)).await;
+                return;
+            }
+        };
         let deferred = match prepared.leaf().defers {
             Defer::Never => false,
             Defer::Public => true,
@@ -460,7 +470,7 @@ impl Bot {
                 self.follow_up(&inv, outcome);
                 (reply, incident)
             }
-            Err(e) => (commands::Reply::private(r.explain(&e, name)), Some(id)),
+            Err(e) => (commands::Reply::private(r.explain(&e, name)), id),
         };
         if deferred {
             let asker = super::deferred::Asker {
