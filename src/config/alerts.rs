@@ -217,7 +217,8 @@ impl AlertsConfig {
                 }
             }
         }
-        for (value, s) in &self.severities {
+        // The built-in map names the built-in severities; it matters only once alerts come in.
+        for (value, s) in self.severities.iter().filter(|_| self.enabled) {
             if !s.parse::<Severity>().is_ok_and(|s| severities.contains(&s)) {
                 out.push(format!(
                     "[alerts.severities] {value} = \"{s}\" is not a configured severity"
