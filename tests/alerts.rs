@@ -492,3 +492,48 @@ fn the_console_replays_a_payload_from_a_file_and_declares_it() {
         ],
     );
 }
+
+/// The example's `[alerts]` section is the defaults but for the default route's severity, and
+/// its commented-out routes are valid once used.
+#[test]
+fn the_example_config_documents_alerts() {
+    use sitrep::config::{Config, RouteAction, Secrets};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let none = std::collections::BTreeMap::new();
+    let c = Config::from_parts(Some(("config.example.toml", &text)), &none).unwrap();
+    let mut defaults = Config::default().alerts;
+    defaults.default_route.severity = Some("SEV3".into());
+    assert_eq!(c.alerts, defaults);
+    assert!(text.contains("SITREP_ALERTS_TOKEN"));
+    let (from, to) = (
+        text.find("[alerts]").unwrap(),
+        text.find("# Escalation:").unwrap(),
+    );
+    let used: String = text[from..to]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .filter(|r| {
+                    r.starts_with("[[alerts.")
+                        || r.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        })
+                })
+                .unwrap_or(l)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let own = format!(
+        "{}{used}\n[escalation.targets.sre-oncall]\nroles = [1]\n",
+        &text[..from]
+    );
+    let c = Config::from_parts(Some(("config.example.toml", &own)), &none).unwrap();
+    assert_eq!(c.alerts.routes.len(), 2);
+    assert_eq!(c.alerts.routes[1].action, RouteAction::Declare);
+    assert_eq!(c.alerts.triage_channel, Some(123456789012345678));
+    let secrets =
+        Secrets::from_env(&[("SITREP_ALERTS_TOKEN".to_string(), TOKEN.to_string())].into());
+    let problems = sitrep::preflight::problems(&c, &secrets, false);
+    assert!(problems.is_empty(), "{problems:?}");
+}
