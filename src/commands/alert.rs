@@ -925,6 +925,87 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn attach_offers_the_open_incidents_then_attaches_and_dismiss_quiets_a_group() {
+        let kit = TestApp::builder()
+            .configure(|c| c.alerts.triage_channel = Some(500))
+            .build();
+        let app = &kit.app;
+        for (g, fp) in [("g1", "f1"), ("g2", "f2"), ("g3", "f3")] {
+            let d = delivery(g, fp, "firing", "2026-11-21T09:50:00Z", QUEUE);
+            ingest(app, &d, "alertmanager").await.unwrap();
+        }
+        let press = |group, incident| AlertButtonArgs {
+            target: Target::Alert { group, incident },
+        };
+        let id = declare_button(app, &invocation(DECLARE), press(1, None))
+            .await
+            .unwrap()
+            .incident
+            .unwrap();
+        let offer = attach_button(app, &invocation(ATTACH), press(2, None))
+            .await
+            .unwrap();
+        assert!(offer.reply.ephemeral);
+        let ids: Vec<&str> = offer
+            .reply
+            .post
+            .buttons
+            .iter()
+            .map(|b| b.custom_id.as_str())
+            .collect();
+        assert_eq!(ids, ["alert:attach:2.1"]);
+        let done = attach_button(app, &invocation(ATTACH), press(2, Some(id)))
+            .await
+            .unwrap();
+        assert_eq!(done.reply.post.content, "Attached alert #2 to INC-1.");
+        assert!(app
+            .store
+            .incident(id)
+            .unwrap()
+            .unwrap()
+            .alerts
+            .contains_key("f2"));
+        assert_eq!(
+            app.store
+                .alert_group_by_number(2)
+                .unwrap()
+                .unwrap()
+                .incident,
+            Some(id)
+        );
+
+        let out = dismiss_button(app, &invocation(DISMISS), press(3, None))
+            .await
+            .unwrap();
+        assert_eq!(out.reply.post.content, "Dismissed alert #3.");
+        let again = dismiss_button(app, &invocation(DISMISS), press(3, None))
+            .await
+            .unwrap();
+        assert_eq!(again.reply.post.content, "Alert #3 was dismissed by alice.");
+        let edited = kit.edited();
+        let last = &edited.last().unwrap().post;
+        assert!(
+            last.content.ends_with("Dismissed by alice."),
+            "{}",
+            last.content
+        );
+        assert!(last.buttons.is_empty());
+        // Its repeats stay quiet: kept, no new post.
+        let sent = kit.sent().len();
+        let r = delivery("g3", "f3", "resolved", "2026-11-21T09:50:00Z", QUEUE);
+        assert_eq!(
+            ingest(app, &r, "alertmanager").await.unwrap(),
+            Ingested::Kept
+        );
+        assert_eq!(kit.sent().len(), sent);
+        // An unknown group is said to be unknown.
+        let err = dismiss_button(app, &invocation(DISMISS), press(9, None))
+            .await
+            .unwrap_err();
+        assert!(err.to_chat(DISMISS).contains("#9 is not known"), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn routes_ignore_and_declare_at_once() {
         let kit = TestApp::builder()
             .configure(|c| {
