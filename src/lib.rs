@@ -10,11 +10,13 @@
 //! - Edges: [`chat::discord`] (serenity: gateway in, REST out, the channel capture, the
 //!   permissions the bot needs and `sitrep doctor`'s checks of a setup against Discord),
 //!   [`chat::console`] (a terminal chat with the same commands) and [`http`] (health, the signed
-//!   deploy webhook, exports), which also serves [`web`] (the public status page and the
+//!   deploy webhook, the alert webhook, exports), which also serves [`web`] (the public status page and the
 //!   token-protected incident browser).
 //! - Commands: [`commands`], one handler module per manifest in `commands/`
 //!   ([`commands::incident`] ↔ `commands/incident.json`) and one entry per command in
-//!   [`commands::TABLE`], which every edge dispatches through. Option trees are checked against
+//!   [`commands::TABLE`], which every edge dispatches through; buttons are table entries too
+//!   ([`commands::alert`]: alert groups from the HTTP edge routed, offered for triage and
+//!   declared through the path `/incident open` takes). Option trees are checked against
 //!   the manifest and deserialized into typed args once per interaction ([`commands::options`]).
 //! - Timed work: [`scheduler`] (the loop that runs due jobs, and the outbox), over [`kinds`]
 //!   (the one list of job kinds, and `App::new`, which hands the app their planning).
@@ -28,7 +30,8 @@
 //!   [`app`] (what handlers reach, and [`app::App::record`], the one way events are recorded and
 //!   jobs re-planned), [`error`] (user-facing vs internal), [`render`] (minijinja over
 //!   `templates/`), [`telemetry`] (the bot's own health, served on `GET /metrics`) and
-//!   [`integrations`] (Prometheus, deploy sources, PagerDuty, GitHub Issues and Jira).
+//!   [`integrations`] (Prometheus, deploy sources, PagerDuty, GitHub Issues and Jira,
+//!   Alertmanager's and Grafana's alert payloads).
 //! - Core: [`store`] (sled trees, keys, schema versions), [`config`] (defaults → file →
 //!   environment, one file per section), [`platform`] (the [`platform::Chat`] trait the
 //!   services post through), [`clock`] (where "now" comes from), [`domain`] (pure types, the

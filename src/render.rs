@@ -135,6 +135,16 @@ fn capitalized(s: &str) -> String {
     }
 }
 
+/// An alert the incident came from or was given.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub name: String,
+    pub summary: Option<String>,
+    pub firing: bool,
+    pub since: DateTime<Utc>,
+    pub ended: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {
     pub role: String,
@@ -205,7 +215,11 @@ pub struct IncidentView {
     pub tta: Option<String>,
     pub ttm: Option<String>,
     pub ttr: Option<String>,
+    /// Time to detect: from the start of impact (an alert's start) to the declaration.
+    pub ttd: Option<String>,
     pub drill: bool,
+    /// Its alerts, firing first.
+    pub alerts: Vec<AlertView>,
 }
 
 impl IncidentView {
@@ -257,7 +271,23 @@ impl IncidentView {
             tta: inc.tta().map(human_duration),
             ttm: inc.ttm().map(human_duration),
             ttr: inc.ttr().map(human_duration),
+            ttd: inc.ttd().map(human_duration),
             drill: inc.drill,
+            alerts: {
+                let mut alerts: Vec<AlertView> = inc
+                    .alerts
+                    .values()
+                    .map(|a| AlertView {
+                        name: a.name.clone(),
+                        summary: a.summary.clone(),
+                        firing: a.firing,
+                        since: a.starts_at,
+                        ended: a.ends_at,
+                    })
+                    .collect();
+                alerts.sort_by_key(|a| (!a.firing, a.since));
+                alerts
+            },
         }
     }
 }

@@ -302,6 +302,10 @@ impl Console {
             self.press(n, rest).await;
             return true;
         }
+        if let Some(path) = line.strip_prefix("replay ") {
+            self.replay(path.trim()).await;
+            return true;
+        }
         let input = match parse_line(line) {
             Ok(i) => i,
             Err(e) => {
@@ -364,11 +368,55 @@ impl Console {
         match commands::table::Press::parse(&custom_id) {
             Some(press) => {
                 let inv = self.invocation(Some(channel), press.input());
-                self.invoke(inv, Some(Target::Incident(press.incident)))
-                    .await;
+                self.invoke(inv, Some(press.target)).await;
             }
             None => self.chat.print("error", "This button is no longer in use."),
         }
+    }
+
+    /// Takes an alert payload from a file as if Alertmanager (or Grafana) had posted it to
+    /// `POST /hooks/alertmanager`: for trying alerts without either.
+    async fn replay(&self, path: &str) {
+        let path = path.trim_matches('"');
+        let body = match std::fs::metadata(path).and_then(|m| {
+            if m.len() > crate::integrations::alertmanager::MAX_BODY_BYTES as u64 {
+                Err(std::io::Error::other("larger than 1 MiB"))
+            } else {
+                std::fs::read(path)
+            }
+        }) {
+            Ok(b) => b,
+            Err(e) => {
+                self.chat
+                    .print("error", &format!("cannot read {path}: {e}"));
+                return;
+            }
+        };
+        let delivery = match crate::integrations::alertmanager::Delivery::parse(&body) {
+            Ok(d) => d,
+            Err(e) => {
+                self.chat.print("error", &format!("{path}: {e}"));
+                return;
+            }
+        };
+        let source = if delivery.org_id.is_some() {
+            "grafana"
+        } else {
+            "alertmanager"
+        };
+        match commands::alert::ingest(&self.app, &delivery, source).await {
+            Ok(outcome) => {
+                let said = match outcome {
+                    commands::alert::Ingested::Unchanged => {
+                        "nothing new in it: this group was seen exactly so before".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                self.chat.print("reply", &format!("alert replayed: {said}"));
+            }
+            Err(e) => self.chat.print("error", &e.to_chat("alert replay")),
+        }
+        self.deliver().await;
     }
 
     /// Runs `inv`, prints its reply or error, then the posts it made and its follow-up.
@@ -428,6 +476,7 @@ pub const HELP: &str = "Type commands as in Discord, e.g.
 /incident status
 Commands apply to the incident last opened or named (incident:INC-2).
 Buttons print as numbered choices, [1] Join  [2] Post update: type `press 1` (or just `1`) to press one.
+`replay alert.json` takes an Alertmanager or Grafana webhook payload from a file, as the HTTP edge would.
 `exit` quits.";
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl ButtonArgs {
     fn incident(&self) -> Result<IncidentId, CommandError> {
         match self.target {
             Target::Incident(id) => Ok(id),
-            Target::Message { .. } => Err(gone()),
+            Target::Message { .. } | Target::Alert { .. } => Err(gone()),
         }
     }
 }
@@ -231,8 +231,8 @@ mod tests {
         assert_eq!(ack, "escalation:ack:7:3");
         let press = Press::parse(&ack).unwrap();
         assert_eq!(
-            (press.name.as_str(), press.incident, press.arg.as_deref()),
-            (ACK, IncidentId(7), Some("3"))
+            (press.name.as_str(), press.incident(), press.arg.as_deref()),
+            (ACK, Some(IncidentId(7)), Some("3"))
         );
         let nudge =
             Press::parse(&escalation::nudge_button_id(IncidentId(7), "sre-oncall")).unwrap();

@@ -314,12 +314,13 @@ fn deliveries(app: &App, inc: &Incident, post: Post, stakeholders: bool) -> Vec<
 }
 
 /// An open request whose every field passed the checks.
-struct CheckedOpen {
-    title: String,
-    severity: Severity,
-    summary: Option<String>,
-    service: Option<String>,
-    started: chrono::DateTime<chrono::Utc>,
+pub(crate) struct CheckedOpen {
+    pub title: String,
+    pub severity: Severity,
+    pub summary: Option<String>,
+    pub service: Option<String>,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub drill: bool,
 }
 
 fn check_open(app: &App, a: &OpenArgs) -> Result<CheckedOpen, CommandError> {
@@ -339,6 +340,7 @@ fn check_open(app: &App, a: &OpenArgs) -> Result<CheckedOpen, CommandError> {
             Some(s) => when::parse_past(s, now).map_err(UserError::BadTime)?,
             None => now,
         },
+        drill: a.drill,
     })
 }
 
@@ -354,13 +356,25 @@ pub fn precheck(app: &App, args: &IncidentArgs) -> Result<(), CommandError> {
 
 async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, CommandError> {
     // Everything is checked before the id is taken, so that bad input leaves no trace.
+    let checked = check_open(app, &a)?;
+    open_checked(app, Actor::User(inv.user.clone()), checked).await
+}
+
+/// Opens an incident from checked fields, by `actor`, who becomes its commander when a person:
+/// the one path every declaration takes, typed or from an alert.
+pub(crate) async fn open_checked(
+    app: &App,
+    actor: Actor,
+    checked: CheckedOpen,
+) -> Result<Outcome, CommandError> {
     let CheckedOpen {
         title,
         severity,
         summary,
         service,
         started,
-    } = check_open(app, &a)?;
+        drill,
+    } = checked;
     let now = app.now();
 
     let id = app.store.reserve_incident_id()?;
@@ -368,7 +382,7 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
     let place = make_place(app, &place_name(id.0, &title), &topic).await;
     let event = Event {
         at: now,
-        actor: Actor::User(inv.user.clone()),
+        actor: actor.clone(),
         kind: EventKind::Opened {
             title,
             severity,
@@ -377,7 +391,7 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
             started,
             channel: place.as_ref().ok().map(|p| p.channel),
             channel_name: place.as_ref().ok().map(|p| p.name.clone()),
-            drill: a.drill,
+            drill,
         },
     };
     let worded = Worded::default();
@@ -392,10 +406,12 @@ async fn open(app: &App, inv: &Invocation, a: OpenArgs) -> Result<Outcome, Comma
             "Opened {id} ({severity}) without a channel of its own. {fix} Meanwhile, run its commands anywhere with `incident:{id}`."
         ),
     };
-    let mut reply = format!(
-        "{opened} You are the commander; hand over with `/incident role role:commander`. {}",
-        cadence_note(app, &inc, now)?
-    );
+    let commander = if actor.user().is_some() {
+        " You are the commander; hand over with `/incident role role:commander`."
+    } else {
+        ""
+    };
+    let mut reply = format!("{opened}{commander} {}", cadence_note(app, &inc, now)?);
     if text_unreadable(app, id) {
         reply = format!("{reply}\n{}", crate::postmortem::text_gaps::open_notice());
     }

@@ -1,5 +1,6 @@
 //! Command handlers: a typed invocation in, an outcome (reply and posts) out; no platform types.
 
+pub mod alert;
 pub mod deploys;
 pub mod escalate;
 pub mod file;
@@ -121,6 +122,21 @@ pub enum Target {
         message: Option<Box<CapturedMessage>>,
     },
     Incident(IncidentId),
+    /// An alert group offered for triage, and for an attach the incident chosen for it.
+    Alert {
+        group: u64,
+        incident: Option<IncidentId>,
+    },
+}
+
+/// What a button's custom id `group:action:<arg>` points at: an alert group for the triage
+/// buttons, an incident for every other.
+pub fn button_target(group: &str, action: &str, arg: &str) -> Option<Target> {
+    if group == alert::GROUP && alert::TRIAGE_ACTIONS.contains(&action) {
+        alert::parse_target(arg)
+    } else {
+        arg.parse::<IncidentId>().ok().map(Target::Incident)
+    }
 }
 
 /// A command checked and converted once: its options against the manifest, who may run it,

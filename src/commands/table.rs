@@ -1,6 +1,6 @@
 //! The command table: every command sitrep runs, with everything the edges need to know of it.
 
-use super::{deploys, escalate, file, incident, join, metrics, postmortem};
+use super::{alert, deploys, escalate, file, incident, join, metrics, postmortem};
 use super::{Invocation, Outcome};
 use crate::app::App;
 use crate::domain::IncidentId;
@@ -141,6 +141,21 @@ pub static TABLE: &[Command] = &[
             autocomplete: None,
         },
     },
+    // The triage post's buttons. Anyone who sees the triage channel may act on an alert; the
+    // declaration makes the presser its commander.
+    Command {
+        name: alert::DECLARE,
+        manifest: None,
+        leaves: &[Leaf::new(alert::DECLARE)
+            .defers()
+            .open_to_everyone()
+            .after(|app, id| Box::pin(crate::whats_changed::post(app, id)))],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::declare_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
     Command {
         name: escalate::NUDGE,
         manifest: None,
@@ -150,6 +165,59 @@ pub static TABLE: &[Command] = &[
         handler: &Typed::<escalate::ButtonArgs> {
             precheck: None,
             run: |app, inv, args| Box::pin(escalate::nudge(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::ATTACH,
+        manifest: None,
+        leaves: &[Leaf::new(alert::ATTACH).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::attach_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::DISMISS,
+        manifest: None,
+        leaves: &[Leaf::new(alert::DISMISS).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::dismiss_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    // The commander's buttons under an incident's alert news; the handler checks the commander.
+    Command {
+        name: alert::MONITOR,
+        manifest: None,
+        leaves: &[Leaf::new(alert::MONITOR).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::commander_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::RESOLVE,
+        manifest: None,
+        leaves: &[Leaf::new(alert::RESOLVE)
+            .open_to_everyone()
+            .after(|app, id| Box::pin(crate::escalation::on_resolved(app, id)))],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::commander_button(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: alert::REOPEN,
+        manifest: None,
+        leaves: &[Leaf::new(alert::REOPEN).open_to_everyone()],
+        handler: &Typed::<alert::AlertButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(alert::commander_button(app, inv, args)),
             autocomplete: None,
         },
     },
@@ -330,13 +398,13 @@ fn own<T>(args: Option<T>) -> T {
     args.expect("arguments go back to the handler that parsed them")
 }
 
-/// A pressed button, read from its custom id `group:action:<incident>[:<arg>]`: the table's
-/// command `group action`, pointed at the incident whose post holds the button, with `arg` (if
-/// any) as its one option.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A pressed button, read from its custom id `group:action:<target>[:<arg>]`: the table's
+/// command `group action`, pointed at what the post that holds the button is about (an
+/// incident; an alert group for the triage buttons), with `arg` (if any) as its one option.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Press {
     pub name: String,
-    pub incident: IncidentId,
+    pub target: super::Target,
     pub arg: Option<String>,
 }
 
@@ -344,15 +412,23 @@ impl Press {
     /// `None` for an id no button of the table could have: such a button is no longer in use.
     pub fn parse(custom_id: &str) -> Option<Press> {
         let mut parts = custom_id.splitn(4, ':');
-        let (group, action, incident) = (parts.next()?, parts.next()?, parts.next()?);
-        let incident: IncidentId = incident.parse().ok()?;
+        let (group, action, target) = (parts.next()?, parts.next()?, parts.next()?);
         let name = format!("{group} {action}");
         button(&name)?;
         Some(Press {
+            target: super::button_target(group, action, target)?,
             name,
-            incident,
             arg: parts.next().map(str::to_string),
         })
+    }
+
+    /// The incident the press acts on, where the target names one.
+    pub fn incident(&self) -> Option<IncidentId> {
+        match self.target {
+            super::Target::Incident(id) => Some(id),
+            super::Target::Alert { incident, .. } => incident,
+            super::Target::Message { .. } => None,
+        }
     }
 
     /// What the press runs, as an edge hands it to [`super::prepare_on`].

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod alerts;
 mod deploys;
 mod discord;
 mod dur;
@@ -24,6 +25,7 @@ mod templates;
 mod threads;
 mod trackers;
 
+pub use alerts::{AlertRoute, AlertsConfig, RouteAction, ALERTS_TOKEN_ENV};
 pub use deploys::{DeploysConfig, GitHubConfig, GITHUB_API};
 pub use discord::{ConnectTo, DiscordConfig, IncidentMode, DISCORD_API};
 use dur::dur_or_off;
@@ -94,6 +96,8 @@ pub struct Config {
     pub pagerduty: PagerDutyConfig,
     /// Where action items are filed as issues, and whose they are there.
     pub trackers: TrackersConfig,
+    /// Alerts from Alertmanager and Grafana, and the routes that say what they become.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -116,6 +120,7 @@ impl Default for Config {
             escalation: EscalationConfig::default(),
             pagerduty: PagerDutyConfig::default(),
             trackers: TrackersConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -285,6 +290,13 @@ impl Config {
         );
         out.extend(self.pagerduty.problems());
         out.extend(self.trackers.problems(secrets, for_discord));
+        out.extend(self.alerts.problems(
+            &self.severity_levels(),
+            &self.escalation,
+            &self.http,
+            secrets,
+            for_discord,
+        ));
         out.extend(self.templates.problems());
         out
     }
@@ -299,6 +311,7 @@ impl Config {
         s.push_str(&deploys::summary(&self.deploys, &self.github));
         s.push_str(&self.escalation.summary(&self.pagerduty));
         s.push_str(&self.trackers.summary());
+        s.push_str(&self.alerts.summary());
         s.push_str(&self.templates.summary());
         s
     }

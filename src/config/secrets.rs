@@ -13,6 +13,7 @@ pub(super) const SECRET_VARS: &[&str] = &[
     "SITREP_PROMETHEUS_TOKEN",
     "SITREP_JIRA_EMAIL",
     "SITREP_JIRA_TOKEN",
+    "SITREP_ALERTS_TOKEN",
 ];
 
 /// Secrets, read from the environment only; `Debug` never shows them.
@@ -30,6 +31,8 @@ pub struct Secrets {
     /// The Jira Cloud account that files issues, and its API token (basic auth).
     pub jira_email: Option<String>,
     pub jira_token: Option<String>,
+    /// The bearer token Alertmanager and Grafana present to `POST /hooks/alertmanager`.
+    pub alerts_token: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -50,6 +53,7 @@ impl fmt::Debug for Secrets {
             )
             .field("jira_email", &self.jira_email.as_ref().map(|_| "<set>"))
             .field("jira_token", &self.jira_token.as_ref().map(|_| "<set>"))
+            .field("alerts_token", &self.alerts_token.as_ref().map(|_| "<set>"))
             .field(
                 "pagerduty_routing_keys",
                 &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
@@ -69,6 +73,7 @@ impl Secrets {
             pagerduty_routing_keys: BTreeMap::new(),
             jira_email: secret("SITREP_JIRA_EMAIL"),
             jira_token: secret("SITREP_JIRA_TOKEN"),
+            alerts_token: secret("SITREP_ALERTS_TOKEN"),
         }
     }
 

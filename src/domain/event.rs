@@ -191,6 +191,28 @@ pub enum EventKind {
     ActionItemReminded {
         item: usize,
     },
+    /// An alert of a group declared as (or attached to) this incident fired; `again` when it
+    /// had resolved before.
+    AlertFired {
+        /// The alert group's number.
+        group: u64,
+        fingerprint: String,
+        name: String,
+        #[serde(default)]
+        summary: Option<String>,
+        starts_at: DateTime<Utc>,
+        #[serde(default)]
+        again: bool,
+        /// Where the alert was generated (the Prometheus graph, the Grafana rule).
+        #[serde(default)]
+        link: Option<String>,
+    },
+    AlertResolved {
+        group: u64,
+        fingerprint: String,
+        name: String,
+        ends_at: DateTime<Utc>,
+    },
 }
 
 impl EventKind {
@@ -220,6 +242,8 @@ impl EventKind {
             EventKind::ActionItemFiled { .. } => "action_item_filed",
             EventKind::ActionItemTracked { .. } => "action_item_tracked",
             EventKind::ActionItemReminded { .. } => "action_item_reminded",
+            EventKind::AlertFired { .. } => "alert_fired",
+            EventKind::AlertResolved { .. } => "alert_resolved",
         }
     }
 
@@ -286,6 +310,19 @@ impl EventKind {
                 Some(c) => format!("Reminded {} to post an update", c.name),
                 None => "Reminded the team to post an update".into(),
             },
+            EventKind::AlertFired {
+                name,
+                summary,
+                again,
+                ..
+            } => {
+                let fired = if *again { "fired again" } else { "fired" };
+                match summary {
+                    Some(s) => format!("Alert {name} {fired}: {s}"),
+                    None => format!("Alert {name} {fired}"),
+                }
+            }
+            EventKind::AlertResolved { name, .. } => format!("Alert {name} resolved"),
             EventKind::PublicChanged { visible: false, .. } => {
                 "Kept off the public status page".into()
             }

@@ -172,8 +172,21 @@ pub struct Incident {
     /// Every escalation and the ladder it climbed.
     #[serde(default)]
     pub escalations: super::Escalations,
+    /// The alerts it came from or was given, by fingerprint.
+    #[serde(default)]
+    pub alerts: std::collections::BTreeMap<String, AlertState>,
     /// How many events the timeline holds; the next event's sequence number.
     pub events: u32,
+}
+
+/// An alert as the incident knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub name: String,
+    pub summary: Option<String>,
+    pub firing: bool,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 pub const MAX_TITLE: usize = 150;
@@ -251,6 +264,7 @@ impl Incident {
             public_title: None,
             public_summary: None,
             escalations: super::Escalations::default(),
+            alerts: Default::default(),
             events: 1,
         })
     }
@@ -354,6 +368,34 @@ impl Incident {
             EventKind::UpdateReminderSent { .. } => {}
             // Nothing is posted to a channel that is gone; the name stays for the record.
             EventKind::ChannelRemoved { .. } => self.channel = None,
+            EventKind::AlertFired {
+                fingerprint,
+                name,
+                summary,
+                starts_at,
+                ..
+            } => {
+                self.alerts.insert(
+                    fingerprint.clone(),
+                    AlertState {
+                        name: name.clone(),
+                        summary: summary.clone(),
+                        firing: true,
+                        starts_at: *starts_at,
+                        ends_at: None,
+                    },
+                );
+            }
+            EventKind::AlertResolved {
+                fingerprint,
+                ends_at,
+                ..
+            } => {
+                if let Some(a) = self.alerts.get_mut(fingerprint) {
+                    a.firing = false;
+                    a.ends_at = Some(*ends_at);
+                }
+            }
             EventKind::PublicChanged {
                 visible,
                 title,

@@ -597,8 +597,7 @@ async fn a_stuck_incident_is_nudged_once_with_a_button_per_target() {
         channel: Some(stuck),
         input: press.input(),
     };
-    let target = commands::Target::Incident(press.incident);
-    let out = commands::prepare_on(&h.app, &inv, Some(target))
+    let out = commands::prepare_on(&h.app, &inv, Some(press.target))
         .unwrap()
         .run(&h.app, &inv)
         .await

@@ -820,6 +820,19 @@ impl Read {
             EventKind::ActionItemFiled { .. }
             | EventKind::ActionItemTracked { .. }
             | EventKind::ActionItemReminded { .. } => None,
+            // An alert belongs on the timeline when it began or ended, not when sitrep heard.
+            EventKind::AlertFired { starts_at, .. } => Some(entry(
+                *starts_at,
+                "Alert",
+                people.text(&e.kind.describe()),
+                by,
+            )),
+            EventKind::AlertResolved { ends_at, .. } => Some(entry(
+                *ends_at,
+                "Alert",
+                people.text(&e.kind.describe()),
+                by,
+            )),
             // Kinds added later read as their own description until they are worded here.
             #[allow(unreachable_patterns)]
             other => Some(entry(e.at, "Event", people.text(&other.describe()), by)),

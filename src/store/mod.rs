@@ -2,6 +2,7 @@
 //!
 //! Every sled call in the crate lives here, so that the engine can be swapped.
 
+mod alerts;
 mod charts;
 mod content_gaps;
 mod deploys;
@@ -9,6 +10,7 @@ mod jobs;
 mod messages;
 mod postmortems;
 
+pub use alerts::{AlertGroup, AlertRecord, FloodWindow, Triage};
 pub use charts::written_seq;
 pub use content_gaps::{ContentGap, GapReason};
 pub use deploys::{Deploy, DeploySource};
@@ -64,10 +66,13 @@ pub struct Store {
     postmortems: sled::Tree,
     jobs: sled::Tree,
     meta: sled::Tree,
+    alerts: sled::Tree,
     /// Rung when jobs change, so that the scheduler never sleeps past a new, earlier job.
     job_signal: Arc<Notify>,
     /// Held by whoever delivers the outbox, so that no post goes out twice from one process.
     outbox_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Held while an alert group changes (a delivery, a button press).
+    alerts_turn: Arc<tokio::sync::Mutex<FloodWindow>>,
     flushes: Arc<FlushGate>,
 }
 
@@ -180,8 +185,10 @@ impl Store {
             postmortems: db.open_tree("postmortems")?,
             jobs: db.open_tree("jobs")?,
             meta: db.open_tree("meta")?,
+            alerts: db.open_tree("alerts")?,
             job_signal: Arc::new(Notify::new()),
             outbox_turn: Arc::default(),
+            alerts_turn: Arc::default(),
             flushes: Arc::default(),
             db,
         })
@@ -315,6 +322,7 @@ impl Store {
             ("postmortems", &self.postmortems),
             ("jobs", &self.jobs),
             ("meta", &self.meta),
+            ("alerts", &self.alerts),
         ] {
             for kv in tree.iter() {
                 let (k, v) = kv?;

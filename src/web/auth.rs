@@ -60,7 +60,7 @@ pub struct Auth {
 }
 
 /// Equal in time that does not depend on where the inputs differ or how long they are.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
     a.iter()
         .zip(b.iter())

@@ -125,7 +125,7 @@ pub fn openmetrics(now: i64) -> String {
     out
 }
 
-fn tool(name: &str) -> PathBuf {
+pub(crate) fn tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
@@ -222,7 +222,7 @@ pub fn refused_url() -> String {
 }
 
 /// The status code of `GET path`, if anything answered.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+pub(crate) fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
@@ -264,6 +264,23 @@ impl PrometheusFixture {
              \x20   authorization:\n      credentials_file: {}\n\
              \x20   static_configs:\n      - targets: [\"{target}\"]\n",
             token.display()
+        );
+        Self::launch(dir, &config, Utc::now())
+    }
+
+    /// Starts Prometheus scraping `target` (`host:port`) every second and evaluating `rules`
+    /// (a rule file's YAML) every second, sending its alerts to the Alertmanager at
+    /// `alertmanager` (`host:port`): alerts fire and resolve within seconds of the data.
+    pub fn alerting(target: &str, rules: &str, alertmanager: &str) -> PrometheusFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let rule_file = dir.path().join("rules.yml");
+        std::fs::write(&rule_file, rules).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [\"{}\"]\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\n\
+             scrape_configs:\n  - job_name: fixture\n    static_configs:\n      - targets: [\"{target}\"]\n",
+            rule_file.display()
         );
         Self::launch(dir, &config, Utc::now())
     }

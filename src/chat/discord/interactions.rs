@@ -391,8 +391,8 @@ impl Bot {
         }
     }
 
-    /// A button that stands for a command in the table: run as that command, pointed at the
-    /// incident whose post holds it.
+    /// A button that stands for a command in the table: run as that command, pointed at what
+    /// its post is about (an incident, an alert group).
     async fn on_button(
         &self,
         r: &Responder<'_>,
@@ -400,21 +400,21 @@ impl Bot {
         press: commands::table::Press,
         user: UserRef,
     ) {
-        let (name, id) = (press.name.as_str(), press.incident);
+        let id = press.incident();
+        let (name, target) = (press.name.as_str(), press.target.clone());
         let inv = Invocation {
             user,
             member_roles: member_roles(c.member.as_ref()),
             channel: Some(c.channel_id.get()),
             input: press.input(),
         };
-        let prepared =
-            match commands::prepare_on(&self.app, &inv, Some(commands::Target::Incident(id))) {
-                Ok(p) => p,
-                Err(e) => {
-                    r.error(r.explain(&e, name)).await;
-                    return;
-                }
-            };
+        let prepared = match commands::prepare_on(&self.app, &inv, Some(target)) {
+            Ok(p) => p,
+            Err(e) => {
+                r.error(r.explain(&e, name)).await;
+                return;
+            }
+        };
         let deferred = match prepared.leaf().defers {
             Defer::Never => false,
             Defer::Public | Defer::Private => true,
@@ -432,7 +432,7 @@ impl Bot {
                 self.follow_up(&inv, outcome);
                 (reply, incident)
             }
-            Err(e) => (commands::Reply::private(r.explain(&e, name)), Some(id)),
+            Err(e) => (commands::Reply::private(r.explain(&e, name)), id),
         };
         if deferred {
             let asker = super::deferred::Asker {
