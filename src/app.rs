@@ -30,6 +30,8 @@ pub struct App {
     pub pagerduty: Option<Arc<crate::integrations::pagerduty::PagerDuty>>,
     /// The bot's own health, served on `GET /metrics`.
     pub telemetry: Arc<Telemetry>,
+    /// What on-call sources need besides config (PagerDuty tokens).
+    pub oncall: Arc<crate::oncall::Sources>,
     plan: Planner,
 }
 
@@ -52,6 +54,7 @@ impl App {
             prometheus: None,
             pagerduty: None,
             telemetry: Arc::default(),
+            oncall: Arc::default(),
             plan,
         }
     }
@@ -72,6 +75,11 @@ impl App {
         client: Option<crate::integrations::pagerduty::PagerDuty>,
     ) -> App {
         self.pagerduty = client.map(Arc::new);
+        self
+    }
+
+    pub fn with_oncall(mut self, sources: crate::oncall::Sources) -> App {
+        self.oncall = Arc::new(sources);
         self
     }
 

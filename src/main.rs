@@ -302,6 +302,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let app_config = config.clone();
     let prometheus = prometheus_client(&app_config)?;
     let pagerduty = PagerDuty::from_config(&app_config, &secrets)?;
+    let oncall = sitrep::oncall::Sources::from_secrets(&secrets);
     let make_app = move |chat| {
         let app = App::new(
             app_config,
@@ -312,6 +313,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         )
         .with_prometheus(prometheus)
         .with_pagerduty(pagerduty)
+        .with_oncall(oncall)
         .with_telemetry(app_telemetry);
         if let Some(listener) = listener {
             let edge = sitrep::http::serve(app.clone(), listener, secrets.clone(), stopped());
@@ -420,10 +422,9 @@ async fn console(
     let chat = Arc::new(ConsoleChat::new(out, known).with_roles(roles));
     let prometheus = prometheus_client(&config)?;
     let env = environment();
-    let pagerduty = PagerDuty::from_config(
-        &config,
-        &Secrets::from_env(&env).with_routing_keys(&config, &env),
-    )?;
+    let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
+    let pagerduty = PagerDuty::from_config(&config, &secrets)?;
+    let oncall = sitrep::oncall::Sources::from_secrets(&secrets);
     let app = App::new(
         Arc::new(config),
         store,
@@ -432,7 +433,8 @@ async fn console(
         Arc::new(SystemClock),
     )
     .with_prometheus(prometheus)
-    .with_pagerduty(pagerduty);
+    .with_pagerduty(pagerduty)
+    .with_oncall(oncall);
     let console = Console {
         app,
         chat,

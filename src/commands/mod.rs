@@ -5,6 +5,7 @@ pub mod escalate;
 pub mod incident;
 pub mod join;
 pub mod metrics;
+pub mod oncall;
 pub mod options;
 pub mod postmortem;
 pub mod table;

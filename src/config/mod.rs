@@ -12,6 +12,7 @@ mod deploys;
 mod discord;
 mod dur;
 mod escalation;
+mod oncall;
 mod postmortem;
 mod prometheus;
 mod roles;
@@ -29,6 +30,10 @@ use dur::dur_or_off;
 pub use dur::Dur;
 pub use escalation::{
     EscalationConfig, EscalationPolicy, EscalationTarget, PagerDutyConfig, PAGERDUTY_EVENTS_URL,
+};
+pub use oncall::{
+    person, schedule, IcalSource, OnCallSchedule, OverrideConfig, PagerDutySource, RotationSource,
+    SourceKind, PAGERDUTY_API, PAGERDUTY_TOKEN_VAR,
 };
 pub use postmortem::{LintRuleConfig, PostmortemConfig};
 pub use prometheus::{PrometheusConfig, QueryConfig, WhatsChangedConfig};
@@ -85,8 +90,13 @@ pub struct Config {
     pub status_page: StatusPageConfig,
     /// Who `/escalate` pages, the ladders that follow, and the stuck nudge.
     pub escalation: EscalationConfig,
-    /// PagerDuty's Events API, for escalation targets with a routing key.
+    /// PagerDuty's Events API, for escalation targets with a routing key, and its REST API,
+    /// for on-call schedules.
     pub pagerduty: PagerDutyConfig,
+    /// Who is on call, by schedule name.
+    pub oncall: BTreeMap<String, OnCallSchedule>,
+    /// The Discord user each name or email an on-call source gives stands for.
+    pub people: BTreeMap<String, u64>,
 }
 
 impl Default for Config {
@@ -108,6 +118,8 @@ impl Default for Config {
             status_page: StatusPageConfig::default(),
             escalation: EscalationConfig::default(),
             pagerduty: PagerDutyConfig::default(),
+            oncall: BTreeMap::new(),
+            people: BTreeMap::new(),
         }
     }
 }
@@ -276,6 +288,13 @@ impl Config {
                 .problems(&self.severity_levels(), secrets, for_discord),
         );
         out.extend(self.pagerduty.problems());
+        out.extend(oncall::problems(
+            &self.oncall,
+            &self.people,
+            &secrets.pagerduty_tokens,
+            for_discord,
+        ));
+        out.extend(self.escalation.schedule_problems(&self.oncall));
         out.extend(self.templates.problems());
         out
     }
@@ -289,6 +308,7 @@ impl Config {
         s.push_str(&roles::summary(&self.roles));
         s.push_str(&deploys::summary(&self.deploys, &self.github));
         s.push_str(&self.escalation.summary(&self.pagerduty));
+        s.push_str(&oncall::summary(&self.oncall));
         s.push_str(&self.templates.summary());
         s
     }

@@ -11,6 +11,7 @@ pub(super) const SECRET_VARS: &[&str] = &[
     "SITREP_GITHUB_TOKEN",
     "SITREP_HTTP_ADMIN_TOKEN",
     "SITREP_PROMETHEUS_TOKEN",
+    "SITREP_PAGERDUTY_TOKEN",
 ];
 
 /// Secrets, read from the environment only; `Debug` never shows them.
@@ -25,6 +26,9 @@ pub struct Secrets {
     /// PagerDuty routing keys by the variable that holds them, for the variables
     /// `[escalation.targets.*] pagerduty_routing_key_env` names; see [`Secrets::with_routing_keys`].
     pub pagerduty_routing_keys: BTreeMap<String, String>,
+    /// PagerDuty REST API tokens by the variable that holds them, for the variables
+    /// `[oncall.*] pagerduty` schedules name (`SITREP_PAGERDUTY_TOKEN` unless they say).
+    pub pagerduty_tokens: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -47,6 +51,10 @@ impl fmt::Debug for Secrets {
                 "pagerduty_routing_keys",
                 &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
             )
+            .field(
+                "pagerduty_tokens",
+                &self.pagerduty_tokens.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -60,11 +68,13 @@ impl Secrets {
             github_token: secret("SITREP_GITHUB_TOKEN"),
             http_admin_token: secret("SITREP_HTTP_ADMIN_TOKEN"),
             pagerduty_routing_keys: BTreeMap::new(),
+            pagerduty_tokens: BTreeMap::new(),
         }
     }
 
-    /// Adds the PagerDuty routing keys from the variables the escalation targets name; their
-    /// names are the operator's choice, so the config says which to read.
+    /// Adds the PagerDuty routing keys from the variables the escalation targets name, and the
+    /// REST API tokens the on-call schedules name; their names are the operator's choice, so
+    /// the config says which to read.
     pub fn with_routing_keys(mut self, config: &Config, env: &BTreeMap<String, String>) -> Secrets {
         for target in config.escalation.targets.values() {
             let Some(var) = &target.pagerduty_routing_key_env else {
@@ -73,6 +83,15 @@ impl Secrets {
             if let Some(key) = env.get(var).filter(|k| !k.trim().is_empty()) {
                 self.pagerduty_routing_keys
                     .insert(var.clone(), key.trim().to_string());
+            }
+        }
+        for schedule in config.oncall.values() {
+            let Some(pd) = &schedule.pagerduty else {
+                continue;
+            };
+            if let Some(token) = env.get(&pd.token_env).filter(|k| !k.trim().is_empty()) {
+                self.pagerduty_tokens
+                    .insert(pd.token_env.clone(), token.trim().to_string());
             }
         }
         self
