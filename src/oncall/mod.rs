@@ -3,6 +3,8 @@
 //! `[people]`. Each answer read is kept, so that a source that fails is answered with the last
 //! known answer, marked as such, and never with nobody.
 
+pub mod roles;
+
 use crate::app::App;
 use crate::config::{person, schedule, Config, OnCallSchedule, Secrets, SourceKind};
 use crate::domain::oncall::{as_at, now_and_next, NowAndNext, Person, Rotation};
