@@ -609,3 +609,53 @@ length = "1d"
         "{text}"
     );
 }
+
+#[test]
+fn the_example_config_shows_each_source() {
+    use sitrep::config::{Config, SourceKind};
+    use std::collections::BTreeMap;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let none = BTreeMap::new();
+    let c = Config::from_parts(Some(("config.example.toml", &text)), &none).unwrap();
+    assert!(c.oncall.is_empty() && c.people.is_empty());
+    // The commented-out schedules and people are valid once uncommented.
+    let from = text.find("# On call: `/oncall").unwrap();
+    let to = text.find("[escalation]").unwrap();
+    let own: String = text[..from].to_string()
+        + &text[from..to]
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with("[oncall.")
+                        || rest.starts_with("[[oncall.")
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            !k.contains(' ') && !k.is_empty() && !k.ends_with(':')
+                        }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+        + "\n"
+        + &text[to..];
+    let c = Config::from_parts(Some(("config.example.toml", &own)), &none).unwrap();
+    let kinds: Vec<Option<SourceKind>> = c.oncall.values().map(|s| s.source()).collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(SourceKind::PagerDuty),
+            Some(SourceKind::Ical),
+            Some(SourceKind::Rotation)
+        ]
+    );
+    assert_eq!(c.people.len(), 3);
+    assert!(
+        sitrep::preflight::problems(&c, &sitrep::config::Secrets::default(), false).is_empty(),
+        "{:?}",
+        sitrep::preflight::problems(&c, &sitrep::config::Secrets::default(), false)
+    );
+    assert!(text.contains("SITREP_PAGERDUTY_TOKEN"));
+}
