@@ -4,9 +4,9 @@ pub mod markup;
 
 use crate::app::App;
 use crate::commands::options::{is_sub, manifest};
-use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, Outcome, Target};
+use crate::commands::{self, CommandInput, InputOption, InputValue, Invocation, Target};
 use crate::domain::{IncidentId, UserRef};
-use crate::error::{CommandError, UserError};
+use crate::error::UserError;
 use crate::message::Post;
 use crate::platform::{Chat, ChatError, Place};
 use crate::store::StoreError;
@@ -338,8 +338,7 @@ impl Console {
                 return true;
             }
         };
-        self.invoke(self.invocation(channel, input), Run::Command(None))
-            .await;
+        self.invoke(self.invocation(channel, input), None).await;
         true
     }
 
@@ -353,78 +352,56 @@ impl Console {
         }
     }
 
-    /// Presses button `[n]` the way a click on Discord does: an escalation button through
-    /// escalation's handler, any other through the command it stands for, pointed at the
-    /// incident whose post holds it. Discord's "Post update" opens a form; here its fields follow
-    /// the number (`press 2 message:"Rolling back"`).
+    /// Presses button `[n]` the way a click on Discord does: through the command it stands for,
+    /// pointed at the incident whose post holds it. Discord's "Post update" opens a form; here
+    /// its fields follow the number (`press 2 message:"Rolling back"`).
     async fn press(&self, n: usize, rest: &str) {
         let Some((custom_id, channel)) = self.chat.button(n) else {
             self.chat
                 .print("error", &format!("there is no button [{n}] to press"));
             return;
         };
-        let mut parts = custom_id.splitn(3, ':');
-        let (group, action, arg) = (parts.next(), parts.next(), parts.next());
-        let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
-        let input = |name: &str| CommandInput {
-            name: name.into(),
-            options: Vec::new(),
-        };
-        match (group, action, id) {
-            (Some("escalation"), _, _) => {
-                let inv = self.invocation(Some(channel), input("escalate"));
-                self.invoke(inv, Run::Escalation(&custom_id)).await;
-            }
-            (Some("incident"), Some("update"), Some(id)) if rest.is_empty() => {
+        if let Some(id) = custom_id
+            .strip_prefix("incident:update:")
+            .and_then(|a| a.parse::<IncidentId>().ok())
+        {
+            if rest.is_empty() {
                 self.chat.print(
                     "reply",
                     &format!(
                         "Say what you know after the number, as you would in the form: press {n} message:\"…\" (and state:identified, investigating or monitoring); it runs /incident update incident:{id}."
                     ),
                 );
+                return;
             }
-            (Some("incident"), Some("update"), Some(id)) => {
-                match parse_line(&format!("/incident update incident:{id} {rest}")) {
-                    Ok(input) => {
-                        let inv = self.invocation(Some(channel), input);
-                        self.invoke(inv, Run::Command(None)).await;
-                    }
-                    Err(e) => self.chat.print("error", &e.to_string()),
+            match parse_line(&format!("/incident update incident:{id} {rest}")) {
+                Ok(input) => {
+                    let inv = self.invocation(Some(channel), input);
+                    self.invoke(inv, None).await;
                 }
+                Err(e) => self.chat.print("error", &e.to_string()),
             }
-            (Some(group), Some(action), Some(id))
-                if commands::table::button(&format!("{group} {action}")).is_some() =>
-            {
-                let inv = self.invocation(Some(channel), input(&format!("{group} {action}")));
-                self.invoke(inv, Run::Command(Some(Target::Incident(id))))
+            return;
+        }
+        match commands::table::Press::parse(&custom_id) {
+            Some(press) => {
+                let inv = self.invocation(Some(channel), press.input());
+                self.invoke(inv, Some(Target::Incident(press.incident)))
                     .await;
             }
-            _ => self.chat.print("error", "This button is no longer in use."),
+            None => self.chat.print("error", "This button is no longer in use."),
         }
     }
 
     /// Runs `inv`, prints its reply or error, then the posts it made and its follow-up.
-    async fn invoke(&self, inv: Invocation, how: Run<'_>) {
-        let typed = matches!(how, Run::Command(_));
+    async fn invoke(&self, inv: Invocation, target: Option<Target>) {
         let result = {
             // The command's posts are queued with its events; holding the outbox until the
             // reply is printed keeps the scheduler from printing them first.
             let _turn = self.app.store.outbox_turn().await;
-            let result: Result<Outcome, CommandError> = match how {
-                Run::Command(target) => match commands::prepare_on(&self.app, &inv, target) {
-                    Ok(prepared) => prepared.run(&self.app, &inv).await,
-                    Err(e) => Err(e),
-                },
-                Run::Escalation(custom_id) => {
-                    commands::escalate::on_button(
-                        &self.app,
-                        custom_id,
-                        inv.user.clone(),
-                        inv.member_roles.clone(),
-                        inv.channel,
-                    )
-                    .await
-                }
+            let result = match commands::prepare_on(&self.app, &inv, target) {
+                Ok(prepared) => prepared.run(&self.app, &inv).await,
+                Err(e) => Err(e),
             };
             match &result {
                 Ok(outcome) => self
@@ -436,11 +413,8 @@ impl Console {
         };
         if let Ok(outcome) = result {
             self.deliver().await;
-            // As on Discord, where an escalation button's press has no follow-up.
-            if typed {
-                commands::after(&self.app, &inv, &outcome).await;
-                self.deliver().await;
-            }
+            commands::after(&self.app, &inv, &outcome).await;
+            self.deliver().await;
             if let Some(id) = outcome.incident {
                 let _ = self.app.store.meta_set(CURRENT, &id.0.to_string());
             }
@@ -468,13 +442,6 @@ impl Console {
         };
         Ok(inc.and_then(|i| i.channel))
     }
-}
-
-/// How a console line runs: as a typed command (or a button standing for one), or as a press
-/// of an escalation button.
-enum Run<'a> {
-    Command(Option<Target>),
-    Escalation(&'a str),
 }
 
 pub const HELP: &str = "Type commands as in Discord, e.g.

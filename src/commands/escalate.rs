@@ -1,12 +1,12 @@
 //! `/escalate target:<name> reason:<text> [policy:<name>]`, and the escalation buttons.
 
-use super::{CommandInput, InputOption, InputValue, Invocation, Outcome, Reply};
+use super::{CommandInput, InputOption, InputValue, Invocation, Outcome, Reply, Target};
 use crate::app::App;
 use crate::domain::escalation::MAX_REASON;
 use crate::domain::incident::require_text;
-use crate::domain::{human_duration, Actor, Incident, RuleError, UserRef};
+use crate::domain::{human_duration, Actor, Incident, IncidentId, RuleError};
 use crate::error::{CommandError, UserError};
-use crate::escalation::{self, Ladder, Press};
+use crate::escalation::{self, Ladder};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -111,52 +111,73 @@ pub fn autocomplete(app: &App, option: &str, partial: &str) -> Vec<String> {
     out
 }
 
-/// A press of an escalation button: Acknowledge on a page, or a target on the stuck nudge (which
-/// runs `/escalate`, permissions included, as the person who pressed it).
-pub async fn on_button(
-    app: &App,
-    custom_id: &str,
-    user: UserRef,
-    member_roles: Vec<u64>,
-    channel: Option<u64>,
-) -> Result<Outcome, CommandError> {
-    match Press::parse(custom_id) {
-        Some(Press::Acknowledge {
-            incident,
-            escalation: n,
-        }) => {
-            let text = escalation::acknowledge(app, incident, n, &user, &member_roles).await?;
-            Ok(Outcome {
-                reply: Reply::private(text),
-                posts: Vec::new(),
-                incident: Some(incident),
-            })
+/// The Acknowledge button under a page: `arg` is the escalation's number.
+pub const ACK: &str = "escalation ack";
+/// A target's button under the stuck nudge: `arg` is the target's name.
+pub const NUDGE: &str = "escalation nudge";
+
+/// What an escalation button carries: the incident whose post holds it, and its argument.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonArgs {
+    pub target: Target,
+    pub arg: String,
+}
+
+impl ButtonArgs {
+    fn incident(&self) -> Result<IncidentId, CommandError> {
+        match self.target {
+            Target::Incident(id) => Ok(id),
+            Target::Message { .. } => Err(gone()),
         }
-        Some(Press::Escalate { incident, target }) => {
-            let inc = app
-                .store
-                .incident(incident)?
-                .ok_or(UserError::NoSuchIncident(incident))?;
-            let option = |name: &str, value: String| InputOption {
-                name: name.into(),
-                value: InputValue::String(value),
-            };
-            let inv = Invocation {
-                user,
-                member_roles,
-                channel: channel.or(inc.channel),
-                input: CommandInput {
-                    name: "escalate".into(),
-                    options: vec![
-                        option("target", target),
-                        option("reason", escalation::nudge_reason(&inc, app.now())),
-                    ],
-                },
-            };
-            super::run(app, &inv).await
-        }
-        None => Err(UserError::Escalation("This button is no longer in use.".into()).into()),
     }
+}
+
+fn gone() -> CommandError {
+    UserError::Escalation("This button is no longer in use.".into()).into()
+}
+
+/// Acknowledge: stops the ladder, if the presser holds one of the paged roles (escalation's
+/// own rule, not `[permissions]`).
+pub async fn acknowledge(
+    app: &App,
+    inv: &Invocation,
+    args: ButtonArgs,
+) -> Result<Outcome, CommandError> {
+    let incident = args.incident()?;
+    let n: u32 = args.arg.parse().map_err(|_| gone())?;
+    let text = escalation::acknowledge(app, incident, n, &inv.user, &inv.member_roles).await?;
+    Ok(Outcome {
+        reply: Reply::private(text),
+        posts: Vec::new(),
+        incident: Some(incident),
+    })
+}
+
+/// A nudge's target: runs `/escalate`, permissions included, as the person who pressed it.
+pub async fn nudge(app: &App, inv: &Invocation, args: ButtonArgs) -> Result<Outcome, CommandError> {
+    let incident = args.incident()?;
+    let inc = app
+        .store
+        .incident(incident)?
+        .ok_or(UserError::NoSuchIncident(incident))?;
+    let option = |name: &str, value: String| InputOption {
+        name: name.into(),
+        value: InputValue::String(value),
+    };
+    let escalate = Invocation {
+        user: inv.user.clone(),
+        member_roles: inv.member_roles.clone(),
+        channel: inv.channel.or(inc.channel),
+        input: CommandInput {
+            name: "escalate".into(),
+            options: vec![
+                option("target", args.arg),
+                option("reason", escalation::nudge_reason(&inc, app.now())),
+            ],
+        },
+    };
+    super::run(app, &escalate).await
 }
 
 #[cfg(test)]
@@ -205,30 +226,27 @@ mod tests {
 
     #[test]
     fn button_ids_round_trip() {
-        use crate::domain::IncidentId;
+        use crate::commands::table::Press;
         let ack = escalation::ack_button_id(IncidentId(7), 3);
         assert_eq!(ack, "escalation:ack:7:3");
+        let press = Press::parse(&ack).unwrap();
         assert_eq!(
-            Press::parse(&ack),
-            Some(Press::Acknowledge {
-                incident: IncidentId(7),
-                escalation: 3
-            })
+            (press.name.as_str(), press.incident, press.arg.as_deref()),
+            (ACK, IncidentId(7), Some("3"))
         );
+        let nudge =
+            Press::parse(&escalation::nudge_button_id(IncidentId(7), "sre-oncall")).unwrap();
         assert_eq!(
-            Press::parse(&escalation::nudge_button_id(IncidentId(7), "sre-oncall")),
-            Some(Press::Escalate {
-                incident: IncidentId(7),
-                target: "sre-oncall".into()
-            })
+            (nudge.name.as_str(), nudge.arg.as_deref()),
+            (NUDGE, Some("sre-oncall"))
         );
         for bad in [
             "escalation:ack:x:1",
-            "escalation:ack:7",
-            "incident:ack:7:1",
-            "escalation:boom:7:1",
+            "escalation",
+            "escalation:ack",
+            "escalation:ack:0:1",
         ] {
-            assert_eq!(Press::parse(bad), None, "{bad}");
+            assert!(Press::parse(bad).is_none(), "{bad}");
         }
     }
 }

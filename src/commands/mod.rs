@@ -182,8 +182,8 @@ pub fn prepare_on(
     let command = table::find(&inv.input.name).ok_or_else(unknown)?;
     let mut json = match command.manifest {
         Some(_) => options::to_json(&inv.input)?,
-        // A button is pressed, not typed: it takes nothing but its target.
-        None if target.is_some() && inv.input.options.is_empty() => serde_json::json!({}),
+        // A button is pressed, not typed: it takes its target and the `arg` of its custom id.
+        None if target.is_some() => button_options(&inv.input).ok_or_else(unknown)?,
         None => return Err(unknown().into()),
     };
     let leaf = command.leaf(&path).ok_or_else(unknown)?;
@@ -204,6 +204,18 @@ pub fn prepare_on(
         json,
         args,
     })
+}
+
+/// A button's options object: at most its `arg`, a string.
+fn button_options(input: &CommandInput) -> Option<serde_json::Value> {
+    let mut json = serde_json::json!({});
+    for o in &input.options {
+        match (&*o.name, &o.value) {
+            ("arg", InputValue::String(s)) => json["arg"] = s.clone().into(),
+            _ => return None,
+        }
+    }
+    Some(json)
 }
 
 /// Checks `[permissions]` before anything runs. A command listed there needs one of its roles;

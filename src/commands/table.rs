@@ -123,6 +123,33 @@ pub static TABLE: &[Command] = &[
             autocomplete: None,
         },
     },
+    // The buttons of escalation's posts. Acknowledging is for the paged roles, which
+    // escalation checks itself; a nudge's target runs /escalate, whose permissions apply.
+    // Both may edit messages and page PagerDuty before they answer.
+    Command {
+        name: escalate::ACK,
+        manifest: None,
+        leaves: &[Leaf::new(escalate::ACK)
+            .defers_privately()
+            .open_to_everyone()],
+        handler: &Typed::<escalate::ButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(escalate::acknowledge(app, inv, args)),
+            autocomplete: None,
+        },
+    },
+    Command {
+        name: escalate::NUDGE,
+        manifest: None,
+        leaves: &[Leaf::new(escalate::NUDGE)
+            .defers_privately()
+            .open_to_everyone()],
+        handler: &Typed::<escalate::ButtonArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(escalate::nudge(app, inv, args)),
+            autocomplete: None,
+        },
+    },
 ];
 
 /// One command: a manifest (a slash or message command) or a button's action.
@@ -178,6 +205,11 @@ impl Leaf {
         self
     }
 
+    pub const fn defers_privately(mut self) -> Leaf {
+        self.defers = Defer::Private;
+        self
+    }
+
     pub const fn defers_privately_in_threads(mut self) -> Leaf {
         self.defers = Defer::PrivateInThreads;
         self
@@ -210,6 +242,8 @@ pub enum Defer {
     Never,
     /// A public placeholder; a mistake found later is still answered privately.
     Public,
+    /// A private placeholder, always.
+    Private,
     /// A private placeholder when incidents live in threads (adding someone to a thread is a
     /// call to Discord); in channel mode nothing waits.
     PrivateInThreads,
@@ -291,6 +325,47 @@ impl<A: DeserializeOwned + Send + 'static> Handle for Typed<A> {
 /// Arguments only ever reach the handler whose `parse` made them.
 fn own<T>(args: Option<T>) -> T {
     args.expect("arguments go back to the handler that parsed them")
+}
+
+/// A pressed button, read from its custom id `group:action:<incident>[:<arg>]`: the table's
+/// command `group action`, pointed at the incident whose post holds the button, with `arg` (if
+/// any) as its one option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Press {
+    pub name: String,
+    pub incident: IncidentId,
+    pub arg: Option<String>,
+}
+
+impl Press {
+    /// `None` for an id no button of the table could have: such a button is no longer in use.
+    pub fn parse(custom_id: &str) -> Option<Press> {
+        let mut parts = custom_id.splitn(4, ':');
+        let (group, action, incident) = (parts.next()?, parts.next()?, parts.next()?);
+        let incident: IncidentId = incident.parse().ok()?;
+        let name = format!("{group} {action}");
+        button(&name)?;
+        Some(Press {
+            name,
+            incident,
+            arg: parts.next().map(str::to_string),
+        })
+    }
+
+    /// What the press runs, as an edge hands it to [`super::prepare_on`].
+    pub fn input(&self) -> super::CommandInput {
+        super::CommandInput {
+            name: self.name.clone(),
+            options: self
+                .arg
+                .iter()
+                .map(|a| super::InputOption {
+                    name: "arg".into(),
+                    value: super::InputValue::String(a.clone()),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The command named `name`: a manifest's name, or a button's `group action`.

@@ -21,6 +21,12 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IncidentId(pub u64);
 
+impl IncidentId {
+    /// Owns the timed jobs that belong to no incident (a schedule's hand-off, a weekly digest).
+    /// Incidents are numbered from 1, so no incident has it.
+    pub const HOUSE: IncidentId = IncidentId(0);
+}
+
 impl fmt::Display for IncidentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "INC-{}", self.0)

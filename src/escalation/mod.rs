@@ -155,50 +155,15 @@ fn ladder_of(config: &Config, esc: &Escalation, policy: Option<&str>) -> Ladder 
     }
 }
 
-/// The button that acknowledges escalation `n` of `incident`.
+/// The button that acknowledges escalation `n` of `incident` (the command table's
+/// `escalation ack`).
 pub fn ack_button_id(incident: IncidentId, n: u32) -> String {
     format!("escalation:ack:{}:{n}", incident.0)
 }
 
-/// The stuck nudge's button that escalates `incident` to `target`.
+/// The stuck nudge's button that escalates `incident` to `target` (`escalation nudge`).
 pub fn nudge_button_id(incident: IncidentId, target: &str) -> String {
     format!("escalation:nudge:{}:{target}", incident.0)
-}
-
-/// A button press on an escalation message, read from its custom id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Press {
-    Acknowledge {
-        incident: IncidentId,
-        escalation: u32,
-    },
-    Escalate {
-        incident: IncidentId,
-        target: String,
-    },
-}
-
-impl Press {
-    pub fn parse(custom_id: &str) -> Option<Press> {
-        let mut parts = custom_id.splitn(4, ':');
-        let (group, action, incident, arg) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if group != "escalation" {
-            return None;
-        }
-        let incident = IncidentId(incident.parse().ok().filter(|n| *n > 0)?);
-        match action {
-            "ack" => Some(Press::Acknowledge {
-                incident,
-                escalation: arg.parse().ok()?,
-            }),
-            "nudge" => Some(Press::Escalate {
-                incident,
-                target: arg.to_string(),
-            }),
-            _ => None,
-        }
-    }
 }
 
 fn message_key(incident: IncidentId, n: u32, level: u32) -> String {

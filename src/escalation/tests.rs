@@ -591,15 +591,19 @@ async fn a_stuck_incident_is_nudged_once_with_a_button_per_target() {
     assert_eq!(h.app.store.jobs().unwrap(), [], "once");
 
     // A button escalates, as the person who pressed it.
-    let out = commands::escalate::on_button(
-        &h.app,
-        "escalation:nudge:1:sre-oncall",
-        UserRef::new(8, "bob"),
-        vec![],
-        Some(stuck),
-    )
-    .await
-    .unwrap();
+    let press = commands::table::Press::parse("escalation:nudge:1:sre-oncall").unwrap();
+    let inv = commands::Invocation {
+        user: UserRef::new(8, "bob"),
+        member_roles: vec![],
+        channel: Some(stuck),
+        input: press.input(),
+    };
+    let target = commands::Target::Incident(press.incident);
+    let out = commands::prepare_on(&h.app, &inv, Some(target))
+        .unwrap()
+        .run(&h.app, &inv)
+        .await
+        .unwrap();
     assert!(out
         .reply
         .post

@@ -68,6 +68,14 @@ pub trait Kind: Sync {
         Box::pin(async {})
     }
 
+    /// Once when the scheduler starts, after [`Kind::resume`]: the jobs of
+    /// [`IncidentId::HOUSE`](crate::domain::IncidentId::HOUSE) this kind keeps (a job that comes
+    /// back every week plans its first run here; each run puts the next). Applied as they are,
+    /// so a `Put` replaces what an earlier run left in the slot.
+    fn start(&self, _app: &App) -> Vec<crate::store::JobChange> {
+        Vec::new()
+    }
+
     /// Whether its runs queue posts that may share a digest message, so that the outbox
     /// waits for the whole round of due jobs before it sends them.
     fn digests(&self) -> bool {
@@ -97,9 +105,14 @@ pub fn job_nonce(job: &Job, part: char, channel: u64) -> String {
     // Posts queued in one millisecond differ only in their number. Other kinds leave it out, so
     // that their nonces stay what they were before the outbox.
     let seq;
-    if let JobKind::Post { seq: n, .. } = &job.kind {
-        seq = n.to_be_bytes();
-        fields.push(&seq);
+    match &job.kind {
+        JobKind::Post { seq: n, .. } => {
+            seq = n.to_be_bytes();
+            fields.push(&seq);
+        }
+        // Slots of one kind may come due together.
+        JobKind::Keyed { key, .. } if !key.is_empty() => fields.push(key.as_bytes()),
+        _ => {}
     }
     nonce(part, &fields)
 }

@@ -51,6 +51,12 @@ impl Scheduler {
         for kind in crate::kinds::KINDS {
             kind.resume(&self.app, self.started).await;
         }
+        for kind in crate::kinds::KINDS {
+            let changes = kind.start(&self.app);
+            if let Err(e) = self.app.store.apply_jobs(&changes) {
+                tracing::error!(job = kind.tag(), error = %e, "could not plan a kind's own jobs at start");
+            }
+        }
         loop {
             let next = tokio::select! {
                 _ = &mut shutdown => return,
@@ -124,7 +130,8 @@ impl Scheduler {
         let late = (self.app.now() - job.runs_at())
             .to_std()
             .unwrap_or_default();
-        self.app.telemetry.job_ran(job.kind.tag(), late);
+        let kind = crate::kinds::of(&job.kind).map_or("post", |k| k.tag());
+        self.app.telemetry.job_ran(kind, late);
     }
 
     async fn fire(&self, job: &Job) -> Result<(), JobError> {

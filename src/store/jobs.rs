@@ -58,11 +58,31 @@ pub enum JobKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         digest: bool,
     },
+    /// A job of a kind that needs no variant of its own: `tag` names it (its
+    /// [`crate::jobs::Kind::tag`]), `key` tells apart its slots within an incident (empty for
+    /// one slot), and `data` is the kind's own, as JSON. Every kind added after the ones above
+    /// is stored this way, so that a new kind changes nothing here.
+    Keyed {
+        tag: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        key: String,
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        data: serde_json::Value,
+    },
 }
 
 impl JobKind {
+    /// A job of the kind tagged `tag`, in slot `key`, carrying `data`.
+    pub fn keyed(tag: &str, key: impl Into<String>, data: serde_json::Value) -> JobKind {
+        JobKind::Keyed {
+            tag: tag.into(),
+            key: key.into(),
+            data,
+        }
+    }
+
     /// Names the kind in keys and nonces; stored, so never change or reuse one.
-    pub fn tag(&self) -> &'static str {
+    pub fn tag(&self) -> &str {
         match self {
             JobKind::StatusUpdate => "status",
             JobKind::EscalationTimeout { .. } => "escalation",
@@ -70,13 +90,18 @@ impl JobKind {
             JobKind::Archive => "archive",
             JobKind::Labels => "labels",
             JobKind::Post { .. } => "post",
+            JobKind::Keyed { tag, .. } => tag,
         }
     }
 
     /// Tells apart the slots of one kind within an incident.
-    fn instance(&self) -> Option<u32> {
+    fn instance(&self) -> Option<Vec<u8>> {
         match self {
-            JobKind::EscalationTimeout { escalation, .. } => Some(*escalation),
+            JobKind::EscalationTimeout { escalation, .. } => {
+                Some(escalation.to_be_bytes().to_vec())
+            }
+            // The zero byte ends the tag, so that no tag and key run into another's.
+            JobKind::Keyed { key, .. } => Some([&[0u8][..], key.as_bytes()].concat()),
             _ => None,
         }
     }
@@ -149,7 +174,7 @@ fn slot(incident: IncidentId, kind: &JobKind) -> Vec<u8> {
     let mut s = incident.0.to_be_bytes().to_vec();
     s.extend_from_slice(kind.tag().as_bytes());
     if let Some(n) = kind.instance() {
-        s.extend_from_slice(&n.to_be_bytes());
+        s.extend_from_slice(&n);
     }
     s
 }
@@ -811,5 +836,60 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), store.jobs_changed())
             .await
             .expect("a job change is signalled even when nobody was waiting yet");
+    }
+
+    #[test]
+    fn keyed_kinds_get_a_slot_per_key_and_leave_the_old_slots_as_they_were() {
+        // The slots written before keyed kinds existed must be found again as they were.
+        let esc = JobKind::EscalationTimeout {
+            escalation: 2,
+            level: 1,
+            policy: None,
+        };
+        let mut old = 7u64.to_be_bytes().to_vec();
+        old.extend_from_slice(b"escalation");
+        old.extend_from_slice(&2u32.to_be_bytes());
+        assert_eq!(slot(IncidentId(7), &esc), old);
+        let mut status = 7u64.to_be_bytes().to_vec();
+        status.extend_from_slice(b"status");
+        assert_eq!(slot(IncidentId(7), &JobKind::StatusUpdate), status);
+
+        let store = Store::temporary().unwrap();
+        let a = JobKind::keyed("handoff", "dba", serde_json::json!({"role": 5}));
+        let b = JobKind::keyed("handoff", "sre", serde_json::Value::Null);
+        store
+            .apply_jobs(&[
+                JobChange::Put(Job::new(IncidentId::HOUSE, a.clone(), t(5))),
+                JobChange::Put(Job::new(IncidentId::HOUSE, b.clone(), t(3))),
+                // Same slot as `a`: replaces it, whatever its data.
+                JobChange::Put(Job::new(
+                    IncidentId::HOUSE,
+                    JobKind::keyed("handoff", "dba", serde_json::json!({"role": 6})),
+                    t(9),
+                )),
+            ])
+            .unwrap();
+        let jobs = store.jobs().unwrap();
+        let kinds: Vec<(&str, DateTime<Utc>)> =
+            jobs.iter().map(|j| (j.kind.tag(), j.due)).collect();
+        assert_eq!(kinds, [("handoff", t(3)), ("handoff", t(9))]);
+        assert_eq!(
+            store.job(IncidentId::HOUSE, &a).unwrap().unwrap().kind,
+            JobKind::keyed("handoff", "dba", serde_json::json!({"role": 6}))
+        );
+        // A tag that is another's tag and key run together is still its own slot.
+        assert_ne!(
+            slot(
+                IncidentId::HOUSE,
+                &JobKind::keyed("ab", "", serde_json::Value::Null)
+            ),
+            slot(
+                IncidentId::HOUSE,
+                &JobKind::keyed("a", "b", serde_json::Value::Null)
+            )
+        );
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json, r#"{"job":"keyed","tag":"handoff","key":"sre"}"#);
+        assert_eq!(serde_json::from_str::<JobKind>(&json).unwrap(), b);
     }
 }

@@ -359,58 +359,33 @@ impl Bot {
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
-        let mut parts = c.data.custom_id.splitn(3, ':');
-        let (group, action, arg) = (parts.next(), parts.next(), parts.next());
-        // The custom id's third part is an incident's id: left out of the name.
-        let name = [group, action].into_iter().flatten().collect::<Vec<_>>();
-        let r = Responder::new(http, c.id, &c.token).metered(
-            &self.app.telemetry,
-            "button",
-            &name.join(" "),
-        );
+        let press = commands::table::Press::parse(&c.data.custom_id);
+        // The custom id's incident and argument are left out of the name.
+        let name = match &press {
+            Some(p) => p.name.clone(),
+            None => c
+                .data
+                .custom_id
+                .splitn(3, ':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let r = Responder::new(http, c.id, &c.token).metered(&self.app.telemetry, "button", &name);
         let user = user_ref(&c.user, c.member.as_ref());
-        let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
-        match (group, action, id) {
-            (Some("escalation"), _, _) => {
-                // Acknowledging edits messages and may page PagerDuty: defer first, privately.
-                let roles = member_roles(c.member.as_ref());
-                if !r.defer(true).await {
-                    return;
-                }
-                let res = commands::escalate::on_button(
-                    &self.app,
-                    &c.data.custom_id,
-                    user.clone(),
-                    roles,
-                    Some(c.channel_id.get()),
-                )
-                .await;
-                let (reply, incident) = match res {
-                    // The placeholder is private: so is whatever replaces it.
-                    Ok(outcome) => (outcome.reply, outcome.incident),
-                    Err(e) => (commands::Reply::private(r.explain(&e, "escalate")), id),
-                };
-                let asker = super::deferred::Asker {
-                    app: &self.app,
-                    limiter: &self.limiter,
-                    channel: c.channel_id.get(),
-                    user: &user,
-                    what: "escalate",
-                    incident,
-                };
-                r.conclude(reply, &asker).await;
-            }
-            (Some("incident"), Some("update"), Some(id)) => {
-                let modal = update_modal(id);
-                r.respond(CreateInteractionResponse::Modal(modal)).await;
-            }
-            (Some(group), Some(action), Some(id))
-                if commands::table::button(&format!("{group} {action}")).is_some() =>
-            {
-                self.on_button(&r, &c, &format!("{group} {action}"), id, user)
-                    .await;
-            }
-            _ => {
+        if let Some(id) = c
+            .data
+            .custom_id
+            .strip_prefix("incident:update:")
+            .and_then(|n| n.parse::<IncidentId>().ok())
+        {
+            let modal = update_modal(id);
+            r.respond(CreateInteractionResponse::Modal(modal)).await;
+            return;
+        }
+        match press {
+            Some(press) => self.on_button(&r, &c, press, user).await,
+            None => {
                 r.error("This button is no longer in use.".into()).await;
             }
         }
@@ -422,18 +397,15 @@ impl Bot {
         &self,
         r: &Responder<'_>,
         c: &ComponentInteraction,
-        name: &str,
-        id: IncidentId,
+        press: commands::table::Press,
         user: UserRef,
     ) {
+        let (name, id) = (press.name.as_str(), press.incident);
         let inv = Invocation {
             user,
             member_roles: member_roles(c.member.as_ref()),
             channel: Some(c.channel_id.get()),
-            input: CommandInput {
-                name: name.into(),
-                options: Vec::new(),
-            },
+            input: press.input(),
         };
         let prepared =
             match commands::prepare_on(&self.app, &inv, Some(commands::Target::Incident(id))) {
@@ -445,7 +417,7 @@ impl Bot {
             };
         let deferred = match prepared.leaf().defers {
             Defer::Never => false,
-            Defer::Public => true,
+            Defer::Public | Defer::Private => true,
             Defer::PrivateInThreads => {
                 self.app.config.discord.incident_mode != crate::config::IncidentMode::Channel
             }
