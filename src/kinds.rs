@@ -18,6 +18,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &crate::escalation::jobs::StuckNudge,
     &crate::jobs::archive::Archive,
     &crate::jobs::labels::Labels,
+    &crate::oncall::job::RoleSync,
 ];
 
 /// The kind that runs `kind`'s jobs; `None` for an outbox post, which the scheduler delivers.
@@ -65,6 +66,7 @@ mod tests {
             JobKind::StuckNudge,
             JobKind::Archive,
             JobKind::Labels,
+            JobKind::keyed(crate::oncall::job::TAG, "web", serde_json::Value::Null),
         ];
         for kind in &kinds {
             let found = KINDS.iter().filter(|k| k.tag() == kind.tag()).count();

@@ -659,3 +659,100 @@ fn the_example_config_shows_each_source() {
     );
     assert!(text.contains("SITREP_PAGERDUTY_TOKEN"));
 }
+
+/// An iCalendar event in UTC.
+fn vevent(uid: &str, who: &str, email: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let f = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    format!(
+        "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:{}\r\nSUMMARY:{who}\r\nATTENDEE;CN={who}:mailto:{email}\r\nDTSTART:{}\r\nDTEND:{}\r\nEND:VEVENT\r\n",
+        f(start),
+        f(start),
+        f(end)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oncall_role_moves_at_the_handoff() {
+    use support::discord::{BOT_ROLE_ID, BOT_ROLE_PERMISSIONS};
+    let fake = FakeDiscord::start().await;
+    let role = fake.add_role("oncall-dba");
+    // The bot manages roles below its own, with Manage Roles.
+    fake.set_role_position(BOT_ROLE_ID, 50);
+    fake.set_role(BOT_ROLE_ID, false, BOT_ROLE_PERMISSIONS | (1 << 28));
+    let w = world(&fake);
+    let dana = fake.add_member("dana", &[]);
+    let erin = fake.add_member("erin", &[role]);
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("dba.ics");
+    // Whole seconds, as the feed writes times.
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let handoff = now + Days::seconds(5);
+    std::fs::write(
+        &feed,
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{}{}END:VCALENDAR\r\n",
+            vevent(
+                "a",
+                "Dana",
+                "dana@example.com",
+                now - Days::hours(1),
+                handoff
+            ),
+            vevent(
+                "b",
+                "Erin",
+                "erin@example.com",
+                handoff,
+                now + Days::hours(8)
+            ),
+        ),
+    )
+    .unwrap();
+    let extra = format!(
+        "[people]\n\"dana@example.com\" = {dana}\n\"erin@example.com\" = {erin}\n\
+         [oncall.dba]\nrole_id = {role}\nical = {{ file = {:?} }}\n",
+        feed.display().to_string()
+    );
+    let mut bot = Bot::start(&fake, w, Mode::Proxy, &extra);
+    fake.wait_ready().await;
+    // At start, the person on call gets the role and Erin, who held it from before, loses it.
+    fake.wait_until(Duration::from_secs(10), |f| {
+        (f.member_roles(dana).contains(&role) && !f.member_roles(erin).contains(&role))
+            .then_some(())
+    })
+    .await
+    .expect("dana alone holds the role at start");
+    assert!(
+        Utc::now() < handoff,
+        "the test machine was too slow to see the start"
+    );
+    // At the hand-off it moves to Erin.
+    fake.wait_until(Duration::from_secs(20), |f| {
+        (!f.member_roles(dana).contains(&role) && f.member_roles(erin).contains(&role))
+            .then_some(())
+    })
+    .await
+    .expect("the role moves at the hand-off");
+    assert!(Utc::now() >= handoff, "the role moved before the hand-off");
+    let calls: Vec<(String, u16)> = fake
+        .requests_to("PUT /guilds/{guild}/members/{user}/roles/{role}")
+        .into_iter()
+        .chain(fake.requests_to("DELETE /guilds/{guild}/members/{user}/roles/{role}"))
+        .map(|q| (format!("{} {}", q.method, q.path), q.status))
+        .collect();
+    let guild = support::discord::GUILD_ID;
+    for (method, user) in [
+        ("PUT", dana),
+        ("DELETE", erin),
+        ("PUT", erin),
+        ("DELETE", dana),
+    ] {
+        let call = (
+            format!("{method} /guilds/{guild}/members/{user}/roles/{role}"),
+            204,
+        );
+        assert!(calls.contains(&call), "{call:?} in {calls:#?}");
+    }
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    bot.stop();
+}

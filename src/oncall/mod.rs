@@ -3,6 +3,7 @@
 //! `[people]`. Each answer read is kept, so that a source that fails is answered with the last
 //! known answer, marked as such, and never with nobody.
 
+pub mod job;
 pub mod roles;
 
 use crate::app::App;

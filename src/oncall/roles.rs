@@ -58,11 +58,26 @@ pub async fn sync(app: &App, name: &str) -> Result<Synced, SyncError> {
         Some(w) if Some(w) != had => {
             let reason = format!("on call for {name}");
             app.chat.add_member_role(w, role, &reason).await?;
-            if let Some(h) = had {
-                app.chat
-                    .remove_member_role(h, role, &format!("no longer on call for {name}"))
-                    .await?;
-                taken_from = Some(h);
+            let off = format!("no longer on call for {name}");
+            match had {
+                Some(h) => {
+                    app.chat.remove_member_role(h, role, &off).await?;
+                    taken_from = Some(h);
+                }
+                // The first time, who holds the role is unknown (reading every member needs a
+                // privileged intent): everyone in [people] but the person on call loses it.
+                // Removing a role someone lacks changes nothing; someone who left the server
+                // is no reason to stop.
+                None => {
+                    let mut others: Vec<u64> = app.config.people.values().copied().collect();
+                    others.sort_unstable();
+                    others.dedup();
+                    for other in others.into_iter().filter(|o| *o != w) {
+                        if let Err(e) = app.chat.remove_member_role(other, role, &off).await {
+                            tracing::warn!(schedule = name, user = other, error = %e, "cannot take the on-call role");
+                        }
+                    }
+                }
             }
             app.store
                 .meta_set(&holder_key(name), &w.to_string())
@@ -134,7 +149,13 @@ mod tests {
         assert_eq!((s.holder, s.taken_from), (Some(222), Some(111)));
         assert_eq!(
             *kit.chat.role_changes.lock().unwrap(),
-            [(true, 111, 900), (true, 222, 900), (false, 111, 900)]
+            // The first time, everyone else in [people] loses it.
+            [
+                (true, 111, 900),
+                (false, 222, 900),
+                (true, 222, 900),
+                (false, 111, 900)
+            ]
         );
         let err = sync(&kit.app, "nope").await.unwrap_err().to_string();
         assert!(err.contains("`nope` is not an on-call schedule"), "{err}");
