@@ -109,6 +109,7 @@ fn build(messages: usize, events: usize) -> (Store, IncidentId, DateTime<Utc>) {
                 level: 1,
                 roles: vec![7],
                 reason: "the gateway belongs to payments".into(),
+                users: Vec::new(),
             },
             6 => EventKind::EscalationAcknowledged {
                 escalation: i as u32 - 2,

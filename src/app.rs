@@ -32,6 +32,8 @@ pub struct App {
     pub trackers: Option<Arc<crate::integrations::trackers::Trackers>>,
     /// The bot's own health, served on `GET /metrics`.
     pub telemetry: Arc<Telemetry>,
+    /// What on-call sources need besides config (PagerDuty tokens).
+    pub oncall: Arc<crate::oncall::Sources>,
     plan: Planner,
 }
 
@@ -55,6 +57,7 @@ impl App {
             pagerduty: None,
             trackers: None,
             telemetry: Arc::default(),
+            oncall: Arc::default(),
             plan,
         }
     }
@@ -80,6 +83,11 @@ impl App {
 
     pub fn with_trackers(mut self, client: Option<crate::integrations::trackers::Trackers>) -> App {
         self.trackers = client.map(Arc::new);
+        self
+    }
+
+    pub fn with_oncall(mut self, sources: crate::oncall::Sources) -> App {
+        self.oncall = Arc::new(sources);
         self
     }
 

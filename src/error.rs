@@ -34,6 +34,8 @@ pub enum UserError {
     Postmortem(String),
     #[error("{0}")]
     Escalation(String),
+    #[error("{0}")]
+    OnCall(String),
 }
 
 /// A failure of ours or of a platform we depend on. Logged with its context; the responder sees

@@ -19,6 +19,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &crate::jobs::archive::Archive,
     &crate::jobs::labels::Labels,
     &crate::action_items::ActionItems,
+    &crate::oncall::job::RoleSync,
 ];
 
 /// The kind that runs `kind`'s jobs; `None` for an outbox post, which the scheduler delivers.
@@ -67,6 +68,7 @@ mod tests {
             JobKind::Archive,
             JobKind::Labels,
             JobKind::keyed(crate::action_items::TAG, "round", serde_json::Value::Null),
+            JobKind::keyed(crate::oncall::job::TAG, "web", serde_json::Value::Null),
         ];
         for kind in &kinds {
             let found = KINDS.iter().filter(|k| k.tag() == kind.tag()).count();

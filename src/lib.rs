@@ -24,14 +24,16 @@
 //!   someone acknowledges; its timeout and nudge jobs), [`whats_changed`] (the post at open),
 //!   [`status`] (how an incident reads in a post, and the scheduled status update),
 //!   [`postmortem`] (drafts from the timeline and the channel, key moments, the blameless lint,
-//!   statistics), [`metrics`] (baselines, charts, snapshots) and [`action_items`] (items filed
-//!   as issues in GitHub or Jira, their state read back, overdue ones brought up).
+//!   statistics), [`metrics`] (baselines, charts, snapshots), [`action_items`] (items filed
+//!   as issues in GitHub or Jira, their state read back, overdue ones brought up) and
+//!   [`oncall`] (who each schedule puts on call now and next, from PagerDuty, a calendar feed
+//!   or a rotation, with the last known answer when a source fails).
 //! - Services: [`jobs`] (what a timed job kind is, and the archive and label kinds),
 //!   [`app`] (what handlers reach, and [`app::App::record`], the one way events are recorded and
 //!   jobs re-planned), [`error`] (user-facing vs internal), [`render`] (minijinja over
 //!   `templates/`), [`telemetry`] (the bot's own health, served on `GET /metrics`) and
-//!   [`integrations`] (Prometheus, deploy sources, PagerDuty, GitHub Issues and Jira,
-//!   Alertmanager's and Grafana's alert payloads).
+//!   [`integrations`] (Prometheus, deploy sources, PagerDuty's events and on-calls, iCalendar
+//!   feeds, GitHub Issues and Jira, Alertmanager's and Grafana's alert payloads).
 //! - Core: [`store`] (sled trees, keys, schema versions), [`config`] (defaults → file →
 //!   environment, one file per section), [`platform`] (the [`platform::Chat`] trait the
 //!   services post through), [`clock`] (where "now" comes from), [`domain`] (pure types, the
@@ -55,6 +57,7 @@ pub mod jobs;
 pub mod kinds;
 pub mod message;
 pub mod metrics;
+pub mod oncall;
 pub mod platform;
 pub mod postmortem;
 pub mod preflight;

@@ -304,6 +304,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let prometheus = prometheus_client(&app_config)?;
     let pagerduty = PagerDuty::from_config(&app_config, &secrets)?;
     let trackers = Trackers::new(&app_config.trackers, &secrets)?;
+    let oncall = sitrep::oncall::Sources::from_secrets(&secrets);
     let make_app = move |chat| {
         let app = App::new(
             app_config,
@@ -315,6 +316,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         .with_prometheus(prometheus)
         .with_pagerduty(pagerduty)
         .with_trackers(trackers)
+        .with_oncall(oncall)
         .with_telemetry(app_telemetry);
         if let Some(listener) = listener {
             let edge = sitrep::http::serve(app.clone(), listener, secrets.clone(), stopped());
@@ -426,6 +428,7 @@ async fn console(
     let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
     let pagerduty = PagerDuty::from_config(&config, &secrets)?;
     let trackers = Trackers::new(&config.trackers, &secrets)?;
+    let oncall = sitrep::oncall::Sources::from_secrets(&secrets);
     let app = App::new(
         Arc::new(config),
         store,
@@ -435,7 +438,8 @@ async fn console(
     )
     .with_prometheus(prometheus)
     .with_pagerduty(pagerduty)
-    .with_trackers(trackers);
+    .with_trackers(trackers)
+    .with_oncall(oncall);
     let console = Console {
         app,
         chat,

@@ -38,6 +38,15 @@ impl Mentions {
         }
     }
 
+    /// Exactly these roles and these users, and nothing else: a page of a target whose on-call
+    /// schedule names someone.
+    pub fn roles_and_users(roles: &[u64], users: &[u64]) -> Self {
+        Mentions {
+            roles: roles.to_vec(),
+            users: users.to_vec(),
+        }
+    }
+
     pub fn role_ids(&self) -> &[u64] {
         &self.roles
     }

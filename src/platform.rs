@@ -64,6 +64,24 @@ pub trait Chat: Send + Sync {
         Ok(())
     }
 
+    /// Gives `user` the server role `role` (the role of whoever is on call). Chats without
+    /// roles refuse.
+    async fn add_member_role(&self, user: u64, role: u64, reason: &str) -> Result<(), ChatError> {
+        let _ = (user, role, reason);
+        Err(ChatError::Refused("this chat has no roles to give".into()))
+    }
+
+    /// Takes the server role `role` from `user`.
+    async fn remove_member_role(
+        &self,
+        user: u64,
+        role: u64,
+        reason: &str,
+    ) -> Result<(), ChatError> {
+        let _ = (user, role, reason);
+        Err(ChatError::Refused("this chat has no roles to take".into()))
+    }
+
     /// Shows an incident's severity and state on its place (a forum post's tags). Chats without
     /// such labels do nothing.
     async fn set_labels(&self, channel: u64, labels: &[String]) -> Result<(), ChatError> {

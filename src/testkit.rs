@@ -87,6 +87,8 @@ pub struct RecordingChat {
     pub meanwhile: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// While set, posts are accepted without being recorded (another feature's posts).
     pub unrecorded: AtomicBool,
+    /// Roles given (`true`) and taken (`false`), in order: (given, user, role).
+    pub role_changes: Mutex<Vec<(bool, u64, u64)>>,
 }
 
 impl RecordingChat {
@@ -104,6 +106,7 @@ impl RecordingChat {
             tried: Mutex::new(Vec::new()),
             meanwhile: Mutex::new(None),
             unrecorded: AtomicBool::new(false),
+            role_changes: Mutex::new(Vec::new()),
         }
     }
 
@@ -187,6 +190,27 @@ impl Chat for RecordingChat {
 
     fn stakeholder_channel(&self) -> Option<u64> {
         self.stakeholders
+    }
+
+    async fn add_member_role(&self, user: u64, role: u64, _reason: &str) -> Result<(), ChatError> {
+        self.role_changes
+            .lock()
+            .expect("roles")
+            .push((true, user, role));
+        Ok(())
+    }
+
+    async fn remove_member_role(
+        &self,
+        user: u64,
+        role: u64,
+        _reason: &str,
+    ) -> Result<(), ChatError> {
+        self.role_changes
+            .lock()
+            .expect("roles")
+            .push((false, user, role));
+        Ok(())
     }
 }
 

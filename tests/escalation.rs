@@ -229,6 +229,7 @@ fn client(url: &str) -> PagerDuty {
     let config = PagerDutyConfig {
         events_url: url.into(),
         timeout: Dur(Duration::from_secs(5)),
+        ..PagerDutyConfig::default()
     };
     let keys = BTreeMap::from([
         ("dba".to_string(), routing_key("RDBA")),

@@ -217,6 +217,7 @@ fn harness() -> Harness {
             roles: vec![DBA_ROLE],
             pagerduty_routing_key_env: None,
             description: None,
+            schedule: None,
         },
     );
     let config = Arc::new(config);
@@ -490,6 +491,7 @@ fn check_everything(h: &Harness, t: &Typed) {
                 level: 1,
                 roles: vec![DBA_ROLE],
                 reason: text(&t.reason),
+                users: Vec::new(),
             }])
         })
         .unwrap()

@@ -219,6 +219,7 @@ async fn checkout_incident(h: &Harness) -> IncidentId {
             level: 1,
             roles: vec![],
             reason: "the gateway belongs to payments".into(),
+            users: Vec::new(),
         },
     );
     h.append(

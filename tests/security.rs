@@ -997,6 +997,7 @@ fn debug_output_of_every_type_holding_a_secret_hides_it() {
             roles: vec![1],
             pagerduty_routing_key_env: Some(ROUTING_KEY_ENV.into()),
             description: None,
+            schedule: None,
         },
     );
     let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);

@@ -309,6 +309,7 @@ async fn script(h: &Harness) -> Scripted {
             level: 1,
             roles: vec![42],
             reason: "card processor errors".into(),
+            users: Vec::new(),
         },
     );
     h.append(

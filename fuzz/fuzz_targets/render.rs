@@ -53,6 +53,7 @@ fn config() -> Config {
             roles: vec![DBA_ROLE],
             pagerduty_routing_key_env: None,
             description: None,
+            schedule: None,
         },
     );
     c
@@ -246,6 +247,7 @@ fn events(t: &Texts, p: Plan) -> Vec<Event> {
             level: 1,
             roles: vec![DBA_ROLE],
             reason: t.escalation_reason.clone(),
+            users: Vec::new(),
         },
     ));
     for (i, (author, content)) in t.messages.iter().enumerate() {

@@ -200,6 +200,28 @@ impl Chat for ConsoleChat {
         Some(STAKEHOLDERS)
     }
 
+    /// The terminal has no roles; it says what Discord would have done.
+    async fn add_member_role(&self, user: u64, role: u64, reason: &str) -> Result<(), ChatError> {
+        self.print(
+            "roles",
+            &format!("(role {role} given to user {user}: {reason})"),
+        );
+        Ok(())
+    }
+
+    async fn remove_member_role(
+        &self,
+        user: u64,
+        role: u64,
+        reason: &str,
+    ) -> Result<(), ChatError> {
+        self.print(
+            "roles",
+            &format!("(role {role} taken from user {user}: {reason})"),
+        );
+        Ok(())
+    }
+
     async fn edit(&self, channel: u64, _message: u64, post: Post) -> Result<(), ChatError> {
         self.show(
             &format!("#{}", self.name(channel)),

@@ -53,7 +53,7 @@ fn check(
     }
     let ladder = escalation::ladder(&app.config, &args.target, args.policy.as_deref())?;
     let first = &ladder.levels[0];
-    if escalation::roles_of(&app.config, first).is_empty() {
+    if !escalation::can_page(&app.config, first) {
         return Err(UserError::Escalation(format!(
             "escalation target `{first}` has no roles configured, so there is nobody to page; set roles = [...] under [escalation.targets.{first}]"
         ))

@@ -7,6 +7,7 @@ pub mod file;
 pub mod incident;
 pub mod join;
 pub mod metrics;
+pub mod oncall;
 pub mod options;
 pub mod postmortem;
 pub mod table;

@@ -1,6 +1,6 @@
 //! The command table: every command sitrep runs, with everything the edges need to know of it.
 
-use super::{alert, deploys, escalate, file, incident, join, metrics, postmortem};
+use super::{alert, deploys, escalate, file, incident, join, metrics, oncall, postmortem};
 use super::{Invocation, Outcome};
 use crate::app::App;
 use crate::domain::IncidentId;
@@ -98,6 +98,17 @@ pub static TABLE: &[Command] = &[
             precheck: Some(escalate::precheck),
             run: |app, inv, args| Box::pin(escalate::run(app, inv, args)),
             autocomplete: Some(escalate::autocomplete),
+        },
+    },
+    Command {
+        name: "oncall",
+        manifest: Some(include_str!("../../commands/oncall.json")),
+        // Reading PagerDuty or a calendar feed may take longer than Discord waits.
+        leaves: &[Leaf::new("oncall").defers()],
+        handler: &Typed::<oncall::OnCallArgs> {
+            precheck: Some(oncall::precheck),
+            run: |app, inv, args| Box::pin(oncall::run(app, inv, args)),
+            autocomplete: Some(oncall::autocomplete),
         },
     },
     // The Join button under an incident's opening post. Not a slash command: no manifest, and

@@ -56,6 +56,9 @@ pub struct EscalationTarget {
     /// Shown next to the name in autocomplete.
     #[serde(default)]
     pub description: Option<String>,
+    /// An `[oncall.NAME]` schedule: a page also mentions whoever is on call there now.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 fn ten_minutes() -> Dur {
@@ -79,6 +82,8 @@ pub struct PagerDutyConfig {
     pub events_url: String,
     /// Bounds each request; failures are retried with backoff.
     pub timeout: Dur,
+    /// The REST API, for `[oncall.*]` schedules; tests point it at a local stand-in.
+    pub api_url: String,
 }
 
 impl Default for PagerDutyConfig {
@@ -86,6 +91,7 @@ impl Default for PagerDutyConfig {
         PagerDutyConfig {
             events_url: PAGERDUTY_EVENTS_URL.into(),
             timeout: Dur(Duration::from_secs(10)),
+            api_url: super::PAGERDUTY_API.into(),
         }
     }
 }
@@ -165,7 +171,7 @@ impl EscalationConfig {
                         "[escalation.policies.{name}] levels names `{level}`, which is not under [escalation.targets]"
                     )),
                     // A ladder must never reach a level that can page nobody.
-                    Some((_, t)) if t.roles.is_empty() => out.push(format!(
+                    Some((_, t)) if t.roles.is_empty() && t.schedule.is_none() => out.push(format!(
                         "[escalation.policies.{name}] levels names `{level}`, which has no roles to page"
                     )),
                     Some(_) => {}
@@ -197,6 +203,24 @@ impl EscalationConfig {
                 _ => out.push(format!(
                     "[escalation] stuck_severities names `{s}`, which is not a configured severity"
                 )),
+            }
+        }
+        out
+    }
+
+    /// Targets that name a schedule must name one that exists.
+    pub(super) fn schedule_problems(
+        &self,
+        schedules: &BTreeMap<String, super::OnCallSchedule>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, t) in &self.targets {
+            if let Some(s) = &t.schedule {
+                if super::schedule(schedules, s).is_none() {
+                    out.push(format!(
+                        "[escalation.targets.{name}] schedule = \"{s}\" is not under [oncall]"
+                    ));
+                }
             }
         }
         out
@@ -246,6 +270,9 @@ impl PagerDutyConfig {
         let mut out = Vec::new();
         if let Err(e) = url_like(&self.events_url) {
             out.push(format!("[pagerduty] events_url: {e}"));
+        }
+        if let Err(e) = url_like(&self.api_url) {
+            out.push(format!("[pagerduty] api_url: {e}"));
         }
         if self.timeout.0 < MIN_ACK_TIMEOUT {
             out.push(format!(

@@ -13,6 +13,7 @@ mod deploys;
 mod discord;
 mod dur;
 mod escalation;
+mod oncall;
 mod postmortem;
 mod prometheus;
 mod roles;
@@ -32,6 +33,10 @@ use dur::dur_or_off;
 pub use dur::Dur;
 pub use escalation::{
     EscalationConfig, EscalationPolicy, EscalationTarget, PagerDutyConfig, PAGERDUTY_EVENTS_URL,
+};
+pub use oncall::{
+    person, schedule, IcalSource, OnCallSchedule, OverrideConfig, PagerDutySource, RotationSource,
+    SourceKind, PAGERDUTY_API, PAGERDUTY_TOKEN_VAR,
 };
 pub use postmortem::{LintRuleConfig, PostmortemConfig};
 pub use prometheus::{PrometheusConfig, QueryConfig, WhatsChangedConfig};
@@ -92,12 +97,17 @@ pub struct Config {
     pub status_page: StatusPageConfig,
     /// Who `/escalate` pages, the ladders that follow, and the stuck nudge.
     pub escalation: EscalationConfig,
-    /// PagerDuty's Events API, for escalation targets with a routing key.
+    /// PagerDuty's Events API, for escalation targets with a routing key, and its REST API,
+    /// for on-call schedules.
     pub pagerduty: PagerDutyConfig,
     /// Where action items are filed as issues, and whose they are there.
     pub trackers: TrackersConfig,
     /// Alerts from Alertmanager and Grafana, and the routes that say what they become.
     pub alerts: AlertsConfig,
+    /// Who is on call, by schedule name.
+    pub oncall: BTreeMap<String, OnCallSchedule>,
+    /// The Discord user each name or email an on-call source gives stands for.
+    pub people: BTreeMap<String, u64>,
 }
 
 impl Default for Config {
@@ -121,6 +131,8 @@ impl Default for Config {
             pagerduty: PagerDutyConfig::default(),
             trackers: TrackersConfig::default(),
             alerts: AlertsConfig::default(),
+            oncall: BTreeMap::new(),
+            people: BTreeMap::new(),
         }
     }
 }
@@ -297,6 +309,13 @@ impl Config {
             secrets,
             for_discord,
         ));
+        out.extend(oncall::problems(
+            &self.oncall,
+            &self.people,
+            &secrets.pagerduty_tokens,
+            for_discord,
+        ));
+        out.extend(self.escalation.schedule_problems(&self.oncall));
         out.extend(self.templates.problems());
         out
     }
@@ -312,6 +331,7 @@ impl Config {
         s.push_str(&self.escalation.summary(&self.pagerduty));
         s.push_str(&self.trackers.summary());
         s.push_str(&self.alerts.summary());
+        s.push_str(&oncall::summary(&self.oncall));
         s.push_str(&self.templates.summary());
         s
     }

@@ -14,6 +14,7 @@ pub(super) const SECRET_VARS: &[&str] = &[
     "SITREP_JIRA_EMAIL",
     "SITREP_JIRA_TOKEN",
     "SITREP_ALERTS_TOKEN",
+    "SITREP_PAGERDUTY_TOKEN",
 ];
 
 /// Secrets, read from the environment only; `Debug` never shows them.
@@ -33,6 +34,9 @@ pub struct Secrets {
     pub jira_token: Option<String>,
     /// The bearer token Alertmanager and Grafana present to `POST /hooks/alertmanager`.
     pub alerts_token: Option<String>,
+    /// PagerDuty REST API tokens by the variable that holds them, for the variables
+    /// `[oncall.*] pagerduty` schedules name (`SITREP_PAGERDUTY_TOKEN` unless they say).
+    pub pagerduty_tokens: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -58,6 +62,10 @@ impl fmt::Debug for Secrets {
                 "pagerduty_routing_keys",
                 &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
             )
+            .field(
+                "pagerduty_tokens",
+                &self.pagerduty_tokens.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -74,11 +82,13 @@ impl Secrets {
             jira_email: secret("SITREP_JIRA_EMAIL"),
             jira_token: secret("SITREP_JIRA_TOKEN"),
             alerts_token: secret("SITREP_ALERTS_TOKEN"),
+            pagerduty_tokens: BTreeMap::new(),
         }
     }
 
-    /// Adds the PagerDuty routing keys from the variables the escalation targets name; their
-    /// names are the operator's choice, so the config says which to read.
+    /// Adds the PagerDuty routing keys from the variables the escalation targets name, and the
+    /// REST API tokens the on-call schedules name; their names are the operator's choice, so
+    /// the config says which to read.
     pub fn with_routing_keys(mut self, config: &Config, env: &BTreeMap<String, String>) -> Secrets {
         for target in config.escalation.targets.values() {
             let Some(var) = &target.pagerduty_routing_key_env else {
@@ -87,6 +97,15 @@ impl Secrets {
             if let Some(key) = env.get(var).filter(|k| !k.trim().is_empty()) {
                 self.pagerduty_routing_keys
                     .insert(var.clone(), key.trim().to_string());
+            }
+        }
+        for schedule in config.oncall.values() {
+            let Some(pd) = &schedule.pagerduty else {
+                continue;
+            };
+            if let Some(token) = env.get(&pd.token_env).filter(|k| !k.trim().is_empty()) {
+                self.pagerduty_tokens
+                    .insert(pd.token_env.clone(), token.trim().to_string());
             }
         }
         self

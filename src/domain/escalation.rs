@@ -12,6 +12,9 @@ pub struct Page {
     pub target: String,
     /// The Discord roles the page mentioned, as configured at the time.
     pub roles: Vec<u64>,
+    /// The people it mentioned: whoever the target's on-call schedule named.
+    #[serde(default)]
+    pub users: Vec<u64>,
     pub at: DateTime<Utc>,
     /// When this level's acknowledgement time ran out.
     pub timed_out: Option<DateTime<Utc>>,
@@ -77,6 +80,11 @@ impl Escalation {
         self.roles().iter().any(|r| member_roles.contains(r))
     }
 
+    /// Whether `user` was paged by name (as the person on call).
+    pub fn paged_user(&self, user: u64) -> bool {
+        self.pages.iter().any(|p| p.users.contains(&user))
+    }
+
     /// The targets paged, in order, each once.
     pub fn targets(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
@@ -125,11 +133,13 @@ impl Escalations {
                 level,
                 roles,
                 reason,
+                users,
             } => {
                 let page = Page {
                     level: *level,
                     target: target.clone(),
                     roles: roles.clone(),
+                    users: users.clone(),
                     at: event.at,
                     timed_out: None,
                 };
@@ -183,17 +193,18 @@ impl Incident {
             .ok_or_else(|| refuse(format!("{} has no escalation #{number}", self.id)))
     }
 
-    /// The first page of a new escalation to `target`, which must have roles to mention.
+    /// The first page of a new escalation to `target`, which must have roles or people to mention.
     pub fn decide_escalate(
         &self,
         target: &str,
         roles: &[u64],
+        users: &[u64],
         reason: &str,
     ) -> Result<Vec<EventKind>, RuleError> {
         if !self.is_open() {
             return Err(RuleError::Resolved(self.id));
         }
-        if roles.is_empty() {
+        if roles.is_empty() && users.is_empty() {
             return Err(refuse(format!(
                 "escalation target `{target}` has no roles configured, so there is nobody to page"
             )));
@@ -204,6 +215,7 @@ impl Incident {
             level: 1,
             roles: roles.to_vec(),
             reason: super::incident::require_text("the reason", reason, MAX_REASON)?,
+            users: users.to_vec(),
         }])
     }
 
@@ -232,7 +244,7 @@ impl Incident {
         &self,
         number: u32,
         level: u32,
-        next: Option<(&str, &[u64])>,
+        next: Option<(&str, &[u64], &[u64])>,
     ) -> Result<Vec<EventKind>, RuleError> {
         if !self.is_open() {
             return Err(RuleError::Resolved(self.id));
@@ -248,13 +260,14 @@ impl Incident {
             escalation: number,
             level,
         }];
-        if let Some((target, roles)) = next {
+        if let Some((target, roles, users)) = next {
             out.push(EventKind::Escalated {
                 escalation: number,
                 target: target.into(),
                 level: level + 1,
                 roles: roles.to_vec(),
                 reason: e.reason.clone(),
+                users: users.to_vec(),
             });
         }
         Ok(out)
@@ -309,7 +322,9 @@ mod tests {
     #[test]
     fn a_ladder_climbs_until_acknowledged() {
         let mut inc = opened();
-        let ev = inc.decide_escalate("dba", &[5, 6], "replica lag").unwrap();
+        let ev = inc
+            .decide_escalate("dba", &[5, 6], &[], "replica lag")
+            .unwrap();
         apply(&mut inc, 1, alice(), ev);
         let e = inc.escalations.get(1).unwrap();
         assert!(e.is_running());
@@ -317,11 +332,11 @@ mod tests {
         assert_eq!(inc.escalations.next_number(), 2);
 
         let ev = inc
-            .decide_next_level(1, 1, Some(("sre-lead", &[7])))
+            .decide_next_level(1, 1, Some(("sre-lead", &[7], &[])))
             .unwrap();
         apply(&mut inc, 11, Actor::Scheduler, ev);
         assert!(
-            inc.decide_next_level(1, 1, Some(("sre-lead", &[7])))
+            inc.decide_next_level(1, 1, Some(("sre-lead", &[7], &[])))
                 .is_err(),
             "a second timer for the same level pages nobody"
         );
@@ -348,7 +363,7 @@ mod tests {
     fn the_last_level_exhausts_and_resolving_stops_the_rest() {
         let mut inc = opened();
         for target in ["dba", "net"] {
-            let ev = inc.decide_escalate(target, &[5], "why").unwrap();
+            let ev = inc.decide_escalate(target, &[5], &[], "why").unwrap();
             apply(&mut inc, 1, alice(), ev);
         }
         let ev = inc.decide_next_level(1, 1, None).unwrap();
@@ -368,7 +383,7 @@ mod tests {
             Err(RuleError::Resolved(_))
         ));
         assert!(matches!(
-            inc.decide_escalate("dba", &[5], "again"),
+            inc.decide_escalate("dba", &[5], &[], "again"),
             Err(RuleError::Resolved(_))
         ));
     }
@@ -377,12 +392,12 @@ mod tests {
     fn bad_escalations_are_refused() {
         let inc = opened();
         let err = inc
-            .decide_escalate("dba", &[], "x")
+            .decide_escalate("dba", &[], &[], "x")
             .unwrap_err()
             .to_string();
         assert!(err.contains("no roles configured"), "{err}");
         assert_eq!(
-            inc.decide_escalate("dba", &[1], "  "),
+            inc.decide_escalate("dba", &[1], &[], "  "),
             Err(RuleError::Empty("the reason"))
         );
         assert!(inc.decide_acknowledge(3).is_err());

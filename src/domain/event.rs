@@ -110,6 +110,9 @@ pub enum EventKind {
         level: u32,
         roles: Vec<u64>,
         reason: String,
+        /// The people paged besides the roles: whoever an on-call schedule named.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        users: Vec<u64>,
     },
     EscalationAcknowledged {
         escalation: u32,

@@ -5,6 +5,7 @@ mod cadence;
 pub mod escalation;
 mod event;
 pub mod incident;
+pub mod oncall;
 
 pub use backoff::Backoff;
 pub use cadence::{Cadence, MIN_CADENCE_SECS};

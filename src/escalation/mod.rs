@@ -99,6 +99,45 @@ pub fn roles_of(config: &Config, target: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// Whether `target` can page anyone: it has roles, or a schedule that names someone.
+pub fn can_page(config: &Config, target: &str) -> bool {
+    config
+        .escalation
+        .target(target)
+        .is_some_and(|(_, t)| !t.roles.is_empty() || t.schedule.is_some())
+}
+
+/// The people a page of `target` mentions: whoever its on-call schedule puts on call now,
+/// when that person maps to a Discord user. A schedule's source that fails answers with its
+/// last known answer; one that never answered pages the roles alone.
+pub async fn users_of(app: &App, target: &str) -> Vec<u64> {
+    let Some(schedule) = app
+        .config
+        .escalation
+        .target(target)
+        .and_then(|(_, t)| t.schedule.clone())
+    else {
+        return Vec::new();
+    };
+    match crate::oncall::lookup(app, &schedule).await {
+        Ok(answer) => crate::oncall::current_user(&app.config, &answer, app.now())
+            .map(|u| vec![u.id])
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(escalation_target = target, schedule = %schedule, error = %e, "nobody on call found for the page");
+            Vec::new()
+        }
+    }
+}
+
+fn user_mentions(users: &[u64]) -> String {
+    users
+        .iter()
+        .map(|u| format!("<@{u}>"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The ladder an escalation in progress follows, from the policy its timer carries.
 fn ladder_of(config: &Config, esc: &Escalation, policy: Option<&str>) -> Ladder {
     let first = esc.pages.first().map(|p| p.target.as_str()).unwrap_or("");
@@ -255,23 +294,23 @@ pub fn page_post(
         .level
         .checked_sub(2)
         .and_then(|i| esc.pages.get(i as usize));
+    let who = [user_mentions(&page.users), role_mentions(&page.roles)]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     post.content = match previous {
         Some(p) => format!(
             "{} you are needed on **{}** ({}): nobody from **{}** acknowledged in time.",
-            role_mentions(&page.roles),
-            inc.id,
-            inc.severity,
-            p.target
+            who, inc.id, inc.severity, p.target
         ),
         None => format!(
             "{} you are needed on **{}** ({}).",
-            role_mentions(&page.roles),
-            inc.id,
-            inc.severity
+            who, inc.id, inc.severity
         ),
     };
     if ladder.is_some() && esc.is_running() {
-        post.mentions = Mentions::roles(&page.roles);
+        post.mentions = Mentions::roles_and_users(&page.roles, &page.users);
         post.buttons = vec![Button {
             custom_id: ack_button_id(inc.id, esc.number),
             label: "Acknowledge".into(),
@@ -371,13 +410,20 @@ pub async fn escalate(
 ) -> Result<Paged, CommandError> {
     let target = ladder.levels.first().cloned().unwrap_or_default();
     let roles = roles_of(&app.config, &target);
+    let users = users_of(app, &target).await;
+    if roles.is_empty() && users.is_empty() {
+        return Err(UserError::Escalation(format!(
+            "escalation target `{target}` has no roles and its on-call schedule names nobody mapped to a Discord user under [people], so there is nobody to page"
+        ))
+        .into());
+    }
     let now = app.now();
     let due = now + to_chrono(ladder.ack_timeout);
     let (inc, events) = app.record_with(
         id,
         actor,
         now,
-        |i| i.decide_escalate(&target, &roles, reason),
+        |i| i.decide_escalate(&target, &roles, &users, reason),
         |i, events, _| {
             let mut changes = Vec::new();
             for e in events {
@@ -428,7 +474,7 @@ pub async fn acknowledge(
         return Err(UserError::Escalation(format!("{id} has no escalation #{n}")).into());
     };
     let commander = inc.commander().is_some_and(|c| c.id == user.id);
-    if !commander && !esc.paged(member_roles) {
+    if !commander && !esc.paged(member_roles) && !esc.paged_user(user.id) {
         return Err(UserError::Denied(format!(
             "acknowledge escalation #{n} of {id}; only members of {} or {id}'s commander may",
             role_mentions(&esc.roles()).replace(' ', ", ")
@@ -525,13 +571,15 @@ async fn timeout(app: &App, job: &Job) -> Result<(), JobError> {
         return Ok(());
     }
     let ladder = ladder_of(&app.config, &esc, policy.as_deref());
-    let next = ladder
-        .levels
-        .get(level as usize)
-        .map(|t| (t.clone(), roles_of(&app.config, t)))
-        .filter(|(_, roles)| !roles.is_empty());
+    let next = match ladder.levels.get(level as usize) {
+        Some(t) => Some((t.clone(), roles_of(&app.config, t), users_of(app, t).await)),
+        None => None,
+    }
+    .filter(|(_, roles, users)| !roles.is_empty() || !users.is_empty());
     let now = app.now();
-    let next_ref = next.as_ref().map(|(t, r)| (t.as_str(), r.as_slice()));
+    let next_ref = next
+        .as_ref()
+        .map(|(t, r, u)| (t.as_str(), r.as_slice(), u.as_slice()));
     let Ok(kinds) = inc.decide_next_level(n, level, next_ref) else {
         drop_job(app, job)?;
         return Ok(());
@@ -610,7 +658,7 @@ async fn timeout(app: &App, job: &Job) -> Result<(), JobError> {
         Err(e) => return Err(e.into()),
     };
     app.store.flush().await?;
-    if let (Some((target, _)), Some(message)) = (&next, posted) {
+    if let (Some((target, _, _)), Some(message)) = (&next, posted) {
         app.store
             .meta_set(&message_key(inc.id, n, level + 1), &message.to_string())?;
         tracing::info!(incident = %inc.id, escalation = n, level = level + 1, target = %target, "nobody acknowledged; paged the next level");

@@ -24,6 +24,7 @@ fn target(roles: &[u64]) -> EscalationTarget {
         roles: roles.to_vec(),
         pagerduty_routing_key_env: None,
         description: None,
+        schedule: None,
     }
 }
 

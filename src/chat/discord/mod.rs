@@ -179,6 +179,15 @@ impl DiscordChat {
 
     /// Runs one REST call under the global limiter; retries what Discord says is worth retrying
     /// (429 and 5xx, which reach us when serenity's own limiter is off in proxy mode).
+    /// The server whose roles the bot gives and takes.
+    fn role_guild(&self) -> Result<serenity::model::id::GuildId, ChatError> {
+        self.config
+            .discord
+            .guild_id
+            .map(serenity::model::id::GuildId::new)
+            .ok_or_else(|| ChatError::Refused("[discord] guild_id is not set".into()))
+    }
+
     async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ChatError>
     where
         F: Fn() -> Fut,
@@ -279,6 +288,37 @@ impl Chat for DiscordChat {
 
     async fn add_member(&self, channel: u64, user: u64) -> Result<(), ChatError> {
         self.add_thread_member(channel, user).await
+    }
+
+    async fn add_member_role(&self, user: u64, role: u64, reason: &str) -> Result<(), ChatError> {
+        let guild = self.role_guild()?;
+        self.call("add a member's role", || {
+            self.http.add_member_role(
+                guild,
+                serenity::model::id::UserId::new(user),
+                serenity::model::id::RoleId::new(role),
+                Some(reason),
+            )
+        })
+        .await
+    }
+
+    async fn remove_member_role(
+        &self,
+        user: u64,
+        role: u64,
+        reason: &str,
+    ) -> Result<(), ChatError> {
+        let guild = self.role_guild()?;
+        self.call("remove a member's role", || {
+            self.http.remove_member_role(
+                guild,
+                serenity::model::id::UserId::new(user),
+                serenity::model::id::RoleId::new(role),
+                Some(reason),
+            )
+        })
+        .await
     }
 
     async fn set_labels(&self, channel: u64, labels: &[String]) -> Result<(), ChatError> {

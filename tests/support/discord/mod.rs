@@ -674,6 +674,33 @@ impl FakeDiscord {
         })
     }
 
+    /// A member's roles as the guild holds them now.
+    pub fn member_roles(&self, user: u64) -> Vec<u64> {
+        self.shared.read(|w| {
+            w.members
+                .get(&user)
+                .map(|m| m.roles.clone())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Moves a role in the hierarchy (GUILD_ROLE_UPDATE); the bot manages only roles below its own.
+    pub fn set_role_position(&self, role: u64, position: u64) {
+        self.shared.with(|w| {
+            let r = w
+                .roles
+                .get_mut(&role)
+                .unwrap_or_else(|| panic!("no role {role}"));
+            r.position = position;
+            let json = w.role_json(&w.roles[&role]);
+            w.dispatch(
+                "GUILD_ROLE_UPDATE",
+                serde_json::json!({ "guild_id": GUILD_ID.to_string(), "role": json }),
+                Some(INTENT_GUILDS),
+            );
+        });
+    }
+
     /// Replaces a member's roles (GUILD_MEMBER_UPDATE).
     pub fn set_member_roles(&self, user: u64, roles: &[u64]) {
         self.shared.with(|w| {

@@ -1,10 +1,10 @@
 //! REST v10 over HTTP and HTTPS: routing, authentication, rate-limit gates, handlers and recording.
 
 use super::perms::{
-    OverwriteRec, PERM_ADD_REACTIONS, PERM_ATTACH_FILES, PERM_CREATE_PRIVATE_THREADS,
-    PERM_CREATE_PUBLIC_THREADS, PERM_MANAGE_CHANNELS, PERM_MANAGE_MESSAGES, PERM_MANAGE_THREADS,
-    PERM_PIN_MESSAGES, PERM_READ_MESSAGE_HISTORY, PERM_SEND_MESSAGES,
-    PERM_SEND_MESSAGES_IN_THREADS,
+    missing_permissions, OverwriteRec, PERM_ADD_REACTIONS, PERM_ATTACH_FILES,
+    PERM_CREATE_PRIVATE_THREADS, PERM_CREATE_PUBLIC_THREADS, PERM_MANAGE_CHANNELS,
+    PERM_MANAGE_MESSAGES, PERM_MANAGE_ROLES, PERM_MANAGE_THREADS, PERM_PIN_MESSAGES,
+    PERM_READ_MESSAGE_HISTORY, PERM_SEND_MESSAGES, PERM_SEND_MESSAGES_IN_THREADS,
 };
 use super::ratelimit::{retry_headers, Gate, Headers};
 use super::validate::{
@@ -63,6 +63,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/guilds/{guild}/roles"),
     ("GET", "/guilds/{guild}/members"),
     ("GET", "/guilds/{guild}/members/{user}"),
+    ("PUT", "/guilds/{guild}/members/{user}/roles/{role}"),
+    ("DELETE", "/guilds/{guild}/members/{user}/roles/{role}"),
     ("GET", "/guilds/{guild}/threads/active"),
     ("GET", "/channels/{channel}"),
     ("PATCH", "/channels/{channel}"),
@@ -822,6 +824,48 @@ fn guild_routes(w: &mut World, method: &str, template: &str, c: &Ctx) -> Out {
                 return Err(ApiError::unknown_member());
             }
             ok(w.member_json(id, true, false))
+        }
+        // Add or remove a member's role: Manage Roles, and only roles below the bot's highest
+        // (else 50013); an unknown member 10007, an unknown role 10011; 204 and
+        // GUILD_MEMBER_UPDATE, as Discord documents.
+        ("PUT", "/guilds/{guild}/members/{user}/roles/{role}")
+        | ("DELETE", "/guilds/{guild}/members/{user}/roles/{role}") => {
+            let user = c.id("user")?;
+            let role = c.id("role")?;
+            if !w.members.contains_key(&user) {
+                return Err(ApiError::unknown_member());
+            }
+            let Some(r) = w.roles.get(&role).cloned() else {
+                return Err(ApiError::unknown_role());
+            };
+            w.bot_requires_in_guild(PERM_MANAGE_ROLES)?;
+            let highest = w.members[&BOT_USER_ID]
+                .roles
+                .iter()
+                .filter_map(|id| w.roles.get(id))
+                .map(|r| r.position)
+                .max()
+                .unwrap_or(0);
+            if r.position >= highest || r.bot_id.is_some() || role == GUILD_ID {
+                return Err(missing_permissions());
+            }
+            let m = w.members.get_mut(&user).expect("checked above");
+            let changed = if method == "PUT" {
+                !m.roles.contains(&role) && {
+                    m.roles.push(role);
+                    true
+                }
+            } else {
+                let before = m.roles.len();
+                m.roles.retain(|x| *x != role);
+                m.roles.len() != before
+            };
+            if changed {
+                let mut m = w.member_json(user, true, false);
+                m["guild_id"] = id_str(GUILD_ID);
+                w.dispatch("GUILD_MEMBER_UPDATE", m, Some(INTENT_GUILD_MEMBERS));
+            }
+            no_content()
         }
         ("GET", "/guilds/{guild}/members") => {
             let limit: usize = match c.q("limit") {
