@@ -391,6 +391,7 @@ fn check_everything(h: &Harness, t: &Typed) {
                     channel: Some(channel),
                     channel_name: Some(name),
                     drill: false,
+                    playbook: None,
                 },
             },
         )

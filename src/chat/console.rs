@@ -341,12 +341,21 @@ impl Console {
                 .print("error", &format!("there is no button [{n}] to press"));
             return;
         };
-        let mut parts = custom_id.splitn(3, ':');
+        let mut parts = custom_id.splitn(4, ':');
         let (group, action, arg) = (parts.next(), parts.next(), parts.next());
         let id = arg.and_then(|a| a.parse::<IncidentId>().ok());
+        // `group:action:<incident>[:<arg>]`, as on Discord: the argument is option `arg`.
+        let extra = parts.next().map(str::to_string);
         let input = |name: &str| CommandInput {
             name: name.into(),
-            options: Vec::new(),
+            options: extra
+                .clone()
+                .map(|a| commands::InputOption {
+                    name: "arg".into(),
+                    value: commands::InputValue::String(a),
+                })
+                .into_iter()
+                .collect(),
         };
         match (group, action, id) {
             (Some("escalation"), _, _) => {

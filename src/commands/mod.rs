@@ -6,6 +6,7 @@ pub mod incident;
 pub mod join;
 pub mod metrics;
 pub mod options;
+pub mod playbook;
 pub mod postmortem;
 pub mod table;
 pub mod when;
@@ -181,8 +182,18 @@ pub fn prepare_on(
     let command = table::find(&inv.input.name).ok_or_else(unknown)?;
     let mut json = match command.manifest {
         Some(_) => options::to_json(&inv.input)?,
-        // A button is pressed, not typed: it takes nothing but its target.
-        None if target.is_some() && inv.input.options.is_empty() => serde_json::json!({}),
+        // A button is pressed, not typed: it takes nothing but its target, and the `arg` its
+        // custom id may end in.
+        None if target.is_some() => {
+            let mut json = serde_json::json!({});
+            for o in &inv.input.options {
+                match (&*o.name, &o.value) {
+                    ("arg", InputValue::String(a)) => json["arg"] = a.clone().into(),
+                    _ => return Err(unknown().into()),
+                }
+            }
+            json
+        }
         None => return Err(unknown().into()),
     };
     let leaf = command.leaf(&path).ok_or_else(unknown)?;

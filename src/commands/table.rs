@@ -1,6 +1,6 @@
 //! The command table: every command sitrep runs, with everything the edges need to know of it.
 
-use super::{deploys, escalate, incident, join, metrics, postmortem};
+use super::{deploys, escalate, incident, join, metrics, playbook, postmortem};
 use super::{Invocation, Outcome};
 use crate::app::App;
 use crate::domain::IncidentId;
@@ -34,11 +34,13 @@ pub static TABLE: &[Command] = &[
             Leaf::new("incident reopen").commander_only(),
             Leaf::new("incident cadence"),
             Leaf::new("incident public"),
+            Leaf::new("incident checklist"),
+            Leaf::new("incident field"),
         ],
         handler: &Typed::<incident::IncidentArgs> {
             precheck: Some(|app, _, args| incident::precheck(app, args)),
             run: |app, inv, args| Box::pin(incident::run(app, inv, args)),
-            autocomplete: None,
+            autocomplete: Some(playbook::autocomplete),
         },
     },
     Command {
@@ -96,6 +98,18 @@ pub static TABLE: &[Command] = &[
             precheck: Some(escalate::precheck),
             run: |app, inv, args| Box::pin(escalate::run(app, inv, args)),
             autocomplete: Some(escalate::autocomplete),
+        },
+    },
+    // The tick buttons under an incident's checklist post: anyone working the incident may
+    // tick an item off. Not a slash command: `[permissions]` cannot name it.
+    Command {
+        name: playbook::TICK,
+        manifest: None,
+        leaves: &[Leaf::new(playbook::TICK)],
+        handler: &Typed::<playbook::TickArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(playbook::tick(app, inv, args)),
+            autocomplete: None,
         },
     },
     // The Join button under an incident's opening post. Not a slash command: no manifest, and

@@ -22,6 +22,7 @@ mod status_page;
 mod storage;
 mod templates;
 mod threads;
+mod types;
 
 pub use deploys::{DeploysConfig, GitHubConfig, GITHUB_API};
 pub use discord::{ConnectTo, DiscordConfig, IncidentMode, DISCORD_API};
@@ -42,6 +43,7 @@ pub use status_page::StatusPageConfig;
 pub use storage::{HttpConfig, StorageConfig};
 pub use templates::TemplatesConfig;
 pub use threads::AutoArchive;
+pub use types::{FieldConfig, ItemConfig, TypeConfig, DEFAULT_TYPE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +89,8 @@ pub struct Config {
     pub escalation: EscalationConfig,
     /// PagerDuty's Events API, for escalation targets with a routing key.
     pub pagerduty: PagerDutyConfig,
+    /// Incident types: checklists, custom fields and what happens at open.
+    pub types: BTreeMap<String, TypeConfig>,
 }
 
 impl Default for Config {
@@ -108,6 +112,7 @@ impl Default for Config {
             status_page: StatusPageConfig::default(),
             escalation: EscalationConfig::default(),
             pagerduty: PagerDutyConfig::default(),
+            types: types::defaults(),
         }
     }
 }
@@ -277,6 +282,7 @@ impl Config {
         );
         out.extend(self.pagerduty.problems());
         out.extend(self.templates.problems());
+        out.extend(types::problems(self));
         out
     }
 
@@ -290,6 +296,7 @@ impl Config {
         s.push_str(&deploys::summary(&self.deploys, &self.github));
         s.push_str(&self.escalation.summary(&self.pagerduty));
         s.push_str(&self.templates.summary());
+        s.push_str(&types::summary(self));
         s
     }
 }

@@ -575,6 +575,7 @@ mod tests {
                 channel: Some(500 + id.0),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         store

@@ -359,9 +359,11 @@ impl Bot {
     }
 
     async fn on_component(&self, http: &Http, c: ComponentInteraction) {
-        let mut parts = c.data.custom_id.splitn(3, ':');
+        let mut parts = c.data.custom_id.splitn(4, ':');
         let (group, action, arg) = (parts.next(), parts.next(), parts.next());
-        // The custom id's third part is an incident's id: left out of the name.
+        // `group:action:<incident>[:<arg>]`: the incident and the argument are left out of the
+        // name; the argument goes to the handler as its option `arg`.
+        let extra = parts.next().map(str::to_string);
         let name = [group, action].into_iter().flatten().collect::<Vec<_>>();
         let r = Responder::new(http, c.id, &c.token).metered(
             &self.app.telemetry,
@@ -407,7 +409,7 @@ impl Bot {
             (Some(group), Some(action), Some(id))
                 if commands::table::button(&format!("{group} {action}")).is_some() =>
             {
-                self.on_button(&r, &c, &format!("{group} {action}"), id, user)
+                self.on_button(&r, &c, &format!("{group} {action}"), id, extra, user)
                     .await;
             }
             _ => {
@@ -424,6 +426,7 @@ impl Bot {
         c: &ComponentInteraction,
         name: &str,
         id: IncidentId,
+        arg: Option<String>,
         user: UserRef,
     ) {
         let inv = Invocation {
@@ -432,7 +435,13 @@ impl Bot {
             channel: Some(c.channel_id.get()),
             input: CommandInput {
                 name: name.into(),
-                options: Vec::new(),
+                options: arg
+                    .map(|a| InputOption {
+                        name: "arg".into(),
+                        value: InputValue::String(a),
+                    })
+                    .into_iter()
+                    .collect(),
             },
         };
         let prepared =
@@ -588,9 +597,6 @@ pub fn modal_update(
             .filter(|v| !v.is_empty())
     };
     let mut parts = Vec::new();
-    if let Some(v) = get("impact") {
-        parts.push(format!("Impact: {v}"));
-    }
     if let Some(v) = get("understanding") {
         parts.push(v);
     }
@@ -616,6 +622,13 @@ pub fn modal_update(
         opts.push(InputOption {
             name: "state".into(),
             value: InputValue::String(s.to_lowercase()),
+        });
+    }
+    // The impact is the incident's own field: every status post shows the latest.
+    if let Some(v) = get("impact") {
+        opts.push(InputOption {
+            name: "impact".into(),
+            value: InputValue::String(v),
         });
     }
     Ok(CommandInput {
@@ -780,7 +793,8 @@ mod tests {
         assert_eq!(json["subcommand"], "update");
         assert_eq!(json["state"], "monitoring");
         assert_eq!(json["incident"], "INC-4");
-        assert_eq!(json["message"], "Impact: EU checkout\nRolled back");
+        assert_eq!(json["message"], "Rolled back");
+        assert_eq!(json["impact"], "EU checkout");
         assert!(modal_update(IncidentId(4), &[]).is_err());
     }
 }
