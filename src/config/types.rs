@@ -115,10 +115,11 @@ pub(super) fn defaults() -> BTreeMap<String, TypeConfig> {
                     "`/escalate` pages the next team; asking early is cheaper than a long outage",
                     Some("commander"),
                 ),
+                // Owned by no role: a file may replace [roles] with the commander alone.
                 item(
                     "Keep stakeholders informed",
-                    "`/incident update` on every change, and at least on the cadence",
-                    Some("communications"),
+                    "The communications lead, or the commander until there is one: `/incident update` on every change",
+                    None,
                 ),
             ],
             invite: Vec::new(),
