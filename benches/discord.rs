@@ -243,6 +243,7 @@ async fn restart_with_events(n: usize) {
                             channel: Some(10_000_000 + id.0),
                             channel_name: Some(format!("inc-{}", id.0)),
                             drill: false,
+                            playbook: None,
                         },
                     },
                 )

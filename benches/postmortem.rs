@@ -42,6 +42,7 @@ fn build(messages: usize, events: usize) -> (Store, IncidentId, DateTime<Utc>) {
             channel: Some(42),
             channel_name: Some("inc-1-checkout".into()),
             drill: false,
+            playbook: None,
         },
     };
     store.create_incident(id, opened).unwrap();

@@ -12,20 +12,24 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The demo's incident, typed as a responder would: a bad deploy found (the "what changed" post
-/// lists it), roles handed out, a page acknowledged (button 3 is the page's Acknowledge), an
-/// action item, the error rate after the rollback (kept in the timeline with its chart), the
-/// resolve and the post-mortem draft.
+/// lists it), roles handed out, the built-in checklist worked through (buttons 3 to 9 tick its
+/// items), a page acknowledged (button 10 is the page's Acknowledge), an action item, the error
+/// rate after the rollback (kept in the timeline with its chart), the resolve and the
+/// post-mortem draft.
 pub const SCRIPT: &[&str] = &[
     r#"/incident open title:"Checkout returns 500" severity:SEV2 service:checkout started:"25m ago" summary:"EU customers cannot pay; about 30% of checkouts fail""#,
     "/incident role role:communications user:@bob",
     r#"/incident note text:"Errors began at the same minute checkout v2.3 went out""#,
     "/deploys service:checkout since:1h",
+    "/incident checklist action:tick item:3",
     r#"/incident update state:identified message:"Bad deploy of checkout v2.3: the new payment client times out. Rolling back.""#,
     r#"/escalate target:payments_oncall reason:"Card payments time out too; need the payments on-call""#,
-    "press 3",
+    "press 10",
     r#"/incident action text:"Add a canary stage to checkout deploys" owner:@carol due:7d"#,
     r#"/incident update state:monitoring message:"Rollback done; error rate back to baseline, watching for 15 minutes""#,
+    "press 3",
     "/metrics name:error_rate service:checkout range:1h",
+    "/incident checklist action:tick item:4",
     r#"/incident resolve summary:"Rolled back checkout v2.3; payments client timeout fixed in v2.3.1""#,
     "/postmortem draft",
 ];

@@ -220,6 +220,22 @@ pub struct IncidentView {
     pub drill: bool,
     /// Its alerts, firing first.
     pub alerts: Vec<AlertView>,
+    /// The incident type it was opened as.
+    pub kind: Option<String>,
+    /// Who is affected and how: the impact field, else the summary given at open.
+    pub impact: Option<String>,
+    /// "4 of 7 done"; absent without a checklist.
+    pub progress: Option<String>,
+    /// Custom fields set so far, the impact left out (it has its own line).
+    pub fields: Vec<FieldView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldView {
+    pub name: String,
+    pub value: String,
+    /// Shown to stakeholders.
+    pub public: bool,
 }
 
 impl IncidentView {
@@ -288,6 +304,19 @@ impl IncidentView {
                 alerts.sort_by_key(|a| (!a.firing, a.since));
                 alerts
             },
+            kind: inc.kind.clone(),
+            impact: inc.impact().map(str::to_string),
+            progress: (!inc.checklist.is_empty()).then(|| inc.progress().to_string()),
+            fields: inc
+                .fields
+                .iter()
+                .filter(|(n, _)| n != crate::domain::playbook::IMPACT)
+                .map(|(n, v)| FieldView {
+                    name: n.clone(),
+                    value: v.clone(),
+                    public: inc.field_def(n).is_some_and(|d| d.public),
+                })
+                .collect(),
         }
     }
 }
@@ -315,6 +344,7 @@ mod tests {
                     channel: None,
                     channel_name: None,
                     drill: false,
+                    playbook: None,
                 },
             },
         )

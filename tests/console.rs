@@ -121,8 +121,8 @@ press 2
 press 2 message:"Rolling back" state:identified
 1
 /escalate target:dba reason:"Replica lag"
-press 3
-7
+press 10
+40
 /deploys since:2h
 "#;
     let db = dir.path().join("db");
@@ -135,6 +135,9 @@ press 3
     let expect_in_order = [
         "[#inc-1-db-down] INC-1 · DB down",
         "[1] Join  [2] Post update",
+        // The built-in type's checklist, a button per item.
+        "Checklist (default) · INC-1 · DB down",
+        "[3] ✓ 1. Mitigate first",
         // Post update opens a form on Discord; here its fields follow the number.
         "[reply] Say what you know after the number",
         "press 2 message:",
@@ -145,12 +148,12 @@ press 3
         "[reply] You joined INC-1.",
         // A page names the role after its target, and Acknowledge is the next button.
         "[#inc-1-db-down] @dba you are needed on **INC-1** (SEV1).",
-        "[3] Acknowledge",
+        "[10] Acknowledge",
         "[reply] alice escalated INC-1 to **dba**.",
         "[#inc-1-db-down] (edited) @dba you are needed on **INC-1** (SEV1).",
         "**Acknowledged** by @alice",
         "[reply] You acknowledged escalation #1 of INC-1",
-        "[error] there is no button [7] to press",
+        "[error] there is no button [40] to press",
         // Discord's relative timestamp, as a local time and how long ago.
         "[reply] No deploys since ",
         " (2 hours ago).",

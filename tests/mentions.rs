@@ -392,6 +392,7 @@ fn check_everything(h: &Harness, t: &Typed) {
                     channel: Some(channel),
                     channel_name: Some(name),
                     drill: false,
+                    playbook: None,
                 },
             },
         )

@@ -110,7 +110,7 @@ async fn a_console_session_gets_status_updates_on_the_cadence() {
         "**Actions:** none recorded yet.",
         "**Next update:** ",
         REMINDER,
-        "[3] Post update",
+        "[10] Post update",
     ] {
         assert!(first.contains(part), "{part:?} missing in:\n{first}");
     }

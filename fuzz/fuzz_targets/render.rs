@@ -192,6 +192,7 @@ fn events(t: &Texts, p: Plan) -> Vec<Event> {
             channel: Some(CHANNEL),
             channel_name: Some("inc-1".into()),
             drill: false,
+            playbook: None,
         },
     )];
     ev.push(by(

@@ -356,6 +356,12 @@ async fn declare(
         // A sender's clock ahead of ours must not put the impact in the future.
         started: group.earliest_start().filter(|t| *t <= now).unwrap_or(now),
         drill: false,
+        // The default type's checklist guides an alert's incident as it does a typed one; an
+        // alert cannot fill in fields, so required ones wait for `/incident field`.
+        playbook: super::playbook::find_type(app, None)?
+            .map(|(name, t)| Box::new(super::playbook::playbook(&name, t, Vec::new()))),
+        invite: Vec::new(),
+        escalate: None,
     };
     let outcome = open_checked(app, actor.clone(), checked).await?;
     let id = outcome.incident.expect("an open names its incident");
@@ -756,6 +762,7 @@ pub async fn commander_button(
         MONITOR => IncidentArgs::Update(incident_cmd::UpdateArgs {
             message: "Every alert has resolved; monitoring.".into(),
             state: Some("monitoring".into()),
+            impact: None,
             incident,
         }),
         RESOLVE => IncidentArgs::Resolve(incident_cmd::ResolveArgs {

@@ -4,6 +4,7 @@
 use super::{when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
 use crate::domain::incident::{require_text, role_title, MAX_TEXT, MAX_TITLE};
+use crate::domain::playbook::{Playbook, IMPACT};
 use crate::domain::{
     human_duration, Actor, Cadence, Event, EventKind, Incident, IncidentId, RuleError, Severity,
     State, UserRef,
@@ -11,7 +12,9 @@ use crate::domain::{
 use crate::error::{CommandError, UserError};
 use crate::message::{Button, ButtonStyle, Post};
 use crate::platform::{place_name, ChatError, Place};
-use crate::status::{effective_cadence, incident_post, next_update, place_of, status_text, view};
+use crate::status::{
+    effective_cadence, incident_post, next_update, place_of, status_text, status_text_for, view,
+};
 use crate::store::{JobChange, JobKind};
 use chrono::{DateTime, Utc};
 use minijinja::context;
@@ -34,18 +37,26 @@ pub enum IncidentArgs {
     Reopen(ReopenArgs),
     Cadence(CadenceArgs),
     Public(PublicArgs),
+    Checklist(super::playbook::ChecklistArgs),
+    Field(super::playbook::FieldArgs),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenArgs {
     pub title: String,
-    pub severity: String,
+    /// Required unless the type names a default severity.
+    pub severity: Option<String>,
     pub summary: Option<String>,
     pub service: Option<String>,
     pub started: Option<String>,
     #[serde(default)]
     pub drill: bool,
+    /// An incident type (`[types.NAME]`); the default type without it.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The type's fields: `name=value; other=value`.
+    pub fields: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +64,8 @@ pub struct OpenArgs {
 pub struct UpdateArgs {
     pub message: String,
     pub state: Option<String>,
+    /// Who is affected and how, now: replaces the impact every status post shows.
+    pub impact: Option<String>,
     pub incident: Option<String>,
 }
 
@@ -101,6 +114,11 @@ pub struct StatusArgs {
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
     pub filter: Option<String>,
+    /// Only incidents of this type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Only incidents whose field has this value: `cluster=eu-1`.
+    pub field: Option<String>,
 }
 
 /// `/incident stats [since]`: how many incidents, how fast acknowledged and resolved.
@@ -169,8 +187,17 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
         IncidentArgs::Update(a) => {
             let state = a.state.as_deref().map(str::parse::<State>).transpose()?;
             let message = a.message;
+            let impact = a.impact.filter(|s| !s.trim().is_empty());
             change(app, inv, a.incident, move |i| {
-                i.decide_update(state, &message)
+                let mut out = Vec::new();
+                // The impact first: the status post the update makes shows it.
+                if let Some(impact) = impact.as_deref() {
+                    if i.field(IMPACT).map(str::trim) != Some(impact.trim()) {
+                        out.extend(i.decide_field(IMPACT, impact)?);
+                    }
+                }
+                out.extend(i.decide_update(state, &message)?);
+                Ok(out)
             })
             .await
         }
@@ -234,7 +261,9 @@ pub async fn run(app: &App, inv: &Invocation, args: IncidentArgs) -> Result<Outc
             Ok(outcome)
         }
         IncidentArgs::Status(a) => status(app, inv, a.incident),
-        IncidentArgs::List(a) => list(app, a.filter.as_deref()),
+        IncidentArgs::List(a) => list(app, &a),
+        IncidentArgs::Checklist(a) => super::playbook::checklist(app, inv, a).await,
+        IncidentArgs::Field(a) => super::playbook::field(app, inv, a).await,
         IncidentArgs::Stats(a) => stats(app, a.since.as_deref()),
         IncidentArgs::Resolve(a) => {
             let summary = a.summary;
@@ -321,6 +350,10 @@ pub(crate) struct CheckedOpen {
     pub service: Option<String>,
     pub started: chrono::DateTime<chrono::Utc>,
     pub drill: bool,
+    pub playbook: Option<Box<Playbook>>,
+    /// What the type adds to the place and pages at open.
+    pub invite: Vec<u64>,
+    pub escalate: Option<String>,
 }
 
 fn check_open(app: &App, a: &OpenArgs) -> Result<CheckedOpen, CommandError> {
@@ -331,11 +364,53 @@ fn check_open(app: &App, a: &OpenArgs) -> Result<CheckedOpen, CommandError> {
             .transpose()
     };
     let now = app.now();
+    let kind = super::playbook::find_type(app, a.kind.as_deref())?;
+    let severity = match (
+        a.severity.as_deref().filter(|s| !s.trim().is_empty()),
+        &kind,
+    ) {
+        (Some(s), _) => configured_severity(app, s)?,
+        (None, Some((_, t))) if t.severity.is_some() => {
+            configured_severity(app, t.severity.as_deref().unwrap_or_default())?
+        }
+        (None, _) => {
+            return Err(UserError::Line(format!(
+                "say how bad it is: severity:SEV1 … SEV{}{}",
+                app.config.severity_levels().last().map_or(4, |s| s.0),
+                match &kind {
+                    Some((name, _)) => format!(" (the {name} type has no default severity)"),
+                    None => String::new(),
+                }
+            ))
+            .into())
+        }
+    };
+    let service = optional("the service", &a.service, 100)?
+        .or_else(|| kind.as_ref().and_then(|(_, t)| t.service.clone()));
+    let playbook = match &kind {
+        Some((name, t)) => {
+            let values = super::playbook::open_values(name, t, a.fields.as_deref())?;
+            Some(Box::new(super::playbook::playbook(name, t, values)))
+        }
+        None if a.fields.as_deref().is_some_and(|f| !f.trim().is_empty()) => {
+            return Err(UserError::Line(
+                "fields: needs an incident type with fields; name one with type:".into(),
+            )
+            .into())
+        }
+        None => None,
+    };
     Ok(CheckedOpen {
         title: require_text("the title", &a.title, MAX_TITLE)?,
-        severity: configured_severity(app, &a.severity)?,
+        severity,
         summary: optional("the summary", &a.summary, MAX_TEXT)?,
-        service: optional("the service", &a.service, 100)?,
+        service,
+        playbook,
+        invite: kind
+            .as_ref()
+            .map(|(_, t)| t.invite.clone())
+            .unwrap_or_default(),
+        escalate: kind.as_ref().and_then(|(_, t)| t.escalate.clone()),
         started: match a.started.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(s) => when::parse_past(s, now).map_err(UserError::BadTime)?,
             None => now,
@@ -374,6 +449,9 @@ pub(crate) async fn open_checked(
         service,
         started,
         drill,
+        playbook,
+        invite,
+        escalate,
     } = checked;
     let now = app.now();
 
@@ -392,6 +470,7 @@ pub(crate) async fn open_checked(
             channel: place.as_ref().ok().map(|p| p.channel),
             channel_name: place.as_ref().ok().map(|p| p.name.clone()),
             drill,
+            playbook,
         },
     };
     let worded = Worded::default();
@@ -412,6 +491,15 @@ pub(crate) async fn open_checked(
         ""
     };
     let mut reply = format!("{opened}{commander} {}", cadence_note(app, &inc, now)?);
+    if let Some(progress) = (!inc.checklist.is_empty()).then(|| inc.progress()) {
+        reply = format!(
+            "{reply}\nIts {} checklist is posted in its channel ({progress}); tick items there or with `/incident checklist`.",
+            inc.kind.as_deref().unwrap_or("incident")
+        );
+    }
+    for line in type_at_open(app, &actor, &inc, &invite, escalate.as_deref()).await {
+        reply = format!("{reply}\n{line}");
+    }
     if text_unreadable(app, id) {
         reply = format!("{reply}\n{}", crate::postmortem::text_gaps::open_notice());
     }
@@ -420,6 +508,54 @@ pub(crate) async fn open_checked(
         posts,
         incident: Some(id),
     })
+}
+
+/// What the incident's type does once it is open: adds its people to the place and pages its
+/// escalation target. Each outcome is a line of the reply; the incident is open either way.
+async fn type_at_open(
+    app: &App,
+    actor: &Actor,
+    inc: &Incident,
+    invite: &[u64],
+    escalate: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(channel) = inc.channel {
+        let mut failed = 0;
+        for user in invite {
+            if let Err(e) = app.chat.add_member(channel, *user).await {
+                tracing::warn!(incident = %inc.id, user, error = %e, "could not add a member the incident type invites");
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            out.push(format!(
+                "{failed} of the {} people its type invites could not be added; they can press Join.",
+                invite.len()
+            ));
+        }
+    }
+    if let Some(target) = escalate {
+        let reason = format!(
+            "{} incident opened: {}",
+            inc.kind.as_deref().unwrap_or("new"),
+            inc.title
+        );
+        let paged = match crate::escalation::ladder(&app.config, target, None) {
+            Ok(ladder) => crate::escalation::escalate(app, inc.id, actor, &ladder, &reason)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_chat("incident open")),
+            Err(e) => Err(e.to_string()),
+        };
+        match paged {
+            Ok(()) => out.push(format!("Paged {target}, as its type says.")),
+            Err(e) => out.push(format!(
+                "Paging {target} failed: {e} Page with `/escalate`."
+            )),
+        }
+    }
+    out
 }
 
 /// Whether the commander of a new incident should hear that its channel's text is not being
@@ -482,6 +618,12 @@ fn opening_posts(app: &App, inc: &Incident) -> Result<Vec<Delivery>, CommandErro
                     style: ButtonStyle::Secondary,
                 },
             ]),
+        });
+    }
+    if let (Some(channel), false) = (inc.channel, inc.checklist.is_empty()) {
+        posts.push(Delivery {
+            channel,
+            post: super::playbook::checklist_post(app, inc),
         });
     }
     if let Some(ch) = app.chat.stakeholder_channel() {
@@ -631,8 +773,17 @@ fn change_posts(
     let id = inc.id;
     Ok(match events.last().map(|e| &e.kind) {
         Some(EventKind::StatusPosted { .. }) => {
+            // Stakeholders read the public fields only: two renderings of one update.
             let body = status_text(app, inc, false, next_update)?;
-            deliveries(app, inc, incident_post(app, inc, "Update", body), true)
+            let mut out = deliveries(app, inc, incident_post(app, inc, "Update", body), false);
+            if let Some(ch) = app.chat.stakeholder_channel() {
+                let body = status_text_for(app, inc, false, next_update, true)?;
+                out.push(Delivery {
+                    channel: ch,
+                    post: incident_post(app, inc, "Update", body),
+                });
+            }
+            out
         }
         Some(EventKind::SeverityChanged { from, to, reason }) => {
             let body = format!(
@@ -792,8 +943,21 @@ fn status(app: &App, inv: &Invocation, named: Option<String>) -> Result<Outcome,
     })
 }
 
-fn list(app: &App, filter: Option<&str>) -> Result<Outcome, CommandError> {
-    let filter = filter.unwrap_or("open");
+fn list(app: &App, a: &ListArgs) -> Result<Outcome, CommandError> {
+    let filter = a.filter.as_deref().unwrap_or("open");
+    let kind = a.kind.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let field = match a.field.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(f) => Some(
+            f.split_once('=')
+                .map(|(n, v)| (n.trim(), v.trim()))
+                .ok_or_else(|| {
+                    UserError::Line(format!(
+                        "`{f}` is not `name=value`; filter with field:cluster=eu-1"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let now = app.now();
     let incidents: Vec<Incident> = app
         .store
@@ -804,10 +968,30 @@ fn list(app: &App, filter: Option<&str>) -> Result<Outcome, CommandError> {
             "all" => true,
             _ => i.is_open(),
         })
+        .filter(|i| {
+            kind.map_or(true, |k| {
+                i.kind
+                    .as_deref()
+                    .is_some_and(|ik| ik.eq_ignore_ascii_case(k))
+            })
+        })
+        .filter(|i| {
+            field.map_or(true, |(n, v)| {
+                i.fields.iter().any(|(have, value)| {
+                    have.eq_ignore_ascii_case(n) && value.eq_ignore_ascii_case(v)
+                })
+            })
+        })
         .collect();
+    let mut with: Vec<String> = kind.map(|k| format!("type:{k}")).into_iter().collect();
+    with.extend(field.map(|(n, v)| format!("{n}={v}")));
+    let filter = match with.is_empty() {
+        true => format!("{filter} incidents"),
+        false => format!("{filter} incidents with {}", with.join(", ")),
+    };
     if incidents.is_empty() {
         return Ok(Outcome {
-            reply: Reply::private(format!("No {filter} incidents.")),
+            reply: Reply::private(format!("No {filter}.")),
             posts: Vec::new(),
             incident: None,
         });
@@ -816,8 +1000,14 @@ fn list(app: &App, filter: Option<&str>) -> Result<Outcome, CommandError> {
         .iter()
         .rev()
         .map(|i| {
+            let checklist = if i.checklist.is_empty() {
+                String::new()
+            } else {
+                let p = i.progress();
+                format!(" · ☑ {} of {}", p.done, p.total)
+            };
             format!(
-                "**{}** · {} · {} · {} · {} · {}",
+                "**{}** · {} · {} · {} · {} · {}{checklist}",
                 i.id,
                 i.severity,
                 i.state,

@@ -9,6 +9,7 @@ pub mod join;
 pub mod metrics;
 pub mod oncall;
 pub mod options;
+pub mod playbook;
 pub mod postmortem;
 pub mod table;
 pub mod when;

@@ -1,6 +1,8 @@
 //! The command table: every command sitrep runs, with everything the edges need to know of it.
 
-use super::{alert, deploys, escalate, file, incident, join, metrics, oncall, postmortem};
+use super::{
+    alert, deploys, escalate, file, incident, join, metrics, oncall, playbook, postmortem,
+};
 use super::{Invocation, Outcome};
 use crate::app::App;
 use crate::domain::IncidentId;
@@ -35,11 +37,13 @@ pub static TABLE: &[Command] = &[
             Leaf::new("incident reopen").commander_only(),
             Leaf::new("incident cadence"),
             Leaf::new("incident public"),
+            Leaf::new("incident checklist"),
+            Leaf::new("incident field"),
         ],
         handler: &Typed::<incident::IncidentArgs> {
             precheck: Some(|app, _, args| incident::precheck(app, args)),
             run: |app, inv, args| Box::pin(incident::run(app, inv, args)),
-            autocomplete: None,
+            autocomplete: Some(playbook::autocomplete),
         },
     },
     Command {
@@ -109,6 +113,18 @@ pub static TABLE: &[Command] = &[
             precheck: Some(oncall::precheck),
             run: |app, inv, args| Box::pin(oncall::run(app, inv, args)),
             autocomplete: Some(oncall::autocomplete),
+        },
+    },
+    // The tick buttons under an incident's checklist post: anyone working the incident may
+    // tick an item off. Not a slash command: `[permissions]` cannot name it.
+    Command {
+        name: playbook::TICK,
+        manifest: None,
+        leaves: &[Leaf::new(playbook::TICK).open_to_everyone()],
+        handler: &Typed::<playbook::TickArgs> {
+            precheck: None,
+            run: |app, inv, args| Box::pin(playbook::tick(app, inv, args)),
+            autocomplete: None,
         },
     },
     // The Join button under an incident's opening post. Not a slash command: no manifest, and

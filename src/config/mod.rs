@@ -25,6 +25,7 @@ mod storage;
 mod templates;
 mod threads;
 mod trackers;
+mod types;
 
 pub use alerts::{AlertRoute, AlertsConfig, RouteAction, ALERTS_TOKEN_ENV};
 pub use deploys::{DeploysConfig, GitHubConfig, GITHUB_API};
@@ -54,6 +55,7 @@ pub use trackers::{
     GitHubIssuesConfig, JiraConfig, TrackerKind, TrackerPerson, TrackersConfig, JIRA_EMAIL_ENV,
     JIRA_TOKEN_ENV,
 };
+pub use types::{FieldConfig, ItemConfig, TypeConfig, DEFAULT_TYPE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -108,6 +110,8 @@ pub struct Config {
     pub oncall: BTreeMap<String, OnCallSchedule>,
     /// The Discord user each name or email an on-call source gives stands for.
     pub people: BTreeMap<String, u64>,
+    /// Incident types: checklists, custom fields and what happens at open.
+    pub types: BTreeMap<String, TypeConfig>,
 }
 
 impl Default for Config {
@@ -133,6 +137,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             oncall: BTreeMap::new(),
             people: BTreeMap::new(),
+            types: types::defaults(),
         }
     }
 }
@@ -317,6 +322,7 @@ impl Config {
         ));
         out.extend(self.escalation.schedule_problems(&self.oncall));
         out.extend(self.templates.problems());
+        out.extend(types::problems(self));
         out
     }
 
@@ -333,6 +339,7 @@ impl Config {
         s.push_str(&self.alerts.summary());
         s.push_str(&oncall::summary(&self.oncall));
         s.push_str(&self.templates.summary());
+        s.push_str(&types::summary(self));
         s
     }
 }

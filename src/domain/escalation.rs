@@ -300,6 +300,7 @@ mod tests {
                 channel: Some(10),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         Incident::from_opened(IncidentId(1), &ev).unwrap()

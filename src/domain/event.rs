@@ -1,5 +1,6 @@
 //! Timeline events: every fact about an incident, appended and never rewritten.
 
+use super::playbook::Playbook;
 use super::{Cadence, Severity, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,10 @@ pub enum EventKind {
         channel_name: Option<String>,
         #[serde(default)]
         drill: bool,
+        /// What the incident took from its type: absent for incidents opened without one, and
+        /// for those stored before types existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playbook: Option<Box<Playbook>>,
     },
     SeverityChanged {
         from: Severity,
@@ -216,6 +221,32 @@ pub enum EventKind {
         name: String,
         ends_at: DateTime<Utc>,
     },
+    /// Checklist item `item` (from 1) is done. Its text is kept so that the timeline reads
+    /// without the list.
+    ChecklistTicked {
+        item: u32,
+        text: String,
+    },
+    /// A tick taken back: the item was not done after all.
+    ChecklistUnticked {
+        item: u32,
+        text: String,
+    },
+    /// Item `item` will not be done in this incident, and why.
+    ChecklistSkipped {
+        item: u32,
+        text: String,
+        reason: String,
+    },
+    /// An item added during the incident, at the end of its checklist.
+    ChecklistItemAdded {
+        text: String,
+    },
+    /// A custom field (or the impact) set to `value`, replacing what it held.
+    FieldSet {
+        name: String,
+        value: String,
+    },
 }
 
 impl EventKind {
@@ -247,6 +278,11 @@ impl EventKind {
             EventKind::ActionItemReminded { .. } => "action_item_reminded",
             EventKind::AlertFired { .. } => "alert_fired",
             EventKind::AlertResolved { .. } => "alert_resolved",
+            EventKind::ChecklistTicked { .. } => "checklist_ticked",
+            EventKind::ChecklistUnticked { .. } => "checklist_unticked",
+            EventKind::ChecklistSkipped { .. } => "checklist_skipped",
+            EventKind::ChecklistItemAdded { .. } => "checklist_item_added",
+            EventKind::FieldSet { .. } => "field_set",
         }
     }
 
@@ -356,6 +392,15 @@ impl EventKind {
             EventKind::ActionItemReminded { item } => {
                 format!("Reminded the owner of action item #{} that it is due", item + 1)
             }
+            EventKind::ChecklistTicked { item, text } => format!("Checklist #{item} done: {text}"),
+            EventKind::ChecklistUnticked { item, text } => {
+                format!("Checklist #{item} not done after all: {text}")
+            }
+            EventKind::ChecklistSkipped { item, text, reason } => {
+                format!("Checklist #{item} skipped: {text} ({reason})")
+            }
+            EventKind::ChecklistItemAdded { text } => format!("Checklist item added: {text}"),
+            EventKind::FieldSet { name, value } => format!("{name} set to {value}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! An incident's current state as the fold of its timeline, and the rules that decide new events.
 
+use super::playbook::{self, FieldDef, Item, ItemDef, Mark, Progress, IMPACT, MAX_ITEMS};
 use super::{
     human_duration, Actor, Cadence, Event, EventKind, IncidentId, Severity, State, UserRef,
     COMMANDER,
@@ -58,6 +59,10 @@ pub enum RuleError {
     CadenceOffForbidden { severity: Severity },
     #[error("{0}")]
     Escalation(String),
+    #[error("{0}")]
+    Field(String),
+    #[error("{0}")]
+    Checklist(String),
 }
 
 /// Who held which role, and when.
@@ -175,6 +180,18 @@ pub struct Incident {
     /// The alerts it came from or was given, by fingerprint.
     #[serde(default)]
     pub alerts: std::collections::BTreeMap<String, AlertState>,
+    /// The incident type it was opened as, if any.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Its checklist: the type's items, then those added during the incident.
+    #[serde(default)]
+    pub checklist: Vec<Item>,
+    /// The custom fields its type defined when it was opened.
+    #[serde(default)]
+    pub field_defs: Vec<FieldDef>,
+    /// Field values set so far (the impact among them), in the order first set.
+    #[serde(default)]
+    pub fields: Vec<(String, String)>,
     /// How many events the timeline holds; the next event's sequence number.
     pub events: u32,
 }
@@ -222,6 +239,7 @@ impl Incident {
             channel,
             channel_name,
             drill,
+            playbook,
         } = &event.kind
         else {
             return None;
@@ -259,12 +277,20 @@ impl Incident {
             last_status_post: None,
             resolution: None,
             reopened: 0,
-            cadence: None,
             public_visible: true,
             public_title: None,
             public_summary: None,
             escalations: super::Escalations::default(),
             alerts: Default::default(),
+            kind: playbook.as_ref().map(|p| p.kind.clone()),
+            checklist: playbook
+                .iter()
+                .flat_map(|p| &p.items)
+                .map(|d| Item::new(d.clone(), false))
+                .collect(),
+            field_defs: playbook.iter().flat_map(|p| p.fields.clone()).collect(),
+            fields: playbook.iter().flat_map(|p| p.values.clone()).collect(),
+            cadence: playbook.as_ref().and_then(|p| p.cadence.clone()),
             events: 1,
         })
     }
@@ -396,6 +422,46 @@ impl Incident {
                     a.ends_at = Some(*ends_at);
                 }
             }
+            EventKind::ChecklistTicked { item, .. } => {
+                let mark = Mark {
+                    by: event.actor.clone(),
+                    at: event.at,
+                };
+                if let Some(i) = self.item_mut(*item) {
+                    i.done = Some(mark);
+                    i.skipped = None;
+                }
+            }
+            EventKind::ChecklistUnticked { item, .. } => {
+                if let Some(i) = self.item_mut(*item) {
+                    i.done = None;
+                }
+            }
+            EventKind::ChecklistSkipped { item, reason, .. } => {
+                let mark = Mark {
+                    by: event.actor.clone(),
+                    at: event.at,
+                };
+                if let Some(i) = self.item_mut(*item) {
+                    i.skipped = Some((mark, reason.clone()));
+                    i.done = None;
+                }
+            }
+            EventKind::ChecklistItemAdded { text } => self.checklist.push(Item::new(
+                ItemDef {
+                    text: text.clone(),
+                    runbook: None,
+                    hint: None,
+                    owner: None,
+                },
+                true,
+            )),
+            EventKind::FieldSet { name, value } => {
+                match self.fields.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = value.clone(),
+                    None => self.fields.push((name.clone(), value.clone())),
+                }
+            }
             EventKind::PublicChanged {
                 visible,
                 title,
@@ -423,6 +489,9 @@ impl Incident {
                 | EventKind::CadenceChanged { .. }
                 | EventKind::EscalationAcknowledged { .. }
                 | EventKind::Resolved { .. }
+                | EventKind::ChecklistTicked { .. }
+                | EventKind::ChecklistSkipped { .. }
+                | EventKind::FieldSet { .. }
         );
         if human && responds && self.times.acknowledged.is_none() {
             self.times.acknowledged = Some(event.at);
@@ -739,7 +808,157 @@ impl Incident {
 
     /// The impact the public status page shows, if any was written.
     pub fn public_summary(&self) -> Option<&str> {
-        self.public_summary.as_deref().or(self.summary.as_deref())
+        self.public_summary.as_deref().or(self.impact())
+    }
+
+    /// The custom fields stakeholders may read, as set now; the impact has its own place.
+    pub fn public_fields(&self) -> Vec<(&str, &str)> {
+        self.fields
+            .iter()
+            .filter(|(n, _)| n != IMPACT)
+            .filter(|(n, _)| self.field_def(n).is_some_and(|d| d.public))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    fn item_mut(&mut self, n: u32) -> Option<&mut Item> {
+        self.checklist.get_mut((n as usize).checked_sub(1)?)
+    }
+
+    /// Checklist item `n` (from 1), or why there is none.
+    pub fn item(&self, n: u32) -> Result<&Item, RuleError> {
+        let found = (n as usize)
+            .checked_sub(1)
+            .and_then(|i| self.checklist.get(i));
+        found.ok_or_else(|| {
+            RuleError::Checklist(match self.checklist.len() {
+                0 => format!("{} has no checklist items; add one with `/incident checklist action:add text:…`", self.id),
+                len => format!("{} has checklist items 1 to {len}; there is no #{n}", self.id),
+            })
+        })
+    }
+
+    pub fn progress(&self) -> Progress {
+        playbook::progress(&self.checklist)
+    }
+
+    /// The value of custom field `name`, if set.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Who is affected and how: the impact field once someone set it, else the summary given
+    /// at open.
+    pub fn impact(&self) -> Option<&str> {
+        self.field(IMPACT).or(self.summary.as_deref())
+    }
+
+    /// The definition of field `name`: the impact, or one of its type's fields.
+    pub fn field_def(&self, name: &str) -> Option<FieldDef> {
+        if name.eq_ignore_ascii_case(IMPACT) {
+            return Some(FieldDef::impact());
+        }
+        self.field_defs
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    pub fn decide_tick(&self, n: u32) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        let item = self.item(n)?;
+        if let Some(done) = &item.done {
+            return Err(RuleError::Checklist(format!(
+                "#{n} is already done ({}, {}); take it back with `/incident checklist action:untick item:{n}`",
+                done.by.label(),
+                done.at.format("%H:%M UTC")
+            )));
+        }
+        Ok(vec![EventKind::ChecklistTicked {
+            item: n,
+            text: item.def.text.clone(),
+        }])
+    }
+
+    pub fn decide_untick(&self, n: u32) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        let item = self.item(n)?;
+        if item.done.is_none() {
+            return Err(RuleError::Checklist(format!(
+                "#{n} is not done, so there is nothing to take back"
+            )));
+        }
+        Ok(vec![EventKind::ChecklistUnticked {
+            item: n,
+            text: item.def.text.clone(),
+        }])
+    }
+
+    pub fn decide_skip(&self, n: u32, reason: &str) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        let reason = require_text("the reason for skipping", reason, 500)?;
+        let item = self.item(n)?;
+        if item.done.is_some() {
+            return Err(RuleError::Checklist(format!(
+                "#{n} is done; untick it first if it was not"
+            )));
+        }
+        if item.skipped.is_some() {
+            return Err(RuleError::Checklist(format!("#{n} is already skipped")));
+        }
+        Ok(vec![EventKind::ChecklistSkipped {
+            item: n,
+            text: item.def.text.clone(),
+            reason,
+        }])
+    }
+
+    pub fn decide_add_item(&self, text: &str) -> Result<Vec<EventKind>, RuleError> {
+        self.open_or_err()?;
+        let text = require_text("the checklist item", text, playbook::MAX_ITEM_TEXT)?;
+        if self.checklist.len() >= MAX_ITEMS {
+            return Err(RuleError::Checklist(format!(
+                "{} already has {MAX_ITEMS} checklist items, the most one incident holds",
+                self.id
+            )));
+        }
+        if self
+            .checklist
+            .iter()
+            .any(|i| i.def.text.eq_ignore_ascii_case(&text))
+        {
+            return Err(RuleError::Checklist(format!(
+                "the checklist already has \u{201c}{text}\u{201d}"
+            )));
+        }
+        Ok(vec![EventKind::ChecklistItemAdded { text }])
+    }
+
+    /// Allowed on resolved incidents too: fields such as the root cause are often known late.
+    pub fn decide_field(&self, name: &str, value: &str) -> Result<Vec<EventKind>, RuleError> {
+        let Some(def) = self.field_def(name) else {
+            let mut known: Vec<&str> = vec![IMPACT];
+            known.extend(self.field_defs.iter().map(|d| d.name.as_str()));
+            return Err(RuleError::Field(format!(
+                "{} has no field `{name}`; its fields: {}",
+                self.id,
+                known.join(", ")
+            )));
+        };
+        let value = def.check(value)?;
+        if self.field(&def.name) == Some(value.as_str()) {
+            return Err(RuleError::Field(format!(
+                "`{}` is already {value}",
+                def.name
+            )));
+        }
+        Ok(vec![EventKind::FieldSet {
+            name: def.name,
+            value,
+        }])
     }
 
     pub fn decide_reopen(&self, reason: &str) -> Result<Vec<EventKind>, RuleError> {
@@ -796,6 +1015,7 @@ mod tests {
                 channel: None,
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         Incident::from_opened(IncidentId(1), &ev).unwrap()

@@ -6,12 +6,14 @@ pub mod escalation;
 mod event;
 pub mod incident;
 pub mod oncall;
+pub mod playbook;
 
 pub use backoff::Backoff;
 pub use cadence::{Cadence, MIN_CADENCE_SECS};
 pub use escalation::{Escalation, Escalations};
 pub use event::{Actor, Event, EventKind, UserRef};
 pub use incident::{ActionItem, FiledIssue, Incident, RoleAssignment, RuleError, Times};
+pub use playbook::{FieldDef, FieldKind, Item, ItemDef, Playbook, Progress};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -83,6 +83,7 @@ mod tests {
                 channel: Some(5),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         let inc = Incident::from_opened(IncidentId(1), &opened).unwrap();

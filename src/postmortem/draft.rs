@@ -5,6 +5,7 @@
 
 use super::lint::{Finding, Linter};
 use crate::config::{Config, PostmortemConfig};
+use crate::domain::incident::role_title;
 use crate::domain::{human_duration, Actor, Event, EventKind, Incident, UserRef, COMMANDER};
 use crate::render::utc;
 use crate::store::{CapturedMessage, ContentGap, Deploy, MessageAttachment};
@@ -65,6 +66,24 @@ pub struct IncidentPart {
     pub channel: Option<String>,
     pub drill: bool,
     pub reopened: u32,
+    /// The incident type it was opened as.
+    pub kind: Option<String>,
+    /// Custom fields set, the impact among them: `(name, value)`.
+    pub fields: Vec<(String, String)>,
+}
+
+/// One checklist item as the post-mortem lists it: done by whom when, skipped and why, or left.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChecklistRow {
+    pub n: usize,
+    pub text: String,
+    pub owner: Option<String>,
+    /// `done`, `skipped` or `open`.
+    pub state: &'static str,
+    pub by: Option<String>,
+    pub at: Option<String>,
+    pub reason: Option<String>,
+    pub ad_hoc: bool,
 }
 
 /// One of the moments TTD/TTA/TTM/TTR are measured between.
@@ -156,6 +175,10 @@ pub struct Draft {
     pub ttr: Option<String>,
     pub ttd: Option<String>,
     pub impact: Impact,
+    /// Every checklist item, in order.
+    pub checklist: Vec<ChecklistRow>,
+    /// "5 of 7 done, 1 skipped"; absent without a checklist.
+    pub checklist_progress: Option<String>,
     pub timeline: Vec<Entry>,
     pub participants: Vec<RoleGroup>,
     pub action_items: Vec<ActionRow>,
@@ -456,6 +479,34 @@ fn entry(at: DateTime<Utc>, kind: &'static str, text: String, by: Option<String>
     }
 }
 
+fn checklist_rows(inc: &Incident, people: &People) -> Vec<ChecklistRow> {
+    let by = |a: &Actor| match a {
+        Actor::User(u) => people.label(u),
+        other => other.label(),
+    };
+    inc.checklist
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let (state, mark, reason) = match (&item.done, &item.skipped) {
+                (Some(m), _) => ("done", Some(m), None),
+                (None, Some((m, r))) => ("skipped", Some(m), Some(people.text(r))),
+                (None, None) => ("open", None, None),
+            };
+            ChecklistRow {
+                n: i + 1,
+                text: people.text(&item.def.text),
+                owner: item.def.owner.as_deref().map(role_title),
+                state,
+                by: mark.map(|m| by(&m.by)),
+                at: mark.map(|m| utc(m.at)),
+                reason,
+                ad_hoc: item.ad_hoc,
+            }
+        })
+        .collect()
+}
+
 /// Compiles the draft. `config` decides anonymity, the transcript and the lint phrases.
 ///
 /// In phases, in the order of the draft: the timeline from the events (key moments where they
@@ -497,6 +548,12 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             channel: inc.channel_name.as_ref().map(|c| format!("#{c}")),
             drill: inc.drill,
             reopened: inc.reopened,
+            kind: inc.kind.clone(),
+            fields: inc
+                .fields
+                .iter()
+                .map(|(n, v)| (n.clone(), people.text(v)))
+                .collect(),
         },
         open,
         version: meta.version,
@@ -517,6 +574,8 @@ pub fn compile(src: &Sources, config: &Config, meta: &Meta) -> Draft {
             updates: read.updates,
             severity_changes: read.severity_changes,
         },
+        checklist: checklist_rows(inc, &people),
+        checklist_progress: (!inc.checklist.is_empty()).then(|| inc.progress().to_string()),
         timeline: read.timeline.into_iter().map(|t| t.entry).collect(),
         participants: participants(&people),
         action_items: action_items(inc, &people),
@@ -833,6 +892,18 @@ impl Read {
                 people.text(&e.kind.describe()),
                 by,
             )),
+            EventKind::ChecklistTicked { .. }
+            | EventKind::ChecklistUnticked { .. }
+            | EventKind::ChecklistSkipped { .. }
+            | EventKind::ChecklistItemAdded { .. } => Some(entry(
+                e.at,
+                "Checklist",
+                people.text(&e.kind.describe()),
+                by,
+            )),
+            EventKind::FieldSet { .. } => {
+                Some(entry(e.at, "Field", people.text(&e.kind.describe()), by))
+            }
             // Kinds added later read as their own description until they are worded here.
             #[allow(unreachable_patterns)]
             other => Some(entry(e.at, "Event", people.text(&other.describe()), by)),
@@ -1222,6 +1293,7 @@ mod tests {
                 channel: Some(9),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         let incident = Incident::from_opened(IncidentId(1), &opened).unwrap();

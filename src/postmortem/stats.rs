@@ -152,6 +152,7 @@ mod tests {
                     channel: None,
                     channel_name: None,
                     drill,
+                    playbook: None,
                 },
             },
         )

@@ -126,7 +126,7 @@ fn is_status_update(post: &Post) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn each_severity_has_its_cadence_and_both_channels_get_it() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:\"Checkout down\" severity:SEV1")
         .await;
     h.ok("/incident open title:\"Search slow\" severity:SEV2")
@@ -209,7 +209,7 @@ async fn a_cron_cadence_fires_on_its_schedule() {
 
 #[tokio::test(start_paused = true)]
 async fn an_incident_can_override_its_cadence_and_go_back() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:x severity:SEV2").await;
     h.at(m(5)).await;
     let out = h.ok("/incident cadence every:10m").await;
@@ -235,7 +235,7 @@ async fn an_incident_can_override_its_cadence_and_go_back() {
 
 #[tokio::test(start_paused = true)]
 async fn changing_severity_changes_the_cadence_and_drops_the_override() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:x severity:SEV3").await;
     h.ok("/incident cadence every:45m").await;
     h.at(m(10)).await;
@@ -250,7 +250,7 @@ async fn changing_severity_changes_the_cadence_and_drops_the_override() {
 
 #[tokio::test(start_paused = true)]
 async fn the_commander_is_reminded_only_when_the_team_was_quiet() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:x severity:SEV1").await;
     let ch = h.channel_of(1);
     h.at(m(16)).await;
@@ -312,7 +312,7 @@ async fn the_commander_is_reminded_only_when_the_team_was_quiet() {
 
 #[tokio::test(start_paused = true)]
 async fn resolving_cancels_and_reopening_restarts() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:x severity:SEV1").await;
     h.at(m(20)).await;
     h.ok("/incident resolve summary:\"Rolled back\"").await;
@@ -333,7 +333,7 @@ async fn resolving_cancels_and_reopening_restarts() {
 
 #[tokio::test(start_paused = true)]
 async fn an_overdue_job_fires_once_after_a_restart() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(untyped());
     h.ok("/incident open title:x severity:SEV1").await;
     h.at(m(1)).await;
     h.stop_scheduler().await;
@@ -355,7 +355,7 @@ async fn an_overdue_job_fires_once_after_a_restart() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:x severity:SEV1").await;
     let ch = h.channel_of(1);
     let job = h.app.store.next_job().unwrap().unwrap();
@@ -420,7 +420,7 @@ async fn a_failed_post_is_retried_with_backoff_and_the_same_nonces() {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_moved_while_others_fire_is_not_fired_stale() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     h.ok("/incident open title:one severity:SEV1").await;
     h.ok("/incident open title:two severity:SEV1").await;
     // Both are due at 15m; while INC-1's update is being posted, INC-2 gets a 30m cadence.
@@ -491,13 +491,21 @@ fn backoff_doubles_up_to_a_cap() {
     assert_eq!(RETRY.after(20), RETRY.max);
 }
 
+/// Incidents without a type: their posts at open are the opening post and the announcement,
+/// with no checklist between them.
+fn untyped() -> Config {
+    let mut c = Config::default();
+    c.types.clear();
+    c
+}
+
 fn title(post: &Post) -> &str {
     post.embed.as_ref().map_or("", |e| e.title.as_str())
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_commands_posts_go_out_at_once_through_the_outbox() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     let out = h.ok("/incident open title:x severity:SEV1").await;
     assert_eq!(out.posts.len(), 2, "the outcome tells what was queued");
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -521,7 +529,7 @@ async fn a_commands_posts_go_out_at_once_through_the_outbox() {
 
 #[tokio::test(start_paused = true)]
 async fn an_outbox_post_is_retried_with_backoff_and_its_nonce_and_its_channel_waits() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     // The opening post fails at 0 s and 2 s; the announcement at 0 s.
     h.chat.failures.store(3, Ordering::SeqCst);
     h.ok("/incident open title:x severity:SEV1").await;
@@ -588,7 +596,7 @@ async fn an_outbox_post_is_retried_with_backoff_and_its_nonce_and_its_channel_wa
 
 #[tokio::test(start_paused = true)]
 async fn a_post_the_chat_keeps_refusing_is_dropped_and_its_channel_moves_on() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     // Both posts are refused at 0, 2, 6 and 14 s; at 30 s the opening post is refused a fifth
     // time and dropped, and the announcement goes out.
     h.chat
@@ -624,7 +632,7 @@ async fn a_post_the_chat_keeps_refusing_is_dropped_and_its_channel_moves_on() {
 async fn posts_queued_before_a_crash_go_out_once_the_scheduler_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut h = Harness::on(Config::default(), store.clone());
+    let mut h = Harness::on(untyped(), store.clone());
     h.stop_scheduler().await;
     h.ok("/incident open title:x severity:SEV1").await;
     h.at(30).await;
@@ -635,7 +643,7 @@ async fn posts_queued_before_a_crash_go_out_once_the_scheduler_is_back() {
     drop(h);
     drop(store);
     // A new process on the same database.
-    let h = Harness::on(Config::default(), Store::open(dir.path()).unwrap());
+    let h = Harness::on(untyped(), Store::open(dir.path()).unwrap());
     tokio::time::sleep(Duration::from_millis(10)).await;
     let channels: Vec<u64> = h.sent().iter().map(|s| s.channel).collect();
     assert_eq!(channels, [h.channel_of(1), STAKEHOLDERS]);
@@ -705,7 +713,7 @@ fn outbox_backoff_starts_short_and_is_capped() {
 
 #[tokio::test(start_paused = true)]
 async fn updates_due_together_share_digest_messages_within_discords_limits() {
-    let h = Harness::new(Config::default());
+    let h = Harness::new(untyped());
     for n in 1..=23 {
         h.ok(&format!(
             "/incident open title:\"Outage {n}\" severity:SEV1"

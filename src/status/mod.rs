@@ -63,9 +63,26 @@ pub fn status_text(
     automated: bool,
     next_update: Option<DateTime<Utc>>,
 ) -> Result<String, TemplateError> {
+    status_text_for(app, inc, automated, next_update, false)
+}
+
+/// [`status_text`] for the responders, or for the stakeholders (`stakeholders`), who see only
+/// the fields marked public and not the checklist.
+pub fn status_text_for(
+    app: &App,
+    inc: &Incident,
+    automated: bool,
+    next_update: Option<DateTime<Utc>>,
+    stakeholders: bool,
+) -> Result<String, TemplateError> {
+    let audience = if stakeholders {
+        "stakeholders"
+    } else {
+        "responders"
+    };
     app.renderer.render(
         "status_update.md.j2",
-        context! { incident => view(app, inc), automated, next_update },
+        context! { incident => view(app, inc), automated, next_update, audience },
     )
 }
 

@@ -1,7 +1,7 @@
 //! The scheduled status update: on the incident's cadence, and a reminder to the commander when
 //! the team has been quiet since the last one.
 
-use super::{effective_cadence, incident_post, reminder_post, status_text};
+use super::{effective_cadence, incident_post, reminder_post, status_text, status_text_for};
 use crate::app::App;
 use crate::config::Config;
 use crate::domain::{Actor, Event, EventKind, Incident};
@@ -112,6 +112,8 @@ async fn run(app: &App, job: &Job) -> Result<(), JobError> {
         });
     }
     if let Some(channel) = app.chat.stakeholder_channel() {
+        let text = status_text_for(app, &inc, true, next, true)?;
+        let update = incident_post(app, &inc, "Status update", text);
         sends.push(JobChange::SendInDigest {
             incident: inc.id,
             channel,

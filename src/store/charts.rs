@@ -104,6 +104,7 @@ mod tests {
             channel: None,
             channel_name: None,
             drill: false,
+            playbook: None,
         };
         store
             .create_incident(

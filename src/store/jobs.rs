@@ -600,6 +600,7 @@ mod tests {
                 channel: Some(500 + id.0),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         store

@@ -444,6 +444,7 @@ mod tests {
                 channel: Some(500),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         store.create_incident(id, ev).unwrap();

@@ -352,6 +352,7 @@ mod tests {
                 channel: Some(100 + id.0),
                 channel_name: None,
                 drill: false,
+                playbook: None,
             },
         };
         store.create_incident(id, ev).unwrap()

@@ -35,6 +35,7 @@ fn open(app: &App, severity: u8) -> IncidentId {
             channel: Some(100 + id.0),
             channel_name: None,
             drill: false,
+            playbook: None,
         },
     };
     app.store.create_incident(id, ev).unwrap();

@@ -126,6 +126,8 @@ struct ListRow {
     resolved: Option<DateTime<Utc>>,
     duration: String,
     drill: bool,
+    /// Checklist progress, "4 of 7 done"; absent without a checklist.
+    checklist: Option<String>,
 }
 
 fn not_found(web: &Web, what: &str) -> Response {
@@ -171,6 +173,7 @@ pub async fn list(
                         .map(|s| s.name.clone())
                         .unwrap_or_default(),
                     state: i.state.to_string(),
+                    checklist: (!i.checklist.is_empty()).then(|| i.progress().to_string()),
                     service: i.service.clone(),
                     started: started(i),
                     resolved: i.times.resolved.filter(|_| !i.is_open()),
@@ -357,6 +360,11 @@ fn timeline(
                 }
                 EventKind::ActionItemTracked { .. } => ("action", "Action item"),
                 EventKind::ActionItemReminded { .. } => ("reminder", "Reminder"),
+                EventKind::ChecklistTicked { .. }
+                | EventKind::ChecklistUnticked { .. }
+                | EventKind::ChecklistSkipped { .. }
+                | EventKind::ChecklistItemAdded { .. } => ("checklist", "Checklist"),
+                EventKind::FieldSet { .. } => ("field", "Field"),
                 // Kinds added later read as their own description until they are worded here.
                 #[allow(unreachable_patterns)]
                 _ => ("event", "Event"),

@@ -51,6 +51,15 @@ pub struct PublicIncident {
     pub updated: DateTime<Utc>,
     /// Everything the public was told, newest first.
     pub updates: Vec<PublicUpdate>,
+    /// The custom fields marked public, as set now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<PublicField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublicField {
+    pub name: String,
+    pub value: String,
 }
 
 impl PublicIncident {
@@ -118,6 +127,14 @@ impl PublicIncident {
             next_update: next_update.filter(|_| inc.is_open()),
             updated: updates.first().map_or(declared, |u| u.at),
             updates,
+            fields: inc
+                .public_fields()
+                .into_iter()
+                .map(|(name, value)| PublicField {
+                    name: name.into(),
+                    value: value.into(),
+                })
+                .collect(),
         })
     }
 }
@@ -380,6 +397,7 @@ mod tests {
                 channel: Some(9),
                 channel_name: Some("inc-1".into()),
                 drill: false,
+                playbook: None,
             },
         }];
         for (i, kind) in kinds.into_iter().enumerate() {

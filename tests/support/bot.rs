@@ -152,8 +152,16 @@ impl Bot {
             }
         }
         let config = dir.path().join("sitrep.toml");
+        // The built-in type's checklist is one more post at every open; the tests of other
+        // features count posts per channel, so their incidents open without it (a test that
+        // sets `[types.default]` itself keeps its own). tests/playbooks.rs works checklists.
+        let untyped = if extra.contains("[types.default]") {
+            ""
+        } else {
+            "[types.default]\nchecklist = []\n"
+        };
         let text = format!(
-            "{discord}\n[storage]\npath = \"{}\"\n\n[http]\nlisten = \"\"\n\n{extra}\n",
+            "{discord}\n[storage]\npath = \"{}\"\n\n[http]\nlisten = \"\"\n\n{untyped}\n{extra}\n",
             db.display()
         );
         std::fs::write(&config, text).unwrap();

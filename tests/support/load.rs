@@ -35,6 +35,7 @@ pub fn incidents_with_updates_due(
                 channel: Some(channel),
                 channel_name: Some(name),
                 drill: false,
+                playbook: None,
             },
         };
         store

@@ -560,9 +560,6 @@ pub fn modal_update(
             .filter(|v| !v.is_empty())
     };
     let mut parts = Vec::new();
-    if let Some(v) = get("impact") {
-        parts.push(format!("Impact: {v}"));
-    }
     if let Some(v) = get("understanding") {
         parts.push(v);
     }
@@ -588,6 +585,13 @@ pub fn modal_update(
         opts.push(InputOption {
             name: "state".into(),
             value: InputValue::String(s.to_lowercase()),
+        });
+    }
+    // The impact is the incident's own field: every status post shows the latest.
+    if let Some(v) = get("impact") {
+        opts.push(InputOption {
+            name: "impact".into(),
+            value: InputValue::String(v),
         });
     }
     Ok(CommandInput {
@@ -752,7 +756,8 @@ mod tests {
         assert_eq!(json["subcommand"], "update");
         assert_eq!(json["state"], "monitoring");
         assert_eq!(json["incident"], "INC-4");
-        assert_eq!(json["message"], "Impact: EU checkout\nRolled back");
+        assert_eq!(json["message"], "Rolled back");
+        assert_eq!(json["impact"], "EU checkout");
         assert!(modal_update(IncidentId(4), &[]).is_err());
     }
 }
