@@ -378,6 +378,18 @@ pub struct InteractionResponse {
     pub latency: Duration,
 }
 
+/// When an interaction was acknowledged and answered, for the benches.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// From the frame on the socket to the first callback.
+    pub ack: Duration,
+    /// From the test creating the interaction (a burst is created at once, as users' clicks
+    /// start Discord's 3 s before the frame is written) to the first callback.
+    pub ack_since_created: Duration,
+    /// From creation to the answer the user sees (a deferral's loading message filled in).
+    pub answered_since_created: Option<Duration>,
+}
+
 impl InteractionResponse {
     pub fn ephemeral(&self) -> bool {
         self.data.get("flags").and_then(Value::as_u64).unwrap_or(0) & validate::FLAG_EPHEMERAL != 0
@@ -1144,6 +1156,19 @@ impl FakeDiscord {
                     files: a.files.clone(),
                     latency: a.latency,
                 })
+        })
+    }
+
+    /// When the interaction was acknowledged and answered, if it was acknowledged.
+    pub fn timing(&self, i: &Interaction) -> Option<Timing> {
+        self.shared.read(|w| {
+            let rec = w.interactions.get(&i.id)?;
+            let ack = rec.ack.as_ref()?;
+            Some(Timing {
+                ack: ack.latency,
+                ack_since_created: ack.since_created,
+                answered_since_created: rec.answered.map(|t| t - rec.created),
+            })
         })
     }
 

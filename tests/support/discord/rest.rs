@@ -1851,9 +1851,13 @@ fn callback(w: &mut World, c: &Ctx) -> Out {
         data,
         files: c.files.to_vec(),
         latency,
+        since_created: rec.created.elapsed(),
     });
     rec.original = original;
     rec.loading = loading;
+    if !loading {
+        rec.answered = Some(Instant::now());
+    }
     if c.q("with_response") == Some("true") {
         let message = original.map(|m| w.messages[&m].obj.clone());
         let flags = message
@@ -1917,7 +1921,7 @@ fn webhook_routes(w: &mut World, method: &str, c: &Ctx) -> Out {
         ("PATCH", Some(id)) => {
             w.edit_message(id, &body, c.files, MessageTarget::Interaction)?;
             if Some(id) == i.original {
-                w.interactions.get_mut(&i.id).expect("exists").loading = false;
+                w.interactions.get_mut(&i.id).expect("exists").filled();
             }
             ok(w.messages[&id].obj.clone())
         }
@@ -1938,7 +1942,7 @@ fn webhook_routes(w: &mut World, method: &str, c: &Ctx) -> Out {
                     o.remove("flags");
                 }
                 w.edit_message(id, &body, c.files, MessageTarget::Interaction)?;
-                w.interactions.get_mut(&i.id).expect("exists").loading = false;
+                w.interactions.get_mut(&i.id).expect("exists").filled();
                 return ok(w.messages[&id].obj.clone());
             }
             let id = w.create_message(NewMessage {
@@ -1951,11 +1955,10 @@ fn webhook_routes(w: &mut World, method: &str, c: &Ctx) -> Out {
                 interaction: Some(i.id),
                 extra_flags: 0,
             })?;
-            w.interactions
-                .get_mut(&i.id)
-                .expect("exists")
-                .followups
-                .push(id);
+            let rec = w.interactions.get_mut(&i.id).expect("exists");
+            rec.followups.push(id);
+            // After a deleted placeholder, the first follow-up is the answer.
+            rec.answered.get_or_insert_with(Instant::now);
             ok(w.messages[&id].obj.clone())
         }
         _ => Err(ApiError::method_not_allowed()),

@@ -182,6 +182,8 @@ pub struct AckRec {
     pub data: Value,
     pub files: Vec<UploadedFile>,
     pub latency: Duration,
+    /// From the test creating the interaction (a burst is created all at once) to the callback.
+    pub since_created: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +193,8 @@ pub struct InteractionRec {
     pub kind: u8,
     pub channel_id: u64,
     pub user_id: u64,
+    /// When the test made the interaction, as a user's click would start Discord's clock.
+    pub created: Instant,
     pub dispatched: Instant,
     /// Whether `dispatched` is the moment the frame first went onto a socket.
     pub on_socket: bool,
@@ -202,11 +206,24 @@ pub struct InteractionRec {
     pub original: Option<u64>,
     /// A deferred response whose loading message has not been filled in yet.
     pub loading: bool,
+    /// When the user saw the answer: the callback with a message (or a modal, an update, a
+    /// choice list), or for a deferral the first fill of its loading message.
+    pub answered: Option<Instant>,
     pub followups: Vec<u64>,
     /// Past the 3 s deadline without an answer, or expired by a test.
     pub invalidated: bool,
     /// For a modal submit: the interaction that was answered with the modal.
     pub opener: Option<u64>,
+}
+
+impl InteractionRec {
+    /// The deferral's loading message was filled in: the user sees the answer now.
+    pub fn filled(&mut self) {
+        if self.loading {
+            self.answered.get_or_insert_with(Instant::now);
+        }
+        self.loading = false;
+    }
 }
 
 /// What a message is, beyond its body, when it is created.
