@@ -506,10 +506,10 @@ fn the_example_config_documents_alerts() {
     defaults.default_route.severity = Some("SEV3".into());
     assert_eq!(c.alerts, defaults);
     assert!(text.contains("SITREP_ALERTS_TOKEN"));
-    let (from, to) = (
-        text.find("[alerts]").unwrap(),
-        text.find("# Escalation:").unwrap(),
-    );
+    // From the section to the blank line after its last commented route.
+    let from = text.find("[alerts]").unwrap();
+    let last_route = text.rfind("# [[alerts.routes]]").unwrap();
+    let to = last_route + text[last_route..].find("\n\n").unwrap();
     let used: String = text[from..to]
         .lines()
         .map(|l| {
