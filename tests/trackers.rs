@@ -1065,7 +1065,8 @@ async fn the_console_files_in_jira_and_reads_the_state_back() {
     std::fs::write(
         &config,
         format!(
-            "[trackers.jira]\nsite = \"{base}\"\nproject = \"OPS\"\n\n[trackers]\nbrowser_url = \"https://sitrep.example.com\"\n"
+            // Without the default checklist's buttons, the item's button is [3].
+            "[trackers.jira]\nsite = \"{base}\"\nproject = \"OPS\"\n\n[trackers]\nbrowser_url = \"https://sitrep.example.com\"\n\n[types.default]\nchecklist = []\n"
         ),
     )
     .unwrap();
