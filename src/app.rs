@@ -33,7 +33,7 @@ pub struct App {
     /// The bot's own health, served on `GET /metrics`.
     pub telemetry: Arc<Telemetry>,
     /// What on-call sources need besides config (PagerDuty tokens).
-    pub oncall: Arc<crate::oncall::Sources>,
+    pub oncall: Arc<crate::integrations::pagerduty_oncalls::OnCallTokens>,
     plan: Planner,
 }
 
@@ -86,7 +86,10 @@ impl App {
         self
     }
 
-    pub fn with_oncall(mut self, sources: crate::oncall::Sources) -> App {
+    pub fn with_oncall(
+        mut self,
+        sources: crate::integrations::pagerduty_oncalls::OnCallTokens,
+    ) -> App {
         self.oncall = Arc::new(sources);
         self
     }

@@ -304,7 +304,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let prometheus = prometheus_client(&app_config)?;
     let pagerduty = PagerDuty::from_config(&app_config, &secrets)?;
     let trackers = Trackers::new(&app_config.trackers, &secrets)?;
-    let oncall = sitrep::oncall::Sources::from_secrets(&secrets);
+    let oncall = sitrep::integrations::pagerduty_oncalls::OnCallTokens::from_secrets(&secrets);
     let make_app = move |chat| {
         let app = App::new(
             app_config,
@@ -428,7 +428,7 @@ async fn console(
     let secrets = Secrets::from_env(&env).with_routing_keys(&config, &env);
     let pagerduty = PagerDuty::from_config(&config, &secrets)?;
     let trackers = Trackers::new(&config.trackers, &secrets)?;
-    let oncall = sitrep::oncall::Sources::from_secrets(&secrets);
+    let oncall = sitrep::integrations::pagerduty_oncalls::OnCallTokens::from_secrets(&secrets);
     let app = App::new(
         Arc::new(config),
         store,

@@ -1,7 +1,7 @@
 //! `/incident`: open, update, severity, role, note, action, status, list, stats, resolve, reopen,
 //! cadence, public.
 
-use super::{when, Delivery, Invocation, Outcome, Reply};
+use super::{target, when, Delivery, Invocation, Outcome, Reply};
 use crate::app::App;
 use crate::domain::incident::{require_text, role_title, MAX_TEXT, MAX_TITLE};
 use crate::domain::playbook::{Playbook, IMPACT};
@@ -305,24 +305,6 @@ fn configured_severity(app: &App, s: &str) -> Result<Severity, UserError> {
                 .join(", "),
         )),
     }
-}
-
-/// The incident a command is about: named with `incident:`, or the one whose channel it ran in.
-pub fn target(app: &App, inv: &Invocation, named: Option<&str>) -> Result<Incident, CommandError> {
-    let id = match named.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => s.parse::<IncidentId>()?,
-        None => match inv.channel {
-            Some(ch) => app
-                .store
-                .incident_by_channel(ch)?
-                .ok_or(UserError::NoIncidentHere)?,
-            None => return Err(UserError::NoIncidentHere.into()),
-        },
-    };
-    Ok(app
-        .store
-        .incident(id)?
-        .ok_or(UserError::NoSuchIncident(id))?)
 }
 
 /// A post to the incident's channel and, when `stakeholders`, to the stakeholder channel too.

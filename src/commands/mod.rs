@@ -15,7 +15,7 @@ pub mod table;
 pub mod when;
 
 use crate::app::App;
-use crate::domain::{IncidentId, UserRef};
+use crate::domain::{Incident, IncidentId, UserRef};
 use crate::error::{CommandError, UserError};
 use crate::message::Post;
 use crate::store::{CapturedMessage, JobChange};
@@ -141,6 +141,24 @@ pub fn button_target(group: &str, action: &str, arg: &str) -> Option<Target> {
     }
 }
 
+/// The incident a command is about: named with `incident:`, or the one whose channel it ran in.
+pub fn target(app: &App, inv: &Invocation, named: Option<&str>) -> Result<Incident, CommandError> {
+    let id = match named.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s.parse::<IncidentId>()?,
+        None => match inv.channel {
+            Some(ch) => app
+                .store
+                .incident_by_channel(ch)?
+                .ok_or(UserError::NoIncidentHere)?,
+            None => return Err(UserError::NoIncidentHere.into()),
+        },
+    };
+    Ok(app
+        .store
+        .incident(id)?
+        .ok_or(UserError::NoSuchIncident(id))?)
+}
+
 /// A command checked and converted once: its options against the manifest, who may run it,
 /// and its typed arguments, ready for the precheck and then the run.
 pub struct Prepared {
@@ -255,7 +273,7 @@ fn authorize(
         return Ok(());
     }
     let named = args["incident"].as_str();
-    let incident = match incident::target(app, inv, named) {
+    let incident = match target(app, inv, named) {
         Ok(i) => Some(i),
         // An unknown incident is reported as such, not as a denial.
         Err(CommandError::User(UserError::NoIncidentHere)) => None,

@@ -272,7 +272,7 @@ pub async fn checklist(
     a: ChecklistArgs,
 ) -> Result<Outcome, CommandError> {
     let step = a.step()?;
-    let inc = super::incident::target(app, inv, a.incident.as_deref())?;
+    let inc = super::target(app, inv, a.incident.as_deref())?;
     let (inc, events) = match step {
         Step::Show => {
             return Ok(Outcome {
@@ -317,7 +317,7 @@ pub async fn tick(app: &App, inv: &Invocation, a: TickArgs) -> Result<Outcome, C
 
 /// The `/incident field` subcommand.
 pub async fn field(app: &App, inv: &Invocation, a: FieldArgs) -> Result<Outcome, CommandError> {
-    let inc = super::incident::target(app, inv, a.incident.as_deref())?;
+    let inc = super::target(app, inv, a.incident.as_deref())?;
     let (name, value) = (a.name, a.value);
     let (inc, events) = record(app, inv, inc.id, move |i| i.decide_field(&name, &value)).await?;
     Ok(Outcome {

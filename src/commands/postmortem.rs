@@ -1,7 +1,7 @@
 //! `/postmortem`: draft, show, export, lint, file (the action items, as issues); and the "Add to
 //! timeline" message command.
 
-use super::incident::target;
+use super::target;
 use super::{Invocation, Outcome, Reply, Target};
 use crate::app::App;
 use crate::domain::{Actor, IncidentId};

@@ -12,6 +12,34 @@ use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 
+/// The REST API tokens schedules read PagerDuty with, by the variable that holds each (the
+/// variables `[oncall.*] pagerduty` schedules name).
+#[derive(Clone, Default)]
+pub struct OnCallTokens {
+    tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl fmt::Debug for OnCallTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnCallTokens")
+            .field("variables", &self.tokens.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl OnCallTokens {
+    pub fn from_secrets(secrets: &crate::config::Secrets) -> OnCallTokens {
+        OnCallTokens {
+            tokens: secrets.pagerduty_tokens.clone(),
+        }
+    }
+
+    /// The token in variable `env`, if it was set.
+    pub fn get(&self, env: &str) -> Option<&String> {
+        self.tokens.get(env)
+    }
+}
+
 /// Pages read per look-up at most; a schedule's month of on-calls fits in one or two.
 const MAX_PAGES: usize = 10;
 const PAGE: usize = 100;

@@ -7,40 +7,16 @@ pub mod job;
 pub mod roles;
 
 use crate::app::App;
-use crate::config::{person, schedule, Config, OnCallSchedule, Secrets, SourceKind};
+use crate::config::{person, schedule, Config, OnCallSchedule, SourceKind};
 use crate::domain::oncall::{as_at, now_and_next, NowAndNext, Person, Rotation};
 use crate::domain::UserRef;
 use crate::integrations::ical;
 use crate::integrations::pagerduty_oncalls::{Filter, OnCalls};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::fmt;
 
 /// How far ahead calendars and PagerDuty are read for the next hand-off.
 const AHEAD: i64 = 45;
-
-/// What the sources need besides config: the PagerDuty tokens, by the variable naming them.
-#[derive(Clone, Default)]
-pub struct Sources {
-    tokens: BTreeMap<String, String>,
-}
-
-impl fmt::Debug for Sources {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sources")
-            .field("tokens", &self.tokens.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl Sources {
-    pub fn from_secrets(secrets: &Secrets) -> Sources {
-        Sources {
-            tokens: secrets.pagerduty_tokens.clone(),
-        }
-    }
-}
 
 /// Who a schedule puts on call, as read at `as_of`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,7 +107,7 @@ async fn read(
         }
         Some(SourceKind::PagerDuty) => {
             let pd = s.pagerduty.as_ref().ok_or("no PagerDuty source")?;
-            let token = app.oncall.tokens.get(&pd.token_env).ok_or_else(|| {
+            let token = app.oncall.get(&pd.token_env).ok_or_else(|| {
                 OnCallError::NoToken(name.into(), pd.token_env.clone()).to_string()
             })?;
             let filter = match (&pd.schedule_id, &pd.escalation_policy_id) {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::testkit::TestApp;
+use std::collections::BTreeMap;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -279,7 +279,7 @@ impl Bot {
             if leaf.rereads_channel {
                 // A big channel takes a while; the placeholder says how far reading has got.
                 let named = prepared.named_incident();
-                if let Ok(inc) = commands::incident::target(&self.app, &inv, named) {
+                if let Ok(inc) = commands::target(&self.app, &inv, named) {
                     let place = inc
                         .channel_name
                         .as_deref()
