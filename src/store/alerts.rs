@@ -146,21 +146,7 @@ impl Store {
     /// Takes the next alert group number, before anything is posted that carries it. Numbers are
     /// never reused.
     pub fn reserve_alert_number(&self) -> Result<u64, StoreError> {
-        let next = self.meta.update_and_fetch(NEXT_GROUP, |old| {
-            let n = old
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            Some((n + 1).to_be_bytes().to_vec())
-        })?;
-        let bytes: [u8; 8] =
-            next.as_deref()
-                .and_then(|b| b.try_into().ok())
-                .ok_or(StoreError::Corrupt {
-                    tree: "meta",
-                    reason: "alert group counter".into(),
-                })?;
-        Ok(u64::from_be_bytes(bytes))
+        self.next_number(NEXT_GROUP, "alert group counter")
     }
 
     /// Waits for the sole right to change alert groups, so that a delivery and a button press

@@ -220,7 +220,14 @@ impl Store {
 
     /// Takes the next incident number. Numbers are never reused, even when the open then fails.
     pub fn reserve_incident_id(&self) -> Result<IncidentId, StoreError> {
-        let next = self.meta.update_and_fetch(NEXT_INCIDENT, |old| {
+        self.next_number(NEXT_INCIDENT, "incident counter")
+            .map(IncidentId)
+    }
+
+    /// Adds one to the counter at meta key `key` and returns the new value; `what` names the
+    /// counter should its stored value be unreadable.
+    pub(crate) fn next_number(&self, key: &[u8], what: &str) -> Result<u64, StoreError> {
+        let next = self.meta.update_and_fetch(key, |old| {
             let n = old
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
@@ -232,9 +239,9 @@ impl Store {
                 .and_then(|b| b.try_into().ok())
                 .ok_or(StoreError::Corrupt {
                     tree: "meta",
-                    reason: "incident counter".into(),
+                    reason: what.into(),
                 })?;
-        Ok(IncidentId(u64::from_be_bytes(bytes)))
+        Ok(u64::from_be_bytes(bytes))
     }
 
     /// Writes the `Opened` event and the incident it makes, and indexes its channel.
